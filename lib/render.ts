@@ -1,0 +1,33 @@
+// Renders the files under templates/ with nunjucks. Undefined variables are errors, so a template
+// can never silently render an empty value into a config file.
+import * as path from "path";
+import * as nunjucks from "nunjucks";
+
+export const TEMPLATES_DIR = path.resolve(__dirname, "..", "templates");
+
+let env: nunjucks.Environment | undefined;
+
+function environment(): nunjucks.Environment {
+    if (env) return env;
+    env = new nunjucks.Environment(new nunjucks.FileSystemLoader(TEMPLATES_DIR, { noCache: true }), {
+        autoescape: false,
+        throwOnUndefined: true,
+        trimBlocks: true,
+        lstripBlocks: true,
+    });
+    // A Nix string literal: "..." with \, " and ${ escaped.
+    env.addFilter("nixString", (v: unknown) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$\{/g, "\\${")}"`);
+    // A POSIX shell single-quoted word.
+    env.addFilter("shellQuote", (v: unknown) => `'${String(v).replace(/'/g, `'\\''`)}'`);
+    // A systemd command-line argument: double-quoted, with \, " and specifiers (%) and $ escaped.
+    env.addFilter("systemdQuote", (v: unknown) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$")}"`);
+    // A YAML double-quoted scalar.
+    env.addFilter("yamlString", (v: unknown) => JSON.stringify(String(v)));
+    env.addFilter("json", (v: unknown) => JSON.stringify(v));
+    return env;
+}
+
+/** Renders templates/<name> with the given context. */
+export function renderTemplate(name: string, context: object): string {
+    return environment().render(name, context);
+}

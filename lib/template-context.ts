@@ -1,0 +1,81 @@
+// The one context object every template renders from. The program builds it from stack settings;
+// the config and integration tests build it with test ports and a temp root.
+import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
+import { HostLayout, hostLayout, SLOTS, slotPorts } from "./host-layout";
+
+export interface TemplateInputs {
+    appName: string;
+    domain: string;
+    healthPath: string;
+    startCommand: string;
+    tlsMode: "self-signed" | "acme";
+    slotBasePort: number;
+    haproxyPort: number;
+    httpPort: number;
+    httpsPort: number;
+    /** SSH port the host listens on (firewall, sshd). */
+    sshPort?: number;
+    allowedSshCidrs?: string[];
+    sshPublicKey?: string;
+    sshUser?: string;
+    /** Prefix for every path (tests). */
+    root?: string;
+    /**
+     * true on a real host: HAProxy/NGINX run as their system services (users, chroot, syslog).
+     * false when a test runs them unprivileged in the foreground.
+     */
+    systemService?: boolean;
+}
+
+export interface TemplateContext {
+    app: { name: string; user: string };
+    layout: HostLayout;
+    domain: string;
+    healthPath: string;
+    startCommand: string;
+    slotHeader: string;
+    backend: string;
+    frontend: string;
+    configWeight: number;
+    slots: { name: string; port: number }[];
+    ports: { haproxy: number; http: number; https: number };
+    tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string };
+    ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
+    systemService: boolean;
+    /** Directory for pid files and temp paths when not a system service. */
+    runDir: string;
+}
+
+export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
+    const layout = hostLayout(inputs.appName, { root: inputs.root });
+    const ports = slotPorts(inputs.slotBasePort);
+    const acme = inputs.tlsMode === "acme";
+    const root = inputs.root ?? "";
+    return {
+        app: { name: inputs.appName, user: layout.appUser },
+        layout,
+        domain: inputs.domain,
+        healthPath: inputs.healthPath,
+        startCommand: inputs.startCommand,
+        slotHeader: SLOT_HEADER,
+        backend: HAPROXY_BACKEND,
+        frontend: HAPROXY_FRONTEND,
+        configWeight: CONFIG_WEIGHT,
+        slots: SLOTS.map((name) => ({ name, port: ports[name] })),
+        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort },
+        tls: {
+            mode: inputs.tlsMode,
+            certFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/fullchain.pem` : `${layout.tlsDir}/cert.pem`,
+            keyFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/privkey.pem` : `${layout.tlsDir}/key.pem`,
+            acmeWebroot: `${root}/var/www/${inputs.appName}-acme`,
+        },
+        ssh: {
+            port: inputs.sshPort ?? 22,
+            allowedCidrs: inputs.allowedSshCidrs ?? [],
+            publicKey: inputs.sshPublicKey ?? "",
+            user: inputs.sshUser ?? "admin",
+        },
+        systemService: inputs.systemService ?? true,
+        runDir: `${root}/run`,
+    };
+}
