@@ -105,6 +105,7 @@ export const stackConfigSchema = z
         haproxyPort: port.default(8080),
         httpPort: port.default(80),
         httpsPort: port.default(443),
+        postgresql: z.boolean().default(false),
         protect: z.boolean().default(false),
     })
     .strict()

@@ -1,0 +1,39 @@
+// Every file the program puts on a host, rendered from templates/. The components upload these;
+// the config tests check them with the real tools; the end-to-end tests copy them to a local host.
+import { AgentSettings } from "./agent-settings";
+import { renderTemplate } from "./render";
+import { TemplateContext } from "./template-context";
+
+export interface ProxyFiles {
+    haproxyCfg: string;
+    nginxSite: string;
+    maintenancePage: string;
+}
+
+export function renderProxyFiles(ctx: TemplateContext): ProxyFiles {
+    return {
+        haproxyCfg: renderTemplate("haproxy.cfg.njk", ctx),
+        nginxSite: renderTemplate("nginx-site.conf.njk", ctx),
+        maintenancePage: renderTemplate("maintenance.html.njk", ctx),
+    };
+}
+
+/** The systemd template unit <app>@.service; instances are slots (blue, green). */
+export function renderSlotUnit(ctx: TemplateContext): string {
+    return renderTemplate("app@.service.njk", ctx);
+}
+
+/** Idempotent bash script that prepares a Debian 12 host (packages, user, layout, units, TLS). */
+export function renderDebianSetupScript(ctx: TemplateContext, agent: AgentSettings): string {
+    return renderTemplate("setup-debian.sh.njk", { ...ctx, agentSettingsJson: JSON.stringify(agent, null, 2) });
+}
+
+/** NixOS module declaring the same users, services, units and firewall. */
+export function renderNixosModule(ctx: TemplateContext, agent: AgentSettings): string {
+    return renderTemplate("nixos-module.nix.njk", { ...ctx, agentSettingsJson: JSON.stringify(agent, null, 2) });
+}
+
+/** cloud-init user data for the EC2 instance (first boot only). */
+export function renderCloudInit(ctx: TemplateContext): string {
+    return renderTemplate("cloud-init.yaml.njk", ctx);
+}
