@@ -18,6 +18,8 @@ export interface TemplateInputs {
     allowedSshCidrs?: string[];
     sshPublicKey?: string;
     sshUser?: string;
+    /** Install PostgreSQL and give the app user a database of its own (peer auth, no password). */
+    postgresql?: boolean;
     /** Prefix for every path (tests). */
     root?: string;
     /**
@@ -42,6 +44,7 @@ export interface TemplateContext {
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
+    postgresql: boolean;
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
 }
@@ -76,6 +79,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             user: inputs.sshUser ?? "admin",
         },
         systemService: inputs.systemService ?? true,
+        postgresql: inputs.postgresql ?? false,
         runDir: `${root}/run`,
     };
 }
