@@ -9,6 +9,8 @@ export interface TemplateInputs {
     healthPath: string;
     startCommand: string;
     tlsMode: "self-signed" | "acme";
+    /** ACME account e-mail (required by the ACME client when tlsMode is acme). */
+    acmeEmail?: string;
     slotBasePort: number;
     haproxyPort: number;
     httpPort: number;
@@ -27,6 +29,11 @@ export interface TemplateInputs {
      * false when a test runs them unprivileged in the foreground.
      */
     systemService?: boolean;
+    /**
+     * Where app slots may open IP connections: "any" (default; mail, outside APIs, DNS) or
+     * "loopback" (HAProxy checks and a local database only, enforced by systemd's IP firewall).
+     */
+    appEgress?: "any" | "loopback";
 }
 
 export interface TemplateContext {
@@ -41,10 +48,11 @@ export interface TemplateContext {
     configWeight: number;
     slots: { name: string; port: number }[];
     ports: { haproxy: number; http: number; https: number };
-    tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string };
+    tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
     postgresql: boolean;
+    appEgress: "any" | "loopback";
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
 }
@@ -71,6 +79,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             certFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/fullchain.pem` : `${layout.tlsDir}/cert.pem`,
             keyFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/privkey.pem` : `${layout.tlsDir}/key.pem`,
             acmeWebroot: `${root}/var/www/${inputs.appName}-acme`,
+            acmeEmail: inputs.acmeEmail ?? "",
         },
         ssh: {
             port: inputs.sshPort ?? 22,
@@ -80,6 +89,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         },
         systemService: inputs.systemService ?? true,
         postgresql: inputs.postgresql ?? false,
+        appEgress: inputs.appEgress ?? "any",
         runDir: `${root}/run`,
     };
 }
