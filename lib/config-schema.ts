@@ -65,7 +65,7 @@ export const stackConfigSchema = z
         buildCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         checkCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default("/healthz"),
-        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be absolute URL paths such as /")).max(50).default(["/"]),
+        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(["/"]),
         shiftPlan: z.array(z.string()).min(1).default(["10%:30s", "50%:30s", "100%"]).transform((steps, ctx): ShiftStep[] => {
             try {
                 return parseShiftPlan(steps);
@@ -87,9 +87,11 @@ export const stackConfigSchema = z
         rootVolumeGiB: z.number().int().min(8).max(16384).default(20),
         subnetId: z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123").optional(),
         osFlavour: z.enum(["debian", "nixos"]).default("debian"),
+        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default("25.05"),
         allowedSshCidrs: z.array(cidr).default([]),
         sshPublicKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line").optional(),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").optional(),
+        sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public host key line (as in known_hosts, without the host name)").optional(),
         hostAddress: z.string().regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address").optional(),
         sshPort: port.default(22),
         sshPrivateKey: z.string().refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), "must be a PEM/OpenSSH private key").optional(),
@@ -106,6 +108,7 @@ export const stackConfigSchema = z
         httpPort: port.default(80),
         httpsPort: port.default(443),
         postgresql: z.boolean().default(false),
+        appEgress: z.enum(["any", "loopback"]).default("any"),
         protect: z.boolean().default(false),
     })
     .strict()
@@ -120,6 +123,7 @@ export const stackConfigSchema = z
             need("allowedSshCidrs", "when hostTarget is aws (port 22 is open only to these)");
         } else {
             need("hostAddress", "when hostTarget is existing");
+            need("sshUser", "when hostTarget is existing (root, or a user with passwordless sudo)");
         }
         need("sshPrivateKey", "(the deploy commands connect over SSH)");
         if (c.tlsMode === "acme") need("acmeEmail", "when tlsMode is acme");
@@ -138,9 +142,65 @@ export const stackConfigSchema = z
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export type StackSettings = z.output<typeof stackConfigSchema>;
+export type ConfigKey = keyof StackConfigInput;
+
+/**
+ * How each key is declared in Pulumi.yaml (Pulumi's project config types) and so how its raw text
+ * is decoded before validation. A unit test keeps this and Pulumi.yaml in step.
+ */
+export type ConfigKeyType = "string" | "integer" | "boolean" | "array";
+export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = {
+    appName: "string",
+    releaseVersion: "string",
+    releaseSource: "string",
+    startCommand: "string",
+    buildCommand: "string",
+    checkCommand: "string",
+    healthPath: "string",
+    smokePaths: "array",
+    shiftPlan: "array",
+    maxErrorRatio: "string",
+    healthTimeout: "string",
+    drainTimeout: "string",
+    keepPreviousWarm: "boolean",
+    releasesToKeep: "integer",
+    domain: "string",
+    tlsMode: "string",
+    acmeEmail: "string",
+    hostTarget: "string",
+    instanceType: "string",
+    rootVolumeGiB: "integer",
+    subnetId: "string",
+    osFlavour: "string",
+    nixosRelease: "string",
+    allowedSshCidrs: "array",
+    sshPublicKey: "string",
+    sshUser: "string",
+    sshHostKey: "string",
+    hostAddress: "string",
+    sshPort: "integer",
+    sshPrivateKey: "string",
+    appEnv: "string",
+    slotBasePort: "integer",
+    haproxyPort: "integer",
+    httpPort: "integer",
+    httpsPort: "integer",
+    postgresql: "boolean",
+    appEgress: "string",
+    protect: "boolean",
+};
 
 /** Keys whose values are secrets: kept out of logs and wrapped as Pulumi secrets. */
 export const SECRET_KEYS = ["sshPrivateKey", "appEnv"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/** The user deploy commands log in as: the image's default user on AWS, the configured one elsewhere. */
+export function effectiveSshUser(s: Pick<StackSettings, "sshUser" | "hostTarget" | "osFlavour">): string {
+    if (s.sshUser) return s.sshUser;
+    if (s.hostTarget === "aws") return s.osFlavour === "nixos" ? "root" : "admin";
+    // The schema requires sshUser for existing hosts; this is only a fallback for partial settings.
+    return "root";
+}
 
 export class StackConfigError extends Error {
     constructor(readonly problems: { key: string; reason: string }[], namespace: string) {
@@ -150,6 +210,44 @@ export class StackConfigError extends Error {
                 : `Invalid stack config:\n${problems.map((p) => `  - ${namespace}:${p.key} ${p.reason}`).join("\n")}`,
         );
         this.name = "StackConfigError";
+    }
+}
+
+const TYPE_WORDS: Record<string, string> = {
+    string: "a string",
+    number: "a number",
+    int: "an integer",
+    boolean: "true or false",
+    array: "a list (a YAML sequence)",
+    object: "an object",
+};
+
+type Issue = z.core.$ZodIssue;
+
+/** One reason per issue, phrased to follow the key: "slotshift:<key> <reason>". */
+function describeIssue(issue: Issue, present: boolean): string {
+    const m = issue.message;
+    // zod's own messages start like this; anything else is a message written in this file.
+    const generic = /^(Invalid input|Invalid option|Too small|Too big)\b/.test(m);
+    switch (issue.code) {
+        case "invalid_type":
+            if (!present) return "is required";
+            return generic ? `must be ${TYPE_WORDS[issue.expected] ?? issue.expected}` : m;
+        case "invalid_value":
+            return generic ? `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` : m;
+        case "too_small":
+            if (!generic) return m;
+            if (issue.origin === "array") return `must have at least ${issue.minimum} item(s)`;
+            if (issue.origin === "string") return Number(issue.minimum) <= 1 ? "must not be empty" : `must be at least ${issue.minimum} characters`;
+            return `must be at least ${issue.minimum}`;
+        case "too_big":
+            if (!generic) return m;
+            if (issue.origin === "array") return `must have at most ${issue.maximum} item(s)`;
+            if (issue.origin === "string") return `must be at most ${issue.maximum} characters`;
+            return `must be at most ${issue.maximum}`;
+        default:
+            // Messages from refinements read on from the key ("must ...", "step 2 ...", "\"x\" is not ...").
+            return /^(is|must|port|needs|line|step|steps)\b|^"/.test(m) ? m : `must be valid: ${m}`;
     }
 }
 
@@ -164,9 +262,11 @@ export function parseStackConfig(raw: Record<string, unknown>, namespace = "slot
         if (issue.code === "unrecognized_keys") {
             return { key: issue.keys.join(", "), reason: "is not a known key (see Pulumi.yaml for the declared keys)" };
         }
-        const key = issue.path.map(String).join(".") || "(config)";
-        const reason = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message.replace(/^Invalid input: /, "must be ");
-        return { key, reason: /^(is|must|port|needs|line)\b/.test(reason) ? reason : `must be valid: ${reason}` };
+        // Array items report the list key plus the item number ("smokePaths.1" -> "smokePaths item 2").
+        const [key, ...rest] = issue.path.map(String);
+        const item = rest.length > 0 && /^\d+$/.test(rest[0]) ? ` item ${Number(rest[0]) + 1}` : "";
+        const present = key !== undefined && raw[key] !== undefined;
+        return { key: key ?? "(config)", reason: `${item ? item.slice(1) + " " : ""}${describeIssue(issue, present)}` };
     });
     throw new StackConfigError(problems, namespace);
 }

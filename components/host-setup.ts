@@ -1,0 +1,127 @@
+// HostSetup: makes the host able to run the app and the agent, from the same inputs on either OS.
+//   debian - runs the setup script (packages, app user, layout, slot unit, agent settings, TLS).
+//   nixos  - installs a NixOS module next to configuration.nix, imports it, nixos-rebuild switch.
+// Then installs the bundled agent (re-uploaded when its hash changes or the host is replaced).
+import * as pulumi from "@pulumi/pulumi";
+import { remote } from "@pulumi/command";
+import { AgentBundle } from "../lib/agent-bundle";
+import { AgentSettings } from "../lib/agent-settings";
+import { renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
+import { TemplateContext } from "../lib/template-context";
+import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
+
+export interface HostSetupArgs {
+    host: HostHandle;
+    osFlavour: "debian" | "nixos";
+    context: TemplateContext;
+    agentSettings: AgentSettings;
+    agent: AgentBundle;
+}
+
+export interface NixosPaths {
+    /** Default /etc/nixos (tests use a temp directory). */
+    etcDir?: string;
+    /** Default `nixos-rebuild switch`. */
+    rebuild?: string;
+}
+
+/** Where the NixOS module goes; configuration.nix imports it by this relative name. */
+export function nixosModulePath(appName: string, etcDir = "/etc/nixos"): string {
+    return `${etcDir}/slotshift-${appName}.nix`;
+}
+
+/**
+ * Root bash (fed on stdin) that installs the module, adds it to configuration.nix's imports once,
+ * and switches. The sed edit only touches the first `imports = [`; without one it stops and says so
+ * rather than guess at someone else's Nix file.
+ */
+export function nixosApplyScript(appName: string, module: string, paths: NixosPaths = {}): string {
+    const etcDir = paths.etcDir ?? "/etc/nixos";
+    const path = nixosModulePath(appName, etcDir);
+    const rel = `./slotshift-${appName}.nix`;
+    return [
+        "set -euo pipefail",
+        "umask 022",
+        stageFileScript(path, module, "0644"),
+        `mv -f ${shellQuote(stagedPath(path))} ${shellQuote(path)}`,
+        `cfg=${shellQuote(`${etcDir}/configuration.nix`)}`,
+        `if ! grep -qF ${shellQuote(rel)} "$cfg"; then`,
+        `    sed -i.slotshift-bak -e '0,/imports[[:space:]]*=[[:space:]]*\\[/s//imports = [ ${rel.replace(/\//g, "\\/")}/' "$cfg"`,
+        `    grep -qF ${shellQuote(rel)} "$cfg" || { echo "error: $cfg has no 'imports = [' list to add ${rel} to; add it by hand" >&2; exit 1; }`,
+        "fi",
+        paths.rebuild ?? "nixos-rebuild switch",
+        "",
+    ].join("\n");
+}
+
+/** Remote path (relative: the SSH user's home) the agent is staged at before root installs it. */
+export function agentStagingPath(appName: string): string {
+    return `.slotshift-${appName}-agent.js`;
+}
+
+/** Checks the staged upload against the expected hash, then swaps it in atomically as root. */
+export function agentInstallCommand(sshUser: string, agentPath: string, staged: string, sha256: string): string {
+    const tmp = stagedPath(agentPath);
+    const script = [
+        `echo ${shellQuote(`${sha256}  ${staged}`)} | sha256sum -c --quiet -`,
+        `install -m 0755 -o root -g root ${shellQuote(staged)} ${shellQuote(tmp)}`,
+        `mv -f ${shellQuote(tmp)} ${shellQuote(agentPath)}`,
+    ].join(" && ");
+    return `cd && ${asRoot(sshUser, `sh -c ${shellQuote(script)}`)}`;
+}
+
+export class HostSetup extends pulumi.ComponentResource {
+    /** The step that leaves the host configured (setup script or nixos-rebuild). */
+    readonly setup: remote.Command;
+    readonly agentUpload: remote.CopyToRemote;
+    readonly agentInstall: remote.Command;
+
+    constructor(name: string, args: HostSetupArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("slotshift:host:HostSetup", name, {}, opts);
+        const { host, context, agentSettings } = args;
+        // Children wait for whatever the component waits for (Pulumi does not pass dependsOn down).
+        const child = { parent: this, dependsOn: opts?.dependsOn };
+        const appName = context.app.name;
+
+        const stdin =
+            args.osFlavour === "debian"
+                ? renderDebianSetupScript(context, agentSettings)
+                : nixosApplyScript(appName, renderNixosModule(context, agentSettings));
+        // Content changes re-run it as an update (the step is idempotent); a new host replaces it.
+        this.setup = new remote.Command(
+            `${name}-${args.osFlavour}`,
+            {
+                connection: host.connection,
+                create: asRoot(host.sshUser, "bash -s"),
+                stdin,
+                triggers: [host.hostId],
+                logging: "stdoutAndStderr",
+            },
+            child,
+        );
+
+        const staged = agentStagingPath(appName);
+        // Into the SSH user's home: SFTP runs as that user, and a private directory leaves no
+        // window for another local user to swap the file before root installs it.
+        this.agentUpload = new remote.CopyToRemote(
+            `${name}-agent-upload`,
+            {
+                connection: host.connection,
+                source: new pulumi.asset.FileAsset(args.agent.path),
+                remotePath: staged,
+                triggers: [host.hostId, args.agent.sha256],
+            },
+            child,
+        );
+        this.agentInstall = new remote.Command(
+            `${name}-agent-install`,
+            {
+                connection: host.connection,
+                create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256),
+                triggers: [host.hostId, args.agent.sha256],
+            },
+            { ...child, dependsOn: [this.setup, this.agentUpload] },
+        );
+        this.registerOutputs({});
+    }
+}

@@ -1,0 +1,187 @@
+// Host: the one machine the app runs on, and the SSH connection every later step uses.
+//   aws      - EC2 instance in the default VPC (or a given subnet), locked-down security group,
+//              key pair, encrypted gp3 root volume, IMDSv2 only, Elastic IP that survives
+//              instance replacement.
+//   existing - an SSH host from config; declares nothing and calls no AWS function.
+import * as pulumi from "@pulumi/pulumi";
+import type * as ec2Types from "@pulumi/aws/ec2";
+import { effectiveSshUser } from "../lib/config-schema";
+import { PublicSettings } from "../lib/load-config";
+import { HostHandle, SshConnection } from "./remote";
+
+export type HostSettings = Pick<
+    PublicSettings,
+    | "appName"
+    | "hostTarget"
+    | "osFlavour"
+    | "nixosRelease"
+    | "instanceType"
+    | "rootVolumeGiB"
+    | "subnetId"
+    | "allowedSshCidrs"
+    | "sshPublicKey"
+    | "sshUser"
+    | "sshHostKey"
+    | "hostAddress"
+    | "sshPort"
+    | "httpPort"
+    | "httpsPort"
+>;
+
+export interface HostArgs {
+    settings: HostSettings;
+    /** Secret. */
+    sshPrivateKey: pulumi.Input<string>;
+    /** cloud-init user data (Debian images only; first boot only, so later changes are ignored). */
+    userData?: string;
+}
+
+/** Official image publishers: Debian's cloud team and the NixOS project. */
+export const AMI_OWNERS = { debian: "136693071363", nixos: "427812963091" } as const;
+
+/** Graviton families have a "g" after the generation digit (t4g, m7g, c7gn, r6gd, x2gd, im4gn). */
+export function instanceArchitecture(instanceType: string): "x86_64" | "arm64" {
+    const family = instanceType.split(".")[0];
+    const m = /^[a-z]+\d+([a-z-]*)$/.exec(family);
+    return m && m[1].includes("g") && !m[1].startsWith("-") ? "arm64" : "x86_64";
+}
+
+export function amiNamePattern(flavour: "debian" | "nixos", arch: "x86_64" | "arm64", nixosRelease: string): string {
+    if (flavour === "debian") return `debian-12-${arch === "arm64" ? "arm64" : "amd64"}-*`;
+    return `nixos/${nixosRelease}*-${arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
+}
+
+export class Host extends pulumi.ComponentResource implements HostHandle {
+    readonly connection: pulumi.Output<SshConnection>;
+    readonly hostId: pulumi.Output<string>;
+    readonly address: pulumi.Output<string>;
+    readonly sshUser: string;
+    readonly sshPort: number;
+    /** Only for hostTarget aws. */
+    readonly instanceId?: pulumi.Output<string>;
+
+    constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("slotshift:host:Host", name, {}, opts);
+        const s = args.settings;
+        this.sshUser = effectiveSshUser(s);
+        this.sshPort = s.sshPort;
+
+        if (s.hostTarget === "existing") {
+            const address = s.hostAddress ?? "";
+            this.address = pulumi.output(address);
+            this.hostId = pulumi.output(`${this.sshUser}@${address}:${s.sshPort}`);
+            this.connection = pulumi.secret(
+                pulumi.output(args.sshPrivateKey).apply((privateKey): SshConnection => ({
+                    host: address,
+                    port: s.sshPort,
+                    user: this.sshUser,
+                    privateKey,
+                    ...(s.sshHostKey ? { hostKey: s.sshHostKey } : {}),
+                })),
+            );
+        } else {
+            const aws = this.declareAws(name, args);
+            this.instanceId = aws.instance.id;
+            this.hostId = aws.instance.id;
+            this.address = aws.eip.publicIp;
+            // Through the association, so no command dials before the address points at the instance.
+            this.connection = pulumi.secret(
+                pulumi.all([aws.association.publicIp, args.sshPrivateKey]).apply(([host, privateKey]): SshConnection => ({
+                    host,
+                    port: s.sshPort,
+                    user: this.sshUser,
+                    privateKey,
+                    // A new instance takes a minute or two to boot and start sshd.
+                    dialErrorLimit: 40,
+                    perDialTimeout: 15,
+                })),
+            );
+        }
+        this.registerOutputs({ address: this.address, hostId: this.hostId });
+    }
+
+    private declareAws(name: string, args: HostArgs) {
+        // Loaded here only: an existing-host stack needs neither the AWS plugin nor credentials.
+        // Only the EC2 module: the whole package is far slower to load and to type-check.
+        const ec2: typeof ec2Types = require("@pulumi/aws/ec2");
+        const s = args.settings;
+        const parent = { parent: this };
+        const tags = { Name: `${s.appName}-${pulumi.getStack()}`, "slotshift:app": s.appName };
+
+        let subnetId: pulumi.Output<string>;
+        let vpcId: pulumi.Output<string>;
+        if (s.subnetId) {
+            subnetId = pulumi.output(s.subnetId);
+            vpcId = ec2.getSubnetOutput({ id: s.subnetId }, parent).vpcId;
+        } else {
+            vpcId = ec2.getVpcOutput({ default: true }, parent).id;
+            const subnets = ec2.getSubnetsOutput(
+                { filters: [{ name: "vpc-id", values: [vpcId] }, { name: "default-for-az", values: ["true"] }] },
+                parent,
+            );
+            // Sorted, so the choice is stable from run to run (a different subnet replaces the instance).
+            subnetId = subnets.ids.apply((ids) => {
+                if (ids.length === 0) throw new Error("the default VPC has no default subnets; set slotshift:subnetId");
+                return [...ids].sort()[0];
+            });
+        }
+
+        const arch = instanceArchitecture(s.instanceType);
+        const ami = ec2.getAmiOutput(
+            {
+                owners: [AMI_OWNERS[s.osFlavour]],
+                mostRecent: true,
+                filters: [
+                    { name: "name", values: [amiNamePattern(s.osFlavour, arch, s.nixosRelease)] },
+                    { name: "architecture", values: [arch] },
+                    { name: "virtualization-type", values: ["hvm"] },
+                    { name: "root-device-type", values: ["ebs"] },
+                ],
+            },
+            parent,
+        );
+
+        const anywhere = { cidrBlocks: ["0.0.0.0/0"], ipv6CidrBlocks: ["::/0"] };
+        const securityGroup = new ec2.SecurityGroup(
+            `${name}-sg`,
+            {
+                vpcId,
+                description: `slotshift ${s.appName}: HTTP and HTTPS from anywhere, SSH from the allowed CIDRs only`,
+                ingress: [
+                    { description: "HTTP (ACME challenges, redirect to HTTPS)", protocol: "tcp", fromPort: s.httpPort, toPort: s.httpPort, ...anywhere },
+                    { description: "HTTPS", protocol: "tcp", fromPort: s.httpsPort, toPort: s.httpsPort, ...anywhere },
+                    { description: "SSH (deploys)", protocol: "tcp", fromPort: s.sshPort, toPort: s.sshPort, cidrBlocks: s.allowedSshCidrs },
+                ],
+                egress: [{ description: "packages, ACME, outside APIs", protocol: "-1", fromPort: 0, toPort: 0, ...anywhere }],
+                tags,
+            },
+            parent,
+        );
+
+        const keyPair = new ec2.KeyPair(`${name}-key`, { publicKey: s.sshPublicKey ?? "", tags }, parent);
+
+        // The flavour is part of the name: switching OS is a new instance, while `ami` itself is
+        // ignored below so a newer image in the same family never replaces a running host.
+        const instance = new ec2.Instance(
+            `${name}-${s.osFlavour}`,
+            {
+                ami: ami.id,
+                instanceType: s.instanceType,
+                subnetId,
+                vpcSecurityGroupIds: [securityGroup.id],
+                keyName: keyPair.keyName,
+                rootBlockDevice: { volumeType: "gp3", volumeSize: s.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
+                metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
+                userData: args.userData,
+                tags,
+            },
+            // User data only runs on first boot; a change would only stop and start the instance.
+            { ...parent, ignoreChanges: ["ami", "userData"] },
+        );
+
+        // A separate association keeps the address when the instance is replaced.
+        const eip = new ec2.Eip(`${name}-eip`, { domain: "vpc", tags }, parent);
+        const association = new ec2.EipAssociation(`${name}-eip-assoc`, { allocationId: eip.allocationId, instanceId: instance.id }, parent);
+        return { instance, eip, association, securityGroup, keyPair };
+    }
+}

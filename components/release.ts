@@ -1,0 +1,99 @@
+// Release: one per version. Puts the artifact on the host, writes the app environment from the
+// secret config (stdin only: never in a command line, never echoed), and has the agent unpack,
+// build and check the release beside the live one. No traffic moves here.
+import * as pulumi from "@pulumi/pulumi";
+import { remote } from "@pulumi/command";
+import { HostLayout } from "../lib/host-layout";
+import { formatEnvLines } from "../lib/load-config";
+import { asRoot, HostHandle, remoteAgentCommand, shellQuote } from "./remote";
+
+export interface ReleaseArgs {
+    host: HostHandle;
+    layout: HostLayout;
+    version: string;
+    /** An https:// URL the agent downloads, or (with localArtifact) the configured path. */
+    source: string;
+    /** Absolute local path of the archive when the source is a local file. */
+    localArtifact?: string;
+    /** Secret. */
+    appEnv: pulumi.Input<Record<string, string>>;
+}
+
+/** Where the archive of `version` ends up on the host. */
+export function artifactPath(layout: HostLayout, version: string): string {
+    return `${layout.artifactsDir}/${version}.tar.gz`;
+}
+
+/**
+ * Root can upload straight into the agent's (root-only) artifacts directory. Anyone else uploads
+ * into their home, and the prepare step moves the file in as root.
+ */
+export function artifactUploadPath(sshUser: string, layout: HostLayout, version: string): string {
+    return sshUser === "root" ? artifactPath(layout, version) : `.slotshift-${layout.appName}-${version}.tar.gz`;
+}
+
+export function prepareCommand(sshUser: string, layout: HostLayout, version: string, source: string, uploaded: boolean): string {
+    const target = artifactPath(layout, version);
+    const prepare = remoteAgentCommand(sshUser, layout, "prepare", ["--version", version, "--source", uploaded ? target : source]);
+    const staged = artifactUploadPath(sshUser, layout, version);
+    if (!uploaded || staged === target) return prepare;
+    // Only when the staged copy is there: a re-run after a failed prepare finds it moved already.
+    const move = asRoot(sshUser, `sh -c ${shellQuote(`install -m 0600 -o root -g root ${staged} ${target} && rm -f ${staged}`)}`);
+    return `cd && if [ -f ${shellQuote(staged)} ]; then ${move}; fi && ${prepare}`;
+}
+
+export class Release extends pulumi.ComponentResource {
+    readonly artifact?: remote.CopyToRemote;
+    readonly env: remote.Command;
+    readonly prepare: remote.Command;
+    readonly version: string;
+
+    constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("slotshift:release:Release", name, {}, opts);
+        const { host, layout, version } = args;
+        const child = { parent: this, dependsOn: opts?.dependsOn };
+        this.version = version;
+
+        if (args.localArtifact) {
+            this.artifact = new remote.CopyToRemote(
+                `${name}-artifact`,
+                {
+                    connection: host.connection,
+                    source: new pulumi.asset.FileAsset(args.localArtifact),
+                    remotePath: artifactUploadPath(host.sshUser, layout, version),
+                    triggers: [host.hostId, version],
+                },
+                child,
+            );
+        }
+
+        // Written before prepare: build steps (e.g. collectstatic) may need the environment. A
+        // changed environment is an update that rewrites the file; slots read it when they start.
+        this.env = new remote.Command(
+            `${name}-env`,
+            {
+                connection: host.connection,
+                create: remoteAgentCommand(host.sshUser, layout, "write-env"),
+                stdin: pulumi.secret(pulumi.output(args.appEnv).apply(formatEnvLines)),
+                triggers: [host.hostId],
+                logging: "stderr",
+            },
+            { ...child, additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
+        );
+
+        const uploaded = args.localArtifact !== undefined;
+        this.prepare = new remote.Command(
+            `${name}-prepare`,
+            {
+                connection: host.connection,
+                create: prepareCommand(host.sshUser, layout, version, args.source, uploaded),
+                triggers: [host.hostId, version],
+                logging: "stdoutAndStderr",
+            },
+            // Build commands run with the app environment and could print it: keep their output
+            // out of the state file in plain text (it still streams to the console).
+            { ...child, dependsOn: [this.env, ...(this.artifact ? [this.artifact] : [])], additionalSecretOutputs: ["stdout", "stderr"] },
+        );
+        this.registerOutputs({ version });
+    }
+}

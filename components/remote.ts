@@ -1,0 +1,72 @@
+// Shared by the components: what they know about the host they run commands on, and how those
+// command lines are built. Everything here is plain string work, so it is safe to unit test.
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { types } from "@pulumi/command";
+import { HostLayout } from "../lib/host-layout";
+
+export type SshConnection = types.input.remote.ConnectionArgs;
+
+/** What every component after the Host needs to reach it. */
+export interface HostHandle {
+    /** Secret: carries the private key. */
+    connection: pulumi.Output<SshConnection>;
+    /**
+     * Changes when the machine is replaced (instance id, or user@address:port for an existing host).
+     * Commands put it in `triggers`, so a new machine gets every file and step again.
+     */
+    hostId: pulumi.Output<string>;
+    /** Public address (the Elastic IP on AWS). */
+    address: pulumi.Output<string>;
+    sshUser: string;
+    sshPort: number;
+}
+
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** A POSIX shell word; plain words stay bare so command lines remain readable in previews. */
+export function shellQuote(word: string): string {
+    return SAFE_WORD.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Deploy commands need root; a non-root SSH user must have passwordless sudo (-n never prompts). */
+export function asRoot(sshUser: string, command: string): string {
+    return sshUser === "root" ? command : `sudo -n ${command}`;
+}
+
+/** `node <agent.js> <command> --config <agent.json> [args]` (see docs/architecture.md). */
+export function agentCommand(layout: HostLayout, command: string, args: readonly string[] = []): string {
+    return ["node", layout.agentPath, command, "--config", layout.agentConfigPath, ...args].map(shellQuote).join(" ");
+}
+
+/** The agent command run as root over SSH. */
+export function remoteAgentCommand(sshUser: string, layout: HostLayout, command: string, args: readonly string[] = []): string {
+    return asRoot(sshUser, agentCommand(layout, command, args));
+}
+
+/**
+ * Bash that writes `content` to a hidden file beside `path` (see stagedPath); the caller checks it and
+ * renames it over `path`, so a reader never sees half a file. The content travels in a quoted
+ * here-document: no expansion at all.
+ */
+export function stageFileScript(path: string, content: string, mode: string): string {
+    const delimiter = `SLOTSHIFT_EOF_${crypto.createHash("sha256").update(content).digest("hex").slice(0, 16)}`;
+    if (content.split("\n").includes(delimiter)) throw new Error(`content for ${path} contains its here-document delimiter`);
+    const body = content.endsWith("\n") ? content.slice(0, -1) : content;
+    const tmp = stagedPath(path);
+    return [
+        `cat > ${shellQuote(tmp)} <<'${delimiter}'`,
+        body,
+        delimiter,
+        `chmod ${mode} ${shellQuote(tmp)}`,
+    ].join("\n");
+}
+
+/**
+ * `<dir>/.<name>.slotshift-new`: a hidden name, because NGINX includes `sites-enabled/*` and
+ * glob patterns skip dot files, so a staged or backup copy is never loaded as a second site.
+ */
+export function stagedPath(path: string, suffix = "slotshift-new"): string {
+    const slash = path.lastIndexOf("/");
+    return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${suffix}`;
+}

@@ -1,0 +1,138 @@
+// The whole program as a function: validate the config, then host -> setup -> proxy -> release ->
+// shift, each step waiting for the one before. index.ts calls it once; the unit tests call it once
+// per stack under Pulumi mocks.
+import * as pulumi from "@pulumi/pulumi";
+import { AgentBundle, bundleAgent } from "../lib/agent-bundle";
+import { AgentSettings, buildAgentSettings } from "../lib/agent-settings";
+import { effectiveSshUser } from "../lib/config-schema";
+import { renderCloudInit } from "../lib/host-files";
+import { loadStackConfig, PublicSettings } from "../lib/load-config";
+import { buildTemplateContext, TemplateContext } from "../lib/template-context";
+import { Host } from "./host";
+import { HostSetup } from "./host-setup";
+import { Proxy } from "./proxy";
+import { Release } from "./release";
+import { remoteAgentCommand } from "./remote";
+import { TrafficShift } from "./traffic-shift";
+
+export interface DefineStackOptions {
+    /** Prebuilt agent (tests); default: bundle agent/main.ts now. */
+    agentBundle?: AgentBundle;
+    /** Directory a relative releaseSource is resolved against; default: the working directory. */
+    baseDir?: string;
+}
+
+export interface StackOutputs {
+    url: pulumi.Output<string>;
+    hostAddress: pulumi.Output<string>;
+    liveVersion: pulumi.Output<string>;
+    sshCommand: pulumi.Output<string>;
+    agentStatusCommand: pulumi.Output<string>;
+}
+
+export function templateContextFor(s: PublicSettings): TemplateContext {
+    return buildTemplateContext({
+        appName: s.appName,
+        domain: s.domain,
+        healthPath: s.healthPath,
+        startCommand: s.startCommand,
+        tlsMode: s.tlsMode,
+        acmeEmail: s.acmeEmail,
+        slotBasePort: s.slotBasePort,
+        haproxyPort: s.haproxyPort,
+        httpPort: s.httpPort,
+        httpsPort: s.httpsPort,
+        sshPort: s.sshPort,
+        allowedSshCidrs: s.allowedSshCidrs,
+        sshPublicKey: s.sshPublicKey,
+        sshUser: effectiveSshUser(s),
+        postgresql: s.postgresql,
+        appEgress: s.appEgress,
+    });
+}
+
+export function agentSettingsFor(s: PublicSettings): AgentSettings {
+    return buildAgentSettings({
+        appName: s.appName,
+        domain: s.domain,
+        healthPath: s.healthPath,
+        smokePaths: s.smokePaths,
+        slotBasePort: s.slotBasePort,
+        haproxyPort: s.haproxyPort,
+        buildCommand: s.buildCommand,
+        checkCommand: s.checkCommand,
+        keepPreviousWarm: s.keepPreviousWarm,
+        releasesToKeep: s.releasesToKeep,
+    });
+}
+
+export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
+    // Everything is validated before the first resource is declared.
+    const { settings: s, secrets, localArtifact } = loadStackConfig({ baseDir: opts.baseDir });
+    const agent = opts.agentBundle ?? bundleAgentOrFail();
+    const context = templateContextFor(s);
+    const layout = context.layout;
+    const agentSettings = agentSettingsFor(s);
+
+    const host = new Host(
+        `${s.appName}-host`,
+        {
+            settings: s,
+            sshPrivateKey: secrets.sshPrivateKey,
+            userData: s.hostTarget === "aws" && s.osFlavour === "debian" ? renderCloudInit(context) : undefined,
+        },
+        // Children inherit it: the instance, its address, key pair and security group.
+        { protect: s.protect },
+    );
+    const setup = new HostSetup(
+        `${s.appName}-setup`,
+        { host, osFlavour: s.osFlavour, context, agentSettings, agent },
+        { dependsOn: [host] },
+    );
+    const proxy = new Proxy(
+        `${s.appName}-proxy`,
+        { host, osFlavour: s.osFlavour, context },
+        { dependsOn: [setup] },
+    );
+    const release = new Release(
+        `${s.appName}-release`,
+        {
+            host,
+            layout,
+            version: s.releaseVersion,
+            source: s.releaseSource,
+            localArtifact,
+            appEnv: secrets.appEnv,
+        },
+        { dependsOn: [proxy] },
+    );
+    const shift = new TrafficShift(
+        `${s.appName}-shift`,
+        {
+            host,
+            layout,
+            version: s.releaseVersion,
+            plan: s.shiftPlan,
+            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            keepPreviousWarm: s.keepPreviousWarm,
+        },
+        { dependsOn: [release] },
+    );
+
+    const sshPrefix = pulumi.interpolate`ssh${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`;
+    return {
+        url: pulumi.output(`https://${s.domain}${s.httpsPort === 443 ? "" : `:${s.httpsPort}`}/`),
+        hostAddress: host.address,
+        liveVersion: shift.liveVersion,
+        sshCommand: sshPrefix,
+        agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
+    };
+}
+
+function bundleAgentOrFail(): AgentBundle {
+    try {
+        return bundleAgent();
+    } catch (e) {
+        throw new pulumi.RunError(`cannot bundle the host agent: ${(e as Error).message}`);
+    }
+}

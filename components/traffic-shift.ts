@@ -1,0 +1,67 @@
+// TrafficShift: the deploy itself. Creating it runs the agent's gated weight shift to the new
+// version (output streamed to the console); a failed gate fails `pulumi up` and the agent has
+// already moved traffic back. Replacing it (a new version) retires the old version afterwards.
+import * as pulumi from "@pulumi/pulumi";
+import { remote } from "@pulumi/command";
+import { HostLayout } from "../lib/host-layout";
+import { formatShiftPlan, ShiftStep } from "../lib/shift-plan";
+import { HostHandle, remoteAgentCommand } from "./remote";
+
+export interface ShiftGates {
+    maxErrorRatio: number;
+    healthTimeoutSeconds: number;
+    drainTimeoutSeconds: number;
+}
+
+export interface TrafficShiftArgs {
+    host: HostHandle;
+    layout: HostLayout;
+    version: string;
+    plan: readonly ShiftStep[];
+    gates: ShiftGates;
+    keepPreviousWarm: boolean;
+}
+
+export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm">): string[] {
+    return [
+        "--version",
+        a.version,
+        "--plan",
+        formatShiftPlan(a.plan),
+        "--max-error-ratio",
+        String(a.gates.maxErrorRatio),
+        "--health-timeout",
+        String(a.gates.healthTimeoutSeconds),
+        "--drain-timeout",
+        String(a.gates.drainTimeoutSeconds),
+        a.keepPreviousWarm ? "--keep-warm" : "--no-keep-warm",
+    ];
+}
+
+export class TrafficShift extends pulumi.ComponentResource {
+    readonly activate: remote.Command;
+    /** The version serving traffic, known once the shift succeeded. */
+    readonly liveVersion: pulumi.Output<string>;
+
+    constructor(name: string, args: TrafficShiftArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("slotshift:release:TrafficShift", name, {}, opts);
+        const { host, layout, version } = args;
+        this.activate = new remote.Command(
+            `${name}-activate`,
+            {
+                connection: host.connection,
+                create: remoteAgentCommand(host.sshUser, layout, "activate", activateArgs(args)),
+                // A changed plan or gate alone must not shift again to the live version; it applies
+                // to the next version. The update only reports where things stand.
+                update: remoteAgentCommand(host.sshUser, layout, "status"),
+                // Runs from the old state after the new version went live (create-before-delete).
+                delete: remoteAgentCommand(host.sshUser, layout, "retire", ["--version", version]),
+                triggers: [host.hostId, version],
+                logging: "stdoutAndStderr",
+            },
+            { parent: this, dependsOn: opts?.dependsOn },
+        );
+        this.liveVersion = this.activate.stdout.apply(() => version);
+        this.registerOutputs({ liveVersion: this.liveVersion });
+    }
+}

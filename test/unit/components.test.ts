@@ -1,0 +1,281 @@
+// The pieces the components are built from: command lines, image choice, and the root scripts
+// they feed on stdin, run here for real with bash against a temp directory and stand-in tools.
+import * as assert from "assert";
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { amiNamePattern, instanceArchitecture } from "../../components/host";
+import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../components/host-setup";
+import { acmeBootstrapSite, proxyApplyScript } from "../../components/proxy";
+import { artifactUploadPath, prepareCommand } from "../../components/release";
+import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
+import { activateArgs } from "../../components/traffic-shift";
+import { hostLayout } from "../../lib/host-layout";
+import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../lib/template-context";
+
+function tempDir(prefix: string): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), `slotshift-${prefix}-`));
+}
+
+describe("command lines", () => {
+    it("quotes only what needs quoting", () => {
+        assert.strictEqual(shellQuote("/srv/shop/deploy/agent.js"), "/srv/shop/deploy/agent.js");
+        assert.strictEqual(shellQuote("10:30,100:0"), "10:30,100:0");
+        assert.strictEqual(shellQuote("it's; rm -rf /"), `'it'\\''s; rm -rf /'`);
+        assert.strictEqual(shellQuote(""), "''");
+    });
+
+    it("runs as root directly, anyone else through sudo -n (never a password prompt)", () => {
+        assert.strictEqual(asRoot("root", "bash -s"), "bash -s");
+        assert.strictEqual(asRoot("admin", "bash -s"), "sudo -n bash -s");
+    });
+
+    it("calls the agent as documented: node <agent.js> <command> --config <agent.json> [options]", () => {
+        const layout = hostLayout("shop");
+        assert.strictEqual(agentCommand(layout, "retire", ["--version", "1.2.3"]), "node /srv/shop/deploy/agent.js retire --config /srv/shop/deploy/agent.json --version 1.2.3");
+    });
+
+    it("formats the activate options from the plan and gates", () => {
+        const args = activateArgs({
+            version: "2.0.0",
+            plan: [
+                { percent: 5, pauseSeconds: 10 },
+                { percent: 100, pauseSeconds: 0 },
+            ],
+            gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 90, drainTimeoutSeconds: 45 },
+            keepPreviousWarm: false,
+        });
+        assert.deepStrictEqual(args, ["--version", "2.0.0", "--plan", "5:10,100:0", "--max-error-ratio", "0.01", "--health-timeout", "90", "--drain-timeout", "45", "--no-keep-warm"]);
+    });
+
+    it("stages files under hidden names, which NGINX's sites-enabled/* glob skips", () => {
+        assert.strictEqual(stagedPath("/etc/nginx/sites-enabled/shop.conf"), "/etc/nginx/sites-enabled/.shop.conf.slotshift-new");
+        assert.strictEqual(stagedPath("/etc/nginx/sites-enabled/shop.conf", "slotshift-old"), "/etc/nginx/sites-enabled/.shop.conf.slotshift-old");
+    });
+
+    it("uploads artifacts and the agent into the SSH user's home unless it is root", () => {
+        const layout = hostLayout("shop");
+        assert.strictEqual(artifactUploadPath("root", layout, "1.0"), "/srv/shop/deploy/artifacts/1.0.tar.gz");
+        assert.strictEqual(artifactUploadPath("admin", layout, "1.0"), ".slotshift-shop-1.0.tar.gz");
+        assert.strictEqual(agentStagingPath("shop"), ".slotshift-shop-agent.js");
+        assert.match(prepareCommand("admin", layout, "1.0", "https://x/y.tar.gz", false), /^sudo -n node .* prepare .* --source https:\/\/x\/y\.tar\.gz$/);
+    });
+});
+
+describe("stageFileScript", () => {
+    it("writes content byte for byte, with no shell expansion", () => {
+        const dir = tempDir("stage");
+        const target = path.join(dir, "f.conf");
+        const content = 'a $HOME `id` $(id) \\ "q" \'s\'\nEOF\n';
+        execFileSync("bash", ["-c", stageFileScript(target, content, "0640")]);
+        const staged = stagedPath(target);
+        assert.strictEqual(fs.readFileSync(staged, "utf8"), content);
+        assert.strictEqual(fs.statSync(staged).mode & 0o777, 0o640);
+        assert.ok(!fs.existsSync(target), "only staged; the caller swaps it in");
+    });
+});
+
+describe("image choice", () => {
+    it("maps Graviton instance types to arm64 and the rest to x86_64", () => {
+        for (const t of ["t4g.small", "m7g.large", "c7gn.xlarge", "r6gd.large", "x2gd.medium", "im4gn.large", "g5g.xlarge"]) assert.strictEqual(instanceArchitecture(t), "arm64", t);
+        for (const t of ["t3.small", "t3a.micro", "m7i-flex.large", "g5.xlarge", "c6in.large", "inf2.xlarge"]) assert.strictEqual(instanceArchitecture(t), "x86_64", t);
+    });
+
+    it("names the official image families", () => {
+        assert.strictEqual(amiNamePattern("debian", "x86_64", "25.05"), "debian-12-amd64-*");
+        assert.strictEqual(amiNamePattern("debian", "arm64", "25.05"), "debian-12-arm64-*");
+        assert.strictEqual(amiNamePattern("nixos", "x86_64", "25.05"), "nixos/25.05*-x86_64-linux");
+    });
+});
+
+describe("NixOS apply script", () => {
+    const AMI_CONFIG = '{ modulesPath, ... }:\n{\n  imports = [ "${modulesPath}/virtualisation/amazon-image.nix" ];\n}\n';
+
+    function apply(etcDir: string, module: string) {
+        const log = path.join(etcDir, "rebuilds");
+        const script = nixosApplyScript("shop", module, { etcDir, rebuild: `echo switched >> ${shellQuote(log)}` });
+        return spawnSync("bash", ["-s"], { input: script, encoding: "utf8" });
+    }
+
+    it("installs the module, imports it exactly once, and switches every time", () => {
+        const etc = tempDir("nixos");
+        fs.writeFileSync(path.join(etc, "configuration.nix"), AMI_CONFIG);
+        for (const module of ["{ ... }: { }\n", "{ ... }: { services.haproxy.enable = true; }\n"]) {
+            const r = apply(etc, module);
+            assert.strictEqual(r.status, 0, r.stderr);
+            assert.strictEqual(fs.readFileSync(nixosModulePath("shop", etc), "utf8"), module);
+        }
+        const cfg = fs.readFileSync(path.join(etc, "configuration.nix"), "utf8");
+        assert.strictEqual(cfg.split("./slotshift-shop.nix").length - 1, 1, cfg);
+        assert.match(cfg, /imports = \[ \.\/slotshift-shop\.nix "\$\{modulesPath\}\/virtualisation\/amazon-image\.nix" \];/);
+        assert.strictEqual(fs.readFileSync(path.join(etc, "rebuilds"), "utf8"), "switched\nswitched\n");
+        if (spawnSync("sh", ["-c", "command -v nix-instantiate"]).status === 0) {
+            assert.strictEqual(spawnSync("nix-instantiate", ["--parse", path.join(etc, "configuration.nix")]).status, 0, "still valid Nix");
+        }
+    });
+
+    it("stops, without switching, when configuration.nix has no imports list", () => {
+        const etc = tempDir("nixos");
+        fs.writeFileSync(path.join(etc, "configuration.nix"), "{ ... }: { networking.hostName = \"x\"; }\n");
+        const r = apply(etc, "{ ... }: { }\n");
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /has no 'imports = \[' list to add \.\/slotshift-shop\.nix to/);
+        assert.ok(!fs.existsSync(path.join(etc, "rebuilds")));
+    });
+});
+
+describe("proxy apply script", () => {
+    // Stand-ins for the tools the script calls, logging each call; failures are switched on by
+    // files in the sandbox (haproxy-fail, nginx-fail), service state lives in <name>.active.
+    const TOOLS: Record<string, string> = {
+        haproxy: 'echo "haproxy $*" >> "$SANDBOX/calls"; [ ! -e "$SANDBOX/haproxy-fail" ]',
+        nginx: 'echo "nginx $*" >> "$SANDBOX/calls"; [ ! -e "$SANDBOX/nginx-fail" ]',
+        node: 'echo "node $*" >> "$SANDBOX/calls"',
+        certbot: 'echo "certbot $*" >> "$SANDBOX/calls"; mkdir -p "$(dirname "$CERT")"; echo cert > "$CERT"',
+        systemctl: [
+            'echo "systemctl $*" >> "$SANDBOX/calls"',
+            'case "$1" in',
+            '  is-active) [ -e "$SANDBOX/$3.active" ] ;;',
+            '  start) touch "$SANDBOX/$2.active" ;;',
+            '  reload) [ -e "$SANDBOX/$2.active" ] ;;',
+            "esac",
+        ].join("\n"),
+    };
+
+    function sandbox(): { dir: string; env: NodeJS.ProcessEnv } {
+        const dir = tempDir("proxy");
+        const bin = path.join(dir, "bin");
+        fs.mkdirSync(bin);
+        for (const [name, body] of Object.entries(TOOLS)) fs.writeFileSync(path.join(bin, name), `#!/bin/bash\n${body}\n`, { mode: 0o755 });
+        for (const d of ["etc/haproxy", "etc/nginx/sites-enabled", "var/www"]) fs.mkdirSync(path.join(dir, "root", d), { recursive: true });
+        return { dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, SANDBOX: dir } };
+    }
+
+    function context(dir: string, extra: Partial<TemplateInputs> = {}): TemplateContext {
+        return buildTemplateContext({
+            appName: "shop",
+            domain: "shop.example.com",
+            healthPath: "/healthz",
+            startCommand: "gunicorn --bind 127.0.0.1:$PORT",
+            tlsMode: "self-signed",
+            slotBasePort: 8001,
+            haproxyPort: 8080,
+            httpPort: 80,
+            httpsPort: 443,
+            root: path.join(dir, "root"),
+            ...extra,
+        });
+    }
+
+    function apply(sb: { dir: string; env: NodeJS.ProcessEnv }, ctx: TemplateContext, flavour: "debian" | "nixos" = "debian") {
+        fs.writeFileSync(path.join(sb.dir, "calls"), "");
+        const r = spawnSync("bash", ["-s"], { input: proxyApplyScript(ctx, flavour), encoding: "utf8", env: { ...sb.env, CERT: ctx.tls.certFile } });
+        return { ...r, calls: fs.readFileSync(path.join(sb.dir, "calls"), "utf8").trim().split("\n").filter(Boolean) };
+    }
+
+    function leftovers(ctx: TemplateContext): string[] {
+        const dirs = [ctx.layout.haproxyConfigFile, ctx.layout.nginxSiteFile, `${ctx.layout.maintenanceDir}/x`].map(path.dirname);
+        return dirs.flatMap((d) => fs.readdirSync(d).filter((f) => f.includes("slotshift-")));
+    }
+
+    it("first run: writes all three files, checks them, and starts both services", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir);
+        const r = apply(sb, ctx);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.match(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), /backend app/);
+        assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), /server_name shop\.example\.com/);
+        assert.match(fs.readFileSync(`${ctx.layout.maintenanceDir}/maintenance.html`, "utf8"), /Back shortly/);
+        assert.deepStrictEqual(r.calls, [
+            `haproxy -c -q -f ${stagedPath(ctx.layout.haproxyConfigFile)}`,
+            "systemctl is-active --quiet haproxy",
+            "systemctl start haproxy",
+            "nginx -t -q",
+            "systemctl is-active --quiet nginx",
+            "systemctl start nginx",
+        ]);
+        assert.deepStrictEqual(leftovers(ctx), []);
+    });
+
+    it("an unchanged run reloads nothing", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir);
+        apply(sb, ctx);
+        const r = apply(sb, ctx);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(!r.calls.some((c) => /reload|start|node/.test(c) && !c.includes("is-active")), r.calls.join("\n"));
+        assert.deepStrictEqual(leftovers(ctx), []);
+    });
+
+    it("a changed haproxy.cfg goes through the agent's reload-proxy (runtime weights saved first)", () => {
+        const sb = sandbox();
+        apply(sb, context(sb.dir));
+        const ctx = context(sb.dir, { healthPath: "/ready" });
+        const r = apply(sb, ctx);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(r.calls.includes(`node ${ctx.layout.agentPath} reload-proxy --config ${ctx.layout.agentConfigPath}`), r.calls.join("\n"));
+        assert.ok(!r.calls.includes("systemctl reload haproxy"), "never a bare reload that would lose the weights");
+        assert.match(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), /uri \/ready/);
+    });
+
+    it("an invalid haproxy.cfg never replaces the live one", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir);
+        apply(sb, ctx);
+        const before = fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8");
+        fs.writeFileSync(path.join(sb.dir, "haproxy-fail"), "");
+        const r = apply(sb, context(sb.dir, { healthPath: "/ready" }));
+        assert.notStrictEqual(r.status, 0);
+        assert.strictEqual(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), before);
+        assert.ok(!r.calls.some((c) => c.startsWith("node ")));
+        assert.deepStrictEqual(leftovers(ctx), []);
+    });
+
+    it("a changed NGINX site is checked and reloaded gracefully", () => {
+        const sb = sandbox();
+        apply(sb, context(sb.dir));
+        const r = apply(sb, context(sb.dir, { domain: "www.example.com" }));
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.deepStrictEqual(r.calls.slice(-3), ["nginx -t -q", "systemctl is-active --quiet nginx", "systemctl reload nginx"]);
+    });
+
+    it("a NGINX site that fails the check is rolled back to the previous one", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir);
+        apply(sb, ctx);
+        const before = fs.readFileSync(ctx.layout.nginxSiteFile, "utf8");
+        fs.writeFileSync(path.join(sb.dir, "nginx-fail"), "");
+        const r = apply(sb, context(sb.dir, { domain: "www.example.com" }));
+        assert.notStrictEqual(r.status, 0);
+        assert.match(r.stderr, /the new NGINX site for shop failed its check; the previous one was restored/);
+        assert.strictEqual(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), before);
+        assert.ok(!r.calls.includes("systemctl reload nginx"));
+        assert.deepStrictEqual(leftovers(ctx), []);
+    });
+
+    it("on NixOS leaves the check to `systemctl reload nginx` (its reload checks first)", () => {
+        const sb = sandbox();
+        const r = apply(sb, context(sb.dir), "nixos");
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(!r.calls.includes("nginx -t -q"));
+    });
+
+    it("ACME: gets the first certificate through a port-80 site, then writes the full site", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir, { tlsMode: "acme", acmeEmail: "ops@example.com" });
+        const r = apply(sb, ctx);
+        assert.strictEqual(r.status, 0, r.stderr);
+        const certbot = r.calls.findIndex((c) => c.startsWith("certbot "));
+        assert.ok(certbot > 0, r.calls.join("\n"));
+        assert.strictEqual(
+            r.calls[certbot],
+            `certbot certonly --webroot -w ${ctx.tls.acmeWebroot} -d shop.example.com -m ops@example.com --agree-tos -n --keep-until-expiring --deploy-hook systemctl reload nginx`,
+        );
+        assert.ok(r.calls.slice(0, certbot).includes("systemctl start nginx"), "the challenge site is up before certbot runs");
+        assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), /ssl_certificate /);
+        // With the certificate in place, the next run does not ask again.
+        assert.ok(!apply(sb, ctx).calls.some((c) => c.startsWith("certbot ")));
+        assert.match(acmeBootstrapSite(ctx), /location \/\.well-known\/acme-challenge\/ \{ root /);
+    });
+});

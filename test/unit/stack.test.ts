@@ -1,0 +1,381 @@
+// The resource graph of the prod, staging and existing-host stacks, under Pulumi mocks: what the
+// host looks like on AWS, what is protected, that secrets stay secret, the order of the steps,
+// and that a new version touches nothing but the release and the shift.
+import * as assert from "assert";
+import { EIP_ADDRESS, INSTANCE_ID, isSecret, plainParts, ProgramRun, RecordedResource, reveal, runProgram } from "./helpers/mock-program";
+import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
+import { renderDebianSetupScript } from "../../lib/host-files";
+import { agentSettingsFor, templateContextFor } from "../../components/stack";
+import { parseStackConfig } from "../../lib/config-schema";
+
+const HOST_TYPES = /^(aws:|slotshift:host:Host$)/;
+const DEPLOY_TYPES = /^slotshift:release:|^command:remote:/;
+
+function stackValue(stack: string, key: string): any {
+    return stackFile(stack)[`${NAMESPACE}:${key}`];
+}
+
+/** Names of the resources `r` waits for (transitively). */
+function waitsFor(run: ProgramRun, r: RecordedResource): Set<string> {
+    const urns = run.dependsOnTransitively(r.urn);
+    return new Set(run.resources.filter((x) => urns.has(x.urn)).map((x) => x.name));
+}
+
+function assertWaits(run: ProgramRun, name: string, expected: string[]): void {
+    const deps = waitsFor(run, run.byName(name));
+    for (const e of expected) assert.ok(deps.has(e), `${name} does not wait for ${e} (waits for: ${[...deps].join(", ")})`);
+}
+
+const runs: Record<string, ProgramRun> = {};
+async function run(stack: string): Promise<ProgramRun> {
+    runs[stack] ??= await runProgram({ stack, cfg: cliConfig(stack), forbidAws: stack.startsWith("existing") });
+    return runs[stack];
+}
+
+for (const stack of ["prod", "staging"]) {
+    describe(`${stack} stack (aws)`, () => {
+        let r: ProgramRun;
+        before(async () => {
+            r = await run(stack);
+        });
+
+        it("opens 80 and 443 to everyone and SSH only to the allowed CIDRs", () => {
+            const sgs = r.ofType("aws:ec2/securityGroup:SecurityGroup");
+            assert.strictEqual(sgs.length, 1);
+            const ingress = sgs[0].inputs.ingress as any[];
+            const byPort = (p: number) => ingress.filter((i) => i.fromPort <= p && p <= i.toPort);
+            for (const p of [80, 443]) {
+                assert.strictEqual(byPort(p).length, 1, `one rule for ${p}`);
+                assert.deepStrictEqual([byPort(p)[0].protocol, byPort(p)[0].cidrBlocks], ["tcp", ["0.0.0.0/0"]]);
+            }
+            const ssh = byPort(22);
+            assert.strictEqual(ssh.length, 1);
+            assert.deepStrictEqual(ssh[0].cidrBlocks, stackValue(stack, "allowedSshCidrs"));
+            assert.deepStrictEqual(ssh[0].ipv6CidrBlocks ?? [], []);
+            assert.strictEqual(ingress.length, 3, "no other ingress rule");
+            assert.strictEqual(r.byName("shop-host-debian").inputs.vpcSecurityGroupIds[0], "sg-0123");
+        });
+
+        it("puts the security group in the default VPC and the instance in a stable default subnet", () => {
+            assert.strictEqual(r.ofType("aws:ec2/securityGroup:SecurityGroup")[0].inputs.vpcId, "vpc-default");
+            assert.strictEqual(r.byName("shop-host-debian").inputs.subnetId, "subnet-0aaa");
+        });
+
+        it("requires IMDSv2 and encrypts a gp3 root volume", () => {
+            const instance = r.byName("shop-host-debian").inputs;
+            assert.strictEqual(instance.metadataOptions.httpTokens, "required");
+            assert.strictEqual(instance.metadataOptions.httpEndpoint, "enabled");
+            assert.strictEqual(instance.rootBlockDevice.encrypted, true);
+            assert.strictEqual(instance.rootBlockDevice.volumeType, "gp3");
+            assert.strictEqual(instance.instanceType, stackValue(stack, "instanceType"));
+        });
+
+        it("boots the latest official Debian 12 image, ignoring newer images later", () => {
+            const amiCall = r.calls.find((c) => c.token === "aws:ec2/getAmi:getAmi")!;
+            assert.deepStrictEqual(amiCall.inputs.owners, ["136693071363"]);
+            assert.strictEqual(amiCall.inputs.mostRecent, true);
+            assert.deepStrictEqual(amiCall.inputs.filters.find((f: any) => f.name === "name").values, ["debian-12-amd64-*"]);
+            assert.strictEqual(r.byName("shop-host-debian").inputs.ami, "ami-debian");
+            assert.match(r.byName("shop-host-debian").inputs.userData, /^#cloud-config/);
+        });
+
+        it("installs the configured public key as the key pair", () => {
+            const key = r.ofType("aws:ec2/keyPair:KeyPair")[0];
+            assert.strictEqual(key.inputs.publicKey, stackValue(stack, "sshPublicKey"));
+            assert.strictEqual(r.byName("shop-host-debian").inputs.keyName, "shop-host-key-1234");
+        });
+
+        it("gives the host an Elastic IP through a separate association (stable across replacement)", () => {
+            const eip = r.ofType("aws:ec2/eip:Eip");
+            const assoc = r.ofType("aws:ec2/eipAssociation:EipAssociation");
+            assert.strictEqual(eip.length, 1);
+            assert.strictEqual(eip[0].inputs.domain, "vpc");
+            assert.strictEqual(eip[0].inputs.instance, undefined, "the EIP itself must not name the instance");
+            assert.deepStrictEqual([assoc[0].inputs.allocationId, assoc[0].inputs.instanceId], ["eipalloc-1", INSTANCE_ID]);
+            assert.strictEqual(r.outputs.hostAddress, EIP_ADDRESS);
+            assert.strictEqual(reveal(r.byName("shop-shift-activate").inputs.connection).host, EIP_ADDRESS);
+        });
+
+        it("connects as the Debian image's user, with sudo", () => {
+            const conn = reveal(r.byName("shop-setup-debian").inputs.connection);
+            assert.deepStrictEqual([conn.user, conn.port], ["admin", 22]);
+            assert.match(r.byName("shop-shift-activate").inputs.create, /^sudo -n node /);
+            assert.strictEqual(r.byName("shop-setup-debian").inputs.create, "sudo -n bash -s");
+        });
+
+        it("re-runs every host step on a replaced instance (instance id in triggers)", () => {
+            for (const name of ["shop-setup-debian", "shop-setup-agent-upload", "shop-setup-agent-install", "shop-proxy-apply", "shop-release-env", "shop-release-prepare", "shop-shift-activate"]) {
+                assert.strictEqual(r.byName(name).inputs.triggers[0], INSTANCE_ID, name);
+            }
+        });
+    });
+}
+
+describe("aws placement", () => {
+    it("uses a given subnet and its VPC instead of the default VPC", async () => {
+        const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd" }) });
+        assert.strictEqual(r.byName("shop-host-debian").inputs.subnetId, "subnet-0123abcd");
+        assert.strictEqual(r.ofType("aws:ec2/securityGroup:SecurityGroup")[0].inputs.vpcId, "vpc-custom");
+        assert.deepStrictEqual(r.calls.filter((c) => c.token === "aws:ec2/getVpc:getVpc"), []);
+    });
+});
+
+describe("protect", () => {
+    it("protects every host resource in prod", async () => {
+        const r = await run("prod");
+        const host = r.resources.filter((x) => HOST_TYPES.test(x.type));
+        assert.strictEqual(host.filter((x) => x.custom).length, 5);
+        for (const x of host) assert.strictEqual(x.protect, true, `${x.type} ${x.name}`);
+    });
+
+    it("leaves the deploy steps unprotected in prod (a new version replaces them)", async () => {
+        const r = await run("prod");
+        for (const x of r.resources.filter((x) => DEPLOY_TYPES.test(x.type))) assert.strictEqual(x.protect, false, x.name);
+    });
+
+    it("protects nothing in staging", async () => {
+        const r = await run("staging");
+        assert.ok(r.resources.length > 10);
+        for (const x of r.resources) assert.strictEqual(x.protect, false, `${x.type} ${x.name}`);
+    });
+});
+
+describe("secrets", () => {
+    for (const stack of ["prod", "staging", "existing-example"]) {
+        it(`${stack}: the private key and env values appear only inside secrets`, async () => {
+            const r = await run(stack);
+            for (const x of r.resources) {
+                const plain = JSON.stringify(plainParts(x.inputs));
+                assert.ok(!plain.includes("leakcanary"), `${x.name} has a secret in plain text: ${plain.slice(0, 300)}`);
+            }
+            assert.ok(!JSON.stringify(r.outputs).includes("leakcanary"));
+            // ...and they do reach the host, wrapped.
+            const env = r.byName("shop-release-env").inputs;
+            assert.ok(isSecret(env.stdin));
+            assert.ok(reveal(env.stdin).includes(`DJANGO_SECRET_KEY=${TEST_ENV_SECRET}\n`));
+            for (const x of r.ofType("command:remote:Command")) {
+                assert.ok(isSecret(x.inputs.connection), `${x.name} connection`);
+                assert.match(reveal(x.inputs.connection).privateKey, /leakcanary/);
+            }
+        });
+    }
+
+    it("keeps the env command's stdin and output secret in state and off the console", async () => {
+        const env = (await run("prod")).byName("shop-release-env");
+        for (const out of ["stdin", "stdout", "stderr"]) assert.ok(env.additionalSecretOutputs.includes(out), out);
+        assert.notStrictEqual(env.inputs.logging, "stdoutAndStderr");
+        assert.doesNotMatch(env.inputs.create, /DJANGO|=/);
+        // Build commands run with that environment: their output is kept secret in state too.
+        const prepare = (await run("prod")).byName("shop-release-prepare");
+        for (const out of ["stdout", "stderr"]) assert.ok(prepare.additionalSecretOutputs.includes(out), out);
+    });
+});
+
+describe("order: host -> setup -> proxy -> release -> shift", () => {
+    for (const stack of ["prod", "staging", "existing-example"]) {
+        it(stack, async () => {
+            const r = await run(stack);
+            const hostParts = stack === "existing-example" ? [] : ["shop-host-debian", "shop-host-eip-assoc", "shop-host-sg", "shop-host-key"];
+            const setup = ["shop-setup-debian", "shop-setup-agent-upload", "shop-setup-agent-install"];
+            const release = ["shop-release-env", "shop-release-prepare", ...(stack === "existing-example" ? ["shop-release-artifact"] : [])];
+            for (const s of setup) assertWaits(r, s, hostParts);
+            assertWaits(r, "shop-setup-agent-install", ["shop-setup-debian", "shop-setup-agent-upload"]);
+            assertWaits(r, "shop-proxy-apply", setup);
+            for (const s of release) assertWaits(r, s, ["shop-proxy-apply"]);
+            assertWaits(r, "shop-release-prepare", release.filter((n) => n !== "shop-release-prepare"));
+            assertWaits(r, "shop-shift-activate", [...release, "shop-proxy-apply", ...setup, ...hostParts]);
+            // And never the other way round.
+            assert.ok(!waitsFor(r, r.byName("shop-proxy-apply")).has("shop-release-prepare"));
+            assert.ok(!waitsFor(r, r.byName("shop-setup-debian")).has("shop-proxy-apply"));
+        });
+    }
+});
+
+describe("deploy steps", () => {
+    it("shifts with the configured plan and gates, streams the output, and retires the version on delete", async () => {
+        const a = (await run("prod")).byName("shop-shift-activate").inputs;
+        const base = "sudo -n node /srv/shop/deploy/agent.js";
+        assert.strictEqual(
+            a.create,
+            `${base} activate --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --plan 10:60,50:60,100:0 --max-error-ratio 0.005 --health-timeout 120 --drain-timeout 60 --keep-warm`,
+        );
+        assert.strictEqual(a.delete, `${base} retire --config /srv/shop/deploy/agent.json --version 2026.11.20-1`);
+        assert.strictEqual(a.update, `${base} status --config /srv/shop/deploy/agent.json`);
+        assert.strictEqual(a.logging, "stdoutAndStderr");
+        assert.ok(a.triggers.includes("2026.11.20-1"));
+    });
+
+    it("passes --no-keep-warm when keepPreviousWarm is false", async () => {
+        const r = await runProgram({ stack: "prod", cfg: cliConfig("prod", { keepPreviousWarm: false }) });
+        assert.match(r.byName("shop-shift-activate").inputs.create, / --no-keep-warm$/);
+    });
+
+    it("lets the agent download an https source", async () => {
+        const r = await run("prod");
+        assert.deepStrictEqual(r.ofType("command:remote:CopyToRemote").map((x) => x.name), ["shop-setup-agent-upload"], "only the agent is uploaded");
+        assert.strictEqual(
+            r.byName("shop-release-prepare").inputs.create,
+            "sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source https://artifacts.example.com/shop/shop-2026.11.20-1.tar.gz",
+        );
+        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, [INSTANCE_ID, "2026.11.20-1"]);
+    });
+
+    it("uploads a local archive, which root moves into the artifacts directory before prepare", async () => {
+        const r = await run("existing-example");
+        const artifact = r.byName("shop-release-artifact").inputs;
+        assert.strictEqual(artifact.remotePath, ".slotshift-shop-1.4.0.tar.gz");
+        assert.match(artifact.source.path, /build\/shop-1\.4\.0\.tar\.gz$/);
+        assert.deepStrictEqual(artifact.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
+        const prepare = r.byName("shop-release-prepare").inputs.create as string;
+        assert.match(prepare, /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /);
+        assert.match(prepare, /prepare --config \/srv\/shop\/deploy\/agent\.json --version 1\.4\.0 --source \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz$/);
+    });
+
+    it("uploads straight into the artifacts directory as root, without sudo", async () => {
+        const r = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { sshUser: "root" }), forbidAws: true });
+        assert.strictEqual(r.byName("shop-release-artifact").inputs.remotePath, "/srv/shop/deploy/artifacts/1.4.0.tar.gz");
+        assert.strictEqual(
+            r.byName("shop-release-prepare").inputs.create,
+            "node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz",
+        );
+        for (const c of r.ofType("command:remote:Command")) assert.doesNotMatch(c.inputs.create, /sudo/, c.name);
+    });
+
+    it("writes the env file through the agent, with the values on stdin only", async () => {
+        const env = (await run("staging")).byName("shop-release-env").inputs;
+        assert.strictEqual(env.create, "sudo -n node /srv/shop/deploy/agent.js write-env --config /srv/shop/deploy/agent.json");
+        assert.strictEqual(reveal(env.stdin), "DJANGO_SECRET_KEY=sup3r-s3cret-DJANGO-key-leakcanary\nDATABASE_URL=postgres:///shop\n");
+    });
+
+    it("runs the Debian setup script rendered from the same settings, on stdin", async () => {
+        const r = await run("staging");
+        const values = Object.entries(stackFile("staging")).filter(([k]) => k.startsWith(`${NAMESPACE}:`));
+        const settings = parseStackConfig({ ...Object.fromEntries(values.map(([k, v]) => [k.slice(NAMESPACE.length + 1), v])), sshPrivateKey: TEST_PRIVATE_KEY });
+        const expected = renderDebianSetupScript(templateContextFor(settings), agentSettingsFor(settings));
+        assert.strictEqual(r.byName("shop-setup-debian").inputs.stdin, expected);
+        assert.strictEqual(r.byName("shop-setup-debian").inputs.logging, "stdoutAndStderr");
+    });
+
+    it("applies the proxy files as root from stdin, asking for the first ACME certificate in prod", async () => {
+        const prod = (await run("prod")).byName("shop-proxy-apply").inputs;
+        assert.strictEqual(prod.create, "sudo -n bash -s");
+        assert.match(prod.stdin, /certbot certonly --webroot .* -d shop\.example\.com -m ops@example\.com /);
+        assert.match(prod.stdin, /node \/srv\/shop\/deploy\/agent\.js reload-proxy --config \/srv\/shop\/deploy\/agent\.json/);
+        assert.doesNotMatch((await run("staging")).byName("shop-proxy-apply").inputs.stdin, /certbot/);
+    });
+
+    it("uploads the agent and installs it only after checking its hash", async () => {
+        const r = await run("staging");
+        const upload = r.byName("shop-setup-agent-upload").inputs;
+        assert.strictEqual(upload.remotePath, ".slotshift-shop-agent.js");
+        assert.deepStrictEqual(upload.triggers, [INSTANCE_ID, "a".repeat(64)]);
+        const install = r.byName("shop-setup-agent-install").inputs;
+        assert.match(install.create, new RegExp(`sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js`));
+        assert.match(install.create, /^cd && sudo -n sh -c /);
+        assert.deepStrictEqual(install.triggers, [INSTANCE_ID, "a".repeat(64)]);
+    });
+
+    it("exports the URL, address, live version and ready-to-paste commands", async () => {
+        const r = await run("prod");
+        assert.deepStrictEqual(r.outputs, {
+            url: "https://shop.example.com/",
+            hostAddress: EIP_ADDRESS,
+            liveVersion: "2026.11.20-1",
+            sshCommand: `ssh admin@${EIP_ADDRESS}`,
+            agentStatusCommand: `ssh admin@${EIP_ADDRESS} sudo -n node /srv/shop/deploy/agent.js status --config /srv/shop/deploy/agent.json`,
+        });
+    });
+});
+
+describe("a new version", () => {
+    function inputsByUrn(r: ProgramRun): Map<string, string> {
+        return new Map(r.resources.map((x) => [x.urn, JSON.stringify(reveal(x.inputs))]));
+    }
+
+    const CASES = [
+        { stack: "prod", next: "2026.11.21-1", changed: ["shop-release-prepare", "shop-shift-activate"] },
+        // The upload path carries the version too.
+        { stack: "existing-example", next: "1.5.0", changed: ["shop-release-artifact", "shop-release-prepare", "shop-shift-activate"] },
+    ];
+    for (const { stack, next, changed } of CASES) {
+        it(`${stack}: changes only the release and the shift, nothing of the host, its setup or the proxy`, async () => {
+            const before = await run(stack);
+            const after = await runProgram({ stack, cfg: cliConfig(stack, { releaseVersion: next }), forbidAws: stack.startsWith("existing") });
+            const a = inputsByUrn(before);
+            const b = inputsByUrn(after);
+            assert.deepStrictEqual([...b.keys()].sort(), [...a.keys()].sort(), "same resources");
+            const names = [...a.keys()].filter((urn) => a.get(urn) !== b.get(urn)).map((urn) => after.resources.find((x) => x.urn === urn)!.name);
+            assert.deepStrictEqual(names.sort(), changed);
+            // The version is a trigger (a replacement, so the old version's delete retires it).
+            assert.ok(after.byName("shop-shift-activate").inputs.triggers.includes(next));
+            assert.ok(after.byName("shop-release-prepare").inputs.triggers.includes(next));
+        });
+    }
+
+    it("with a new local archive, uploads it", async () => {
+        const before = inputsByUrn(await run("existing-example"));
+        const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { releaseVersion: "1.5.0", releaseSource: "build/shop-1.5.0.tar.gz" }), forbidAws: true });
+        const changed = after.resources.filter((x) => before.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
+        assert.deepStrictEqual(changed.sort(), ["shop-release-artifact", "shop-release-prepare", "shop-shift-activate"]);
+        assert.match(after.byName("shop-release-artifact").inputs.source.path, /build\/shop-1\.5\.0\.tar\.gz$/);
+    });
+
+    it("a new agent build re-uploads and reinstalls the agent only", async () => {
+        const before = await run("staging");
+        const after = await runProgram({ stack: "staging", cfg: cliConfig("staging"), agentBundle: { path: "/tmp/other-agent.js", sha256: "b".repeat(64) } });
+        const a = inputsByUrn(before);
+        const changed = after.resources.filter((x) => a.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
+        assert.deepStrictEqual(changed.sort(), ["shop-setup-agent-install", "shop-setup-agent-upload"]);
+    });
+});
+
+describe("existing host", () => {
+    it("declares no AWS resource and calls no AWS function", async () => {
+        const r = await run("existing-example");
+        assert.deepStrictEqual(r.violations, []);
+        assert.deepStrictEqual(r.calls.filter((c) => c.token.startsWith("aws:")), []);
+        assert.deepStrictEqual(r.resources.filter((x) => x.type.startsWith("aws:")), []);
+        assert.ok(r.ofType("command:remote:Command").length >= 5, "it still deploys");
+    });
+
+    it("the AWS guard works: an aws stack under it fails", async () => {
+        const quiet = console.error;
+        console.error = () => undefined; // the SDK logs the failed invoke as well
+        try {
+            await assert.rejects(runProgram({ stack: "staging", cfg: cliConfig("staging"), forbidAws: true }), (e: any) => {
+                assert.ok(e.violations.some((v: string) => v.startsWith("call aws:ec2/")), e.violations.join(", "));
+                return true;
+            });
+        } finally {
+            console.error = quiet;
+        }
+    });
+
+    it("connects to the configured address, port and user, and pins the host key when given", async () => {
+        const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMtd/gCM3IQkztusbHpLbEsZSB0RCR4XakeH9aXyj6h+";
+        const r = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { sshPort: 2222, sshHostKey: hostKey }), forbidAws: true });
+        const conn = reveal(r.byName("shop-shift-activate").inputs.connection);
+        assert.deepStrictEqual([conn.host, conn.port, conn.user, conn.hostKey], ["192.0.2.10", 2222, "deploy", hostKey]);
+        assert.strictEqual(r.byName("shop-shift-activate").inputs.triggers[0], "deploy@192.0.2.10:2222");
+        assert.strictEqual(r.outputs.sshCommand, "ssh -p 2222 deploy@192.0.2.10");
+        assert.strictEqual(reveal((await run("existing-example")).byName("shop-proxy-apply").inputs.connection).hostKey, undefined);
+    });
+});
+
+describe("nixos", () => {
+    it("on aws: boots the official NixOS image as root and applies the module with nixos-rebuild", async () => {
+        const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos", instanceType: "t4g.small" }) });
+        const ami = r.calls.find((c) => c.token === "aws:ec2/getAmi:getAmi")!;
+        assert.deepStrictEqual(ami.inputs.owners, ["427812963091"]);
+        assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "name").values, ["nixos/25.05*-aarch64-linux"]);
+        assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "architecture").values, ["arm64"]);
+        const instance = r.byName("shop-host-nixos").inputs;
+        assert.strictEqual(instance.userData, undefined, "NixOS's amazon-init would treat user data as its configuration");
+        const setup = r.byName("shop-setup-nixos").inputs;
+        assert.strictEqual(setup.create, "bash -s");
+        assert.match(setup.stdin, /\/etc\/nixos\/slotshift-shop\.nix/);
+        assert.match(setup.stdin, /\nnixos-rebuild switch\n/);
+        assert.strictEqual(reveal(setup.connection).user, "root");
+        assert.doesNotMatch(r.byName("shop-shift-activate").inputs.create, /sudo/);
+    });
+});
