@@ -61,7 +61,9 @@ export const stackConfigSchema = z
         releaseVersion: version,
         releaseSource,
         startCommand: z.string().min(1).max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
-            .refine((s) => s.includes("$PORT") || s.includes("${PORT}"), "must use $PORT (the slot's port) so each slot listens on its own port"),
+            .refine((s) => s.includes("$PORT") || s.includes("${PORT}"), "must use $PORT (the slot's port) so each slot listens on its own port")
+            // The unit runs `exec <command>` so the app is the unit's main process and gets its signals.
+            .refine((s) => !/(;|&&|\|\||\||`|\$\()/.test(s), "must be one simple command (the slot runs `exec <command>`): no ';', '&&', '||', '|' or command substitution"),
         buildCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         checkCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default("/healthz"),

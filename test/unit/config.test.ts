@@ -130,6 +130,7 @@ const BAD: BadCase[] = [
     { title: "release source that is not an archive", set: { releaseSource: "build/shop.zip" }, expect: /slotshift:releaseSource must be an https:\/\/ URL or a local path/ },
     { title: "release source file that does not exist", stack: "staging", set: { releaseSource: "build/missing-9.9.9.tar.gz" }, expect: /slotshift:releaseSource must name an existing archive file \(.*build\/missing-9\.9\.9\.tar\.gz not found\)/ },
     { title: "start command without $PORT", set: { startCommand: "gunicorn shop.wsgi --bind 127.0.0.1:8000" }, expect: /slotshift:startCommand must use \$PORT/ },
+    { title: "start command chaining two commands", set: { startCommand: "cd app && gunicorn --bind :$PORT" }, expect: /slotshift:startCommand must be one simple command/ },
     { title: "start command of two lines", set: { startCommand: "gunicorn --bind :$PORT\nrm -rf /" }, expect: /slotshift:startCommand must be a single line/ },
     { title: "health path that is not absolute", set: { healthPath: "healthz" }, expect: /slotshift:healthPath must be an absolute URL path/ },
     { title: "smoke path that is not absolute", set: { smokePaths: ["/", "login"] }, expect: /slotshift:smokePaths item 2 must be an absolute URL path/ },
