@@ -1,0 +1,40 @@
+// retire VERSION (TrafficShift's delete): stop the release's slot unless it is live (then exit 0
+// without touching it) or the warm previous release that the settings keep; then prune.
+import { SLOTS } from "../../lib/host-layout";
+import { appendAudit } from "../audit";
+import { checkFlags, ParsedArgs, stringFlag } from "../cli-args";
+import { AgentContext } from "../context";
+import { drainAndStop } from "../slot-ops";
+import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
+import { checkVersion } from "../settings";
+import { withDeployLock } from "../with-lock";
+import { pruneReleases } from "./prune";
+
+export async function retireCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
+    checkFlags(args, ["version"]);
+    const version = checkVersion(stringFlag(args, "version") ?? args.positionals[0]);
+    await withDeployLock(ctx, "retire", version, async () => {
+        const { layout, log } = ctx;
+        const state = readSlotsState(layout.stateFile);
+        let action: string;
+        if (state.live && state.slots[state.live].version === version) {
+            action = "kept (live)";
+            log.info(`${version} is live on ${state.live}; it is not stopped`);
+        } else if (ctx.settings.keepPreviousWarm && isPreviousWarm(state) && state.previous?.version === version) {
+            action = "kept (warm previous)";
+            log.info(`${version} is the warm previous release on ${state.previous.slot}; kept running for an instant rollback`);
+        } else {
+            const slots = SLOTS.filter((s) => s !== state.live && state.slots[s].version === version && state.slots[s].running);
+            for (const slot of slots) {
+                log.info(`stopping ${slot} (${version})`);
+                await drainAndStop(ctx, state, slot, 30_000);
+            }
+            action = slots.length ? `stopped ${slots.join(", ")}` : "not running";
+            if (!slots.length) log.info(`${version} is not running in any slot`);
+            writeSlotsState(layout.stateFile, state);
+        }
+        const pruned = pruneReleases(ctx, ctx.settings.releasesToKeep);
+        appendAudit(layout.auditLog, { command: "retire", version, result: "ok", action, pruned });
+        Object.assign(ctx.result, { ok: true, command: "retire", version, action, pruned });
+    });
+}

@@ -1,0 +1,60 @@
+// rollback: traffic back to the previous release. Warm and passing checks -> one weight flip.
+// Otherwise it is started again and passes the same gates as an activation.
+import { appendAudit, slotLabel } from "../audit";
+import { checkFlags, ParsedArgs } from "../cli-args";
+import { AgentContext } from "../context";
+import { AgentError } from "../errors";
+import { classifyHealth } from "../gates";
+import { seconds } from "../log";
+import { isPrepared } from "../releases";
+import { slotTarget, swapCurrent } from "../slot-ops";
+import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
+import { withDeployLock } from "../with-lock";
+import { deployRelease, retireOldSlotSafely, secondsOf, SHIFT_FLAGS, shiftOptions } from "./activate";
+
+export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
+    checkFlags(args, SHIFT_FLAGS);
+    await withDeployLock(ctx, "rollback", undefined, async () => {
+        const { layout, log } = ctx;
+        const state = readSlotsState(layout.stateFile);
+        const opts = shiftOptions(args, ctx.settings.keepPreviousWarm, state.lastShift);
+        const live = state.live;
+        const prev = state.previous;
+        if (!live) throw new AgentError("nothing is live: there is nothing to roll back");
+        if (!prev) throw new AgentError(`no previous release is recorded: ${state.slots[live].version} on ${live} stays live`);
+        const liveVer = state.slots[live].version;
+        const prevName = `${prev.slot} (${prev.version})`;
+        const stats = await ctx.runtime.stats();
+        const health = classifyHealth(stats[prev.slot]);
+        const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
+
+        if (!(warm && health.state === "up")) {
+            if (!isPrepared(ctx, prev.version)) throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
+            log.info(`previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`);
+            await deployRelease(ctx, prev.version, opts, "rollback");
+            return;
+        }
+
+        const t0 = Date.now();
+        log.info(`rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`);
+        // One runtime API line: both weights change together.
+        await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
+        const flipAt = Date.now();
+        await ctx.runtime.saveState(ctx.settings.haproxy.stateFile);
+        log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
+
+        state.live = prev.slot;
+        state.previous = liveVer ? { slot: live, version: liveVer } : null;
+        state.deploying = null;
+        writeSlotsState(layout.stateFile, state);
+        swapCurrent(ctx, prev.version);
+        log.info(`live: ${prevName}; current -> releases/${prev.version}`);
+
+        const durations: Record<string, number> = { flip: flipAt - t0 };
+        await retireOldSlotSafely(ctx, state, live, opts, durations);
+        durations.total = Date.now() - t0;
+        appendAudit(layout.auditLog, { command: "rollback", version: prev.version, from: slotLabel(liveVer, live), to: slotLabel(prev.version, prev.slot), result: "ok", mode: "warm-flip", durations: secondsOf(durations) });
+        Object.assign(ctx.result, { ok: true, command: "rollback", mode: "warm-flip", version: prev.version, slot: prev.slot, from: slotLabel(liveVer, live), to: slotLabel(prev.version, prev.slot), flipAt, durations: secondsOf(durations) });
+        log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);
+    });
+}

@@ -1,0 +1,42 @@
+// write-env: KEY=value lines on stdin -> the shared env file, atomically, 0600, owned by the app
+// user. Values are secrets: only names and counts are ever printed.
+import * as fs from "fs";
+import { checkFlags, ParsedArgs } from "../cli-args";
+import { AgentContext } from "../context";
+import { formatEnvLines, parseEnvLines } from "../env-file";
+import { AgentError, errorMessage } from "../errors";
+import { writeFileAtomic } from "../fs-atomic";
+import { appOwner } from "./prepare";
+
+export function readStdin(): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        process.stdin.on("data", (c: Buffer) => chunks.push(c));
+        process.stdin.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+        process.stdin.on("error", reject);
+    });
+}
+
+export async function writeEnvCommand(ctx: AgentContext, args: ParsedArgs, input?: string): Promise<void> {
+    checkFlags(args, []);
+    const text = input ?? (await readStdin());
+    let env: Map<string, string>;
+    try {
+        env = parseEnvLines(text);
+    } catch (e) {
+        throw new AgentError(`write-env: ${errorMessage(e)}; nothing written`);
+    }
+    const file = ctx.layout.envFile;
+    const owner = appOwner(ctx);
+    const content = formatEnvLines(env);
+    let unchanged = false;
+    try {
+        unchanged = fs.readFileSync(file, "utf8") === content;
+    } catch {
+        unchanged = false;
+    }
+    writeFileAtomic(file, content, { mode: 0o600, owner: owner ? { uid: owner.uid, gid: owner.gid } : undefined });
+    const names = [...env.keys()].sort();
+    ctx.log.info(`wrote ${names.length} variable(s) to ${file}${unchanged ? " (unchanged)" : ""}: ${names.join(", ") || "(none)"}`);
+    Object.assign(ctx.result, { ok: true, command: "write-env", file, names, changed: !unchanged });
+}

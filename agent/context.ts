@@ -1,0 +1,35 @@
+// Everything a command needs, built once from the settings: paths, logger, HAProxy runtime API,
+// process control, and the abort flag a signal sets in the deploy worker.
+import { AgentSettings } from "../lib/agent-settings";
+import { HostLayout } from "../lib/host-layout";
+import { HaproxyRuntime } from "./haproxy-runtime";
+import { Logger } from "./log";
+import { createProcessControl, ProcessControl } from "./process-control";
+
+export interface AgentContext {
+    settings: AgentSettings;
+    layout: HostLayout;
+    log: Logger;
+    runtime: HaproxyRuntime;
+    pc: ProcessControl;
+    /** Why the run must stop (a signal to the worker), or undefined. */
+    abortReason(): string | undefined;
+    /** Where command results land for --json (the worker writes them to a file for the foreground). */
+    result: Record<string, unknown>;
+}
+
+export function createContext(settings: AgentSettings, log: Logger, abortReason: () => string | undefined = () => undefined): AgentContext {
+    return {
+        settings,
+        layout: settings.layout,
+        log,
+        runtime: new HaproxyRuntime(settings.haproxy.socket, settings.haproxy.backend),
+        pc: createProcessControl(settings.processControl, settings.layout.unitTemplate, log),
+        abortReason,
+        result: {},
+    };
+}
+
+export function sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}

@@ -1,0 +1,92 @@
+import * as assert from "assert";
+import { classifyHealth, counterDelta, errorFigures, errorRatioGate, stepWeights } from "./gates";
+import { ServerStats } from "./stats";
+
+function stats(over: Partial<ServerStats> = {}): ServerStats {
+    return {
+        name: "green",
+        status: "UP",
+        checkStatus: "L7OK",
+        weight: 10,
+        scur: 0,
+        stot: 0,
+        hrsp1xx: 0,
+        hrsp2xx: 0,
+        hrsp3xx: 0,
+        hrsp4xx: 0,
+        hrsp5xx: 0,
+        hrspOther: 0,
+        eresp: 0,
+        econ: 0,
+        wretr: 0,
+        wredis: 0,
+        ...over,
+    };
+}
+
+describe("gates: arithmetic", () => {
+    it("counterDelta is the growth, or the new value after a reset", () => {
+        assert.strictEqual(counterDelta(10, 25), 15);
+        assert.strictEqual(counterDelta(100, 4), 4);
+        assert.strictEqual(counterDelta(0, 0), 0);
+    });
+
+    it("ratio is 5xx plus errors over responses plus errors, over the step only", () => {
+        const before = stats({ stot: 100, hrsp2xx: 90, hrsp5xx: 10 });
+        const after = stats({ stot: 200, hrsp2xx: 170, hrsp5xx: 28, eresp: 1, econ: 1 });
+        const f = errorFigures(before, after);
+        assert.strictEqual(f.responses, 98);
+        assert.strictEqual(f.http5xx, 18);
+        assert.strictEqual(f.errors, 2);
+        assert.strictEqual(f.ratio, 20 / 100);
+    });
+
+    it("4xx are the client's fault, not the release's", () => {
+        const f = errorFigures(stats(), stats({ stot: 50, hrsp2xx: 40, hrsp4xx: 10 }));
+        assert.strictEqual(f.ratio, 0);
+    });
+
+    it("no traffic in a step is ratio 0", () => {
+        const f = errorFigures(stats({ stot: 5, hrsp2xx: 5 }), stats({ stot: 5, hrsp2xx: 5 }));
+        assert.strictEqual(f.ratio, 0);
+        assert.strictEqual(errorRatioGate(f, 0).ok, true);
+    });
+
+    it("a reload mid-step (counters restart) counts only what the new worker saw", () => {
+        const before = stats({ stot: 1000, hrsp2xx: 990, hrsp5xx: 10 });
+        const after = stats({ stot: 30, hrsp2xx: 27, hrsp5xx: 3 });
+        const f = errorFigures(before, after);
+        assert.strictEqual(f.responses, 30);
+        assert.strictEqual(f.http5xx, 3);
+    });
+
+    it("never reports above 100 %", () => {
+        const f = errorFigures(stats(), stats({ hrsp5xx: 5, eresp: 5 }));
+        assert.strictEqual(f.ratio, 1);
+    });
+
+    it("the gate passes at the threshold and fails above it, with figures", () => {
+        const at = errorFigures(stats(), stats({ stot: 100, hrsp2xx: 99, hrsp5xx: 1 }));
+        assert.strictEqual(errorRatioGate(at, 0.01).ok, true);
+        const above = errorFigures(stats(), stats({ stot: 100, hrsp2xx: 98, hrsp5xx: 2 }));
+        const g = errorRatioGate(above, 0.01);
+        assert.strictEqual(g.ok, false);
+        assert.match(g.summary, /5xx 2 \+ errors 0 of 100 responses = 2\.0% \(max 1\.0%\)/);
+    });
+
+    it("health: UP+L7OK is up, UP 1/2 transitional, anything else down", () => {
+        assert.strictEqual(classifyHealth(stats()).state, "up");
+        assert.strictEqual(classifyHealth(stats({ status: "UP 1/2", checkStatus: "L4CON" })).state, "transitional");
+        assert.strictEqual(classifyHealth(stats({ status: "DOWN", checkStatus: "L4CON" })).state, "down");
+        assert.strictEqual(classifyHealth(stats({ status: "DOWN 1/2", checkStatus: "L7OK" })).state, "down");
+        assert.strictEqual(classifyHealth(stats({ status: "MAINT" })).state, "down");
+        assert.strictEqual(classifyHealth(stats({ status: "UP", checkStatus: "L7STS" })).state, "down");
+        assert.strictEqual(classifyHealth(undefined).state, "down");
+    });
+
+    it("step weights: new = percent, old = the rest", () => {
+        assert.deepStrictEqual(stepWeights(10), { newWeight: 10, oldWeight: 90 });
+        assert.deepStrictEqual(stepWeights(100), { newWeight: 100, oldWeight: 0 });
+        assert.deepStrictEqual(stepWeights(150), { newWeight: 100, oldWeight: 0 });
+    });
+});

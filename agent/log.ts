@@ -1,0 +1,44 @@
+// Progress lines. They stream into `pulumi up` (and into the worker's log file), so each is one
+// self-contained line with a wall-clock time; with --json they go to stderr and stdout stays
+// machine-readable.
+
+export interface Logger {
+    info(message: string): void;
+    warn(message: string): void;
+}
+
+function timeOfDay(d: Date): string {
+    const p = (n: number, w = 2) => String(n).padStart(w, "0");
+    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+export function createLogger(stream: NodeJS.WritableStream = process.stdout): Logger {
+    // A dropped SSH session turns writes into EPIPE; losing progress lines must never fail a deploy.
+    let broken = false;
+    stream.on("error", () => {
+        broken = true;
+    });
+    const write = (line: string) => {
+        if (broken) return;
+        try {
+            stream.write(line);
+        } catch {
+            broken = true;
+        }
+    };
+    return {
+        info: (message) => write(`${timeOfDay(new Date())} ${message}\n`),
+        warn: (message) => write(`${timeOfDay(new Date())} warning: ${message}\n`),
+    };
+}
+
+/** Logger that discards everything (unit tests, quiet helpers). */
+export const silentLogger: Logger = { info: () => undefined, warn: () => undefined };
+
+export function seconds(ms: number): string {
+    return `${(ms / 1000).toFixed(1)}s`;
+}
+
+export function percent(ratio: number): string {
+    return `${(ratio * 100).toFixed(1)}%`;
+}

@@ -1,0 +1,156 @@
+// Operations on one slot that activate, rollback, retire and recovery share: point it at a release,
+// start/stop it, wait for readiness, smoke-test it through HAProxy, drain it.
+import * as fs from "fs";
+import * as path from "path";
+import { Slot } from "../lib/host-layout";
+import { AgentContext, sleep } from "./context";
+import { errorMessage } from "./errors";
+import { symlinkAtomic, writeFileAtomic } from "./fs-atomic";
+import { classifyHealth } from "./gates";
+import { describeProbe, httpGet, ProbeResult } from "./http-probe";
+import { seconds } from "./log";
+import { SlotsState, writeSlotsState } from "./slots-state";
+
+/** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
+export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
+    await ctx.runtime.setWeights(weights);
+    await ctx.runtime.saveState(ctx.settings.haproxy.stateFile);
+}
+
+export function releaseDir(ctx: AgentContext, version: string): string {
+    return path.join(ctx.layout.releasesDir, version);
+}
+
+/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT). */
+export function pointSlotAt(ctx: AgentContext, slot: Slot, version: string): void {
+    const link = path.join(ctx.layout.slotsDir, slot);
+    const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx, version));
+    symlinkAtomic(target, link);
+    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\n`;
+    writeFileAtomic(path.join(ctx.layout.slotsDir, `${slot}.env`), env, { mode: 0o644 });
+}
+
+/** The release a slot's symlink points at. */
+export function slotTarget(ctx: AgentContext, slot: Slot): string | undefined {
+    try {
+        return path.basename(fs.readlinkSync(path.join(ctx.layout.slotsDir, slot)));
+    } catch {
+        return undefined;
+    }
+}
+
+/** current -> releases/<version>, swapped atomically (symlink to a temp name, rename over). */
+export function swapCurrent(ctx: AgentContext, version: string): void {
+    const target = path.relative(path.dirname(ctx.layout.currentLink), releaseDir(ctx, version));
+    symlinkAtomic(target, ctx.layout.currentLink);
+}
+
+export interface WaitResult {
+    ok: boolean;
+    elapsedMs: number;
+    detail: string;
+}
+
+/** Readiness: the slot's health path answers 200, asked directly on its port with the app's Host. */
+export async function waitForReadiness(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<WaitResult> {
+    const started = Date.now();
+    let last: ProbeResult | undefined;
+    let attempts = 0;
+    for (;;) {
+        const why = ctx.abortReason();
+        if (why) return { ok: false, elapsedMs: Date.now() - started, detail: `aborted: ${why}` };
+        attempts++;
+        const left = timeoutMs - (Date.now() - started);
+        last = await httpGet({
+            host: "127.0.0.1",
+            port: ctx.settings.slots[slot],
+            path: ctx.settings.health.path,
+            headers: { Host: ctx.settings.health.host },
+            timeoutMs: Math.max(500, Math.min(5000, left)),
+        });
+        if (last.status === 200) return { ok: true, elapsedMs: Date.now() - started, detail: `HTTP 200 after ${attempts} attempt(s)` };
+        if (Date.now() - started + 500 > timeoutMs) break;
+        await sleep(500);
+    }
+    return { ok: false, elapsedMs: Date.now() - started, detail: `last answer: ${describeProbe(last)} after ${attempts} attempt(s)` };
+}
+
+/** HAProxy's own checks pass (UP, L7OK): only then may the slot get weight. */
+export async function waitForHaproxyUp(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<WaitResult> {
+    const started = Date.now();
+    let detail = "no stats";
+    for (;;) {
+        const why = ctx.abortReason();
+        if (why) return { ok: false, elapsedMs: Date.now() - started, detail: `aborted: ${why}` };
+        const h = classifyHealth((await ctx.runtime.stats())[slot]);
+        detail = h.detail;
+        if (h.state === "up") return { ok: true, elapsedMs: Date.now() - started, detail };
+        if (Date.now() - started > timeoutMs) return { ok: false, elapsedMs: Date.now() - started, detail };
+        await sleep(250);
+    }
+}
+
+/** Each smoke path through HAProxy, forced to the slot (X-Slot), must answer 2xx or 3xx. */
+export async function smokeTest(ctx: AgentContext, slot: Slot): Promise<{ ok: boolean; detail: string }> {
+    const { frontend } = ctx.settings.haproxy;
+    for (const p of ctx.settings.smokePaths) {
+        const r = await httpGet({
+            host: frontend.host,
+            port: frontend.port,
+            path: p,
+            headers: { Host: ctx.settings.health.host, [ctx.settings.slotHeader]: slot },
+            timeoutMs: 15000,
+        });
+        if (!(r.status >= 200 && r.status < 400)) return { ok: false, detail: `GET ${p} answered ${describeProbe(r)}` };
+        ctx.log.info(`  smoke GET ${p} via HAProxy -> ${r.status}`);
+    }
+    return { ok: true, detail: `${ctx.settings.smokePaths.length} path(s) answered 2xx/3xx` };
+}
+
+/**
+ * Waits until HAProxy has no request in flight on the slot (scur == 0). The caller has already
+ * taken its weight to 0; drain state also keeps persistence-forced requests off it.
+ */
+export async function drain(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<{ drained: boolean; elapsedMs: number; remaining: number }> {
+    const started = Date.now();
+    await ctx.runtime.setState(slot, "drain");
+    let remaining = 0;
+    let reported = -1;
+    for (;;) {
+        remaining = (await ctx.runtime.stats())[slot]?.scur ?? 0;
+        if (remaining === 0) break;
+        if (remaining !== reported) {
+            ctx.log.info(`  ${slot}: ${remaining} request(s) still in flight; waiting (up to ${seconds(timeoutMs)})`);
+            reported = remaining;
+        }
+        if (Date.now() - started > timeoutMs) break;
+        await sleep(200);
+    }
+    // Back to "ready" at weight 0: no traffic, health checks keep running (that is what warm means).
+    await ctx.runtime.setState(slot, "ready");
+    return { drained: remaining === 0, elapsedMs: Date.now() - started, remaining };
+}
+
+/** Stops a slot's process (best effort when it already died) and records it. */
+export async function stopSlot(ctx: AgentContext, state: SlotsState, slot: Slot): Promise<void> {
+    try {
+        await ctx.pc.stop(slot);
+    } catch (e) {
+        ctx.log.warn(`stopping ${slot}: ${errorMessage(e)}`);
+    }
+    state.slots[slot].running = false;
+    writeSlotsState(ctx.layout.stateFile, state);
+}
+
+/** Weight 0, drain in-flight requests, stop. Used for a failed new slot and a retired old one. */
+export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: Slot, drainTimeoutMs: number): Promise<void> {
+    try {
+        await applyWeights(ctx, { [slot]: 0 });
+        const d = await drain(ctx, slot, drainTimeoutMs);
+        if (!d.drained) ctx.log.warn(`${slot} still had ${d.remaining} request(s) in flight after ${seconds(d.elapsedMs)}; stopping it anyway`);
+    } catch (e) {
+        ctx.log.warn(`draining ${slot}: ${errorMessage(e)}`);
+    }
+    await stopSlot(ctx, state, slot);
+    ctx.log.info(`${slot} stopped`);
+}

@@ -1,0 +1,375 @@
+// A real single-host stack on loopback for the agent: HAProxy (master-worker) and NGINX started from
+// the project's own rendered configs, the agent bundle installed under deployDir as on a host, slot
+// processes run by fixtures/slot-ctl.cjs (processControl "command": no systemd here), free ports
+// chosen by the OS. Only processes this harness starts are ever signalled, by their pid.
+import { ChildProcess, execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as https from "https";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
+import { renderProxyFiles } from "../../lib/host-files";
+import { HostLayout, Slot } from "../../lib/host-layout";
+import { buildTemplateContext } from "../../lib/template-context";
+import { HaproxyRuntime } from "../../agent/haproxy-runtime";
+
+const REPO = path.resolve(__dirname, "..", "..");
+const FIXTURES = path.join(__dirname, "fixtures");
+/** Node that runs the agent: the host's is 18+; SLOTSHIFT_AGENT_NODE=/path/to/node18 checks the bundle on it. */
+const AGENT_NODE = process.env.SLOTSHIFT_AGENT_NODE || process.execPath;
+/** Ports a colleague's local test host uses; the OS never hands them out from its ephemeral range, but check. */
+const RESERVED = new Set([2024, 80, 443, 2222, 5432, 8001, 8002, 8080]);
+
+export interface Behaviour {
+    failHealth?: boolean;
+    errorEvery?: number;
+    bootDelayMs?: number;
+}
+
+export interface AgentRun {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+    ms: number;
+}
+
+/** A running agent process whose output can be waited on line by line. */
+export class RunningAgent {
+    stdout = "";
+    stderr = "";
+    readonly started = Date.now();
+    readonly done: Promise<AgentRun>;
+    private waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+
+    constructor(readonly child: ChildProcess) {
+        const feed = (chunk: Buffer, which: "stdout" | "stderr") => {
+            this[which] += chunk.toString("utf8");
+            for (const w of [...this.waiters]) {
+                const m = this.output().split("\n").find((l) => w.re.test(l));
+                if (m) {
+                    this.waiters = this.waiters.filter((x) => x !== w);
+                    w.resolve(m);
+                }
+            }
+        };
+        child.stdout?.on("data", (c: Buffer) => feed(c, "stdout"));
+        child.stderr?.on("data", (c: Buffer) => feed(c, "stderr"));
+        this.done = new Promise((resolve) => {
+            child.on("close", (code, signal) => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, ms: Date.now() - this.started }));
+        });
+    }
+
+    output(): string {
+        return this.stdout + this.stderr;
+    }
+
+    waitFor(re: RegExp, timeoutMs = 60_000): Promise<string> {
+        const found = this.output().split("\n").find((l) => re.test(l));
+        if (found) return Promise.resolve(found);
+        return new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output so far:\n${this.output()}`)), timeoutMs);
+            this.waiters.push({
+                re,
+                resolve: (l) => {
+                    clearTimeout(timer);
+                    resolve(l);
+                },
+            });
+            void this.done.then(() => {
+                clearTimeout(timer);
+                const line = this.output().split("\n").find((l) => re.test(l));
+                if (line) resolve(line);
+                else reject(new Error(`agent exited without a line matching ${re}; output:\n${this.output()}`));
+            });
+        });
+    }
+}
+
+async function listenOn(port: number): Promise<net.Server | undefined> {
+    return new Promise((resolve) => {
+        const s = net.createServer();
+        s.once("error", () => resolve(undefined));
+        s.listen(port, "127.0.0.1", () => resolve(s));
+    });
+}
+
+/** OS-chosen free ports; the first two are consecutive (slot base port and base+1). */
+export async function freePorts(extra: number): Promise<{ base: number; others: number[] }> {
+    const held: net.Server[] = [];
+    try {
+        let base = 0;
+        for (let attempt = 0; attempt < 50 && !base; attempt++) {
+            const a = await listenOn(0);
+            if (!a) continue;
+            held.push(a);
+            const p = (a.address() as net.AddressInfo).port;
+            if (RESERVED.has(p) || RESERVED.has(p + 1)) continue;
+            const b = await listenOn(p + 1);
+            if (b) {
+                held.push(b);
+                base = p;
+            }
+        }
+        if (!base) throw new Error("no two consecutive free ports");
+        const others: number[] = [];
+        while (others.length < extra) {
+            const s = await listenOn(0);
+            if (!s) continue;
+            held.push(s);
+            const p = (s.address() as net.AddressInfo).port;
+            if (!RESERVED.has(p)) others.push(p);
+        }
+        return { base, others };
+    } finally {
+        await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+    }
+}
+
+function sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+export interface StackOptions {
+    appName: string;
+    keepPreviousWarm: boolean;
+}
+
+export class Stack {
+    readonly root: string;
+    layout!: HostLayout;
+    settings!: AgentSettings;
+    ports!: { blue: number; green: number; haproxy: number; http: number; https: number };
+    runtime!: HaproxyRuntime;
+    readonly runDir: string;
+    readonly postsLog: string;
+    private haproxy?: ChildProcess;
+    private nginx?: ChildProcess;
+    private haproxyPidFile = "";
+    readonly domain = "app.test";
+    private agents: RunningAgent[] = [];
+
+    constructor(readonly opts: StackOptions) {
+        this.root = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-it-"));
+        // The app user (when root) must traverse the tree to build its release.
+        fs.chmodSync(this.root, 0o755);
+        this.runDir = path.join(this.root, "run", "slots");
+        this.postsLog = path.join(this.root, "posts.log");
+    }
+
+    async start(): Promise<void> {
+        const { base, others } = await freePorts(3);
+        const [haproxyPort, httpPort, httpsPort] = others;
+        this.ports = { blue: base, green: base + 1, haproxy: haproxyPort, http: httpPort, https: httpsPort };
+        const ctx = buildTemplateContext({
+            appName: this.opts.appName,
+            domain: this.domain,
+            healthPath: "/healthz",
+            startCommand: "node app.cjs --port $PORT",
+            tlsMode: "self-signed",
+            slotBasePort: base,
+            haproxyPort,
+            httpPort,
+            httpsPort,
+            root: this.root,
+            systemService: false,
+        });
+        this.layout = ctx.layout;
+        const files = renderProxyFiles(ctx);
+        for (const dir of [path.dirname(this.layout.haproxySocket), path.dirname(this.layout.haproxyStateFile), path.dirname(this.layout.haproxyConfigFile), path.dirname(this.layout.nginxSiteFile), this.layout.maintenanceDir, this.layout.tlsDir, this.runDir, path.join(this.root, "var", "log"), path.join(this.root, "var", "cache", "nginx"), this.layout.deployDir]) {
+            fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+        }
+        fs.writeFileSync(this.layout.haproxyConfigFile, files.haproxyCfg);
+        fs.writeFileSync(this.layout.nginxSiteFile, files.nginxSite);
+        fs.writeFileSync(path.join(this.layout.maintenanceDir, "maintenance.html"), files.maintenancePage);
+        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${this.domain}`, "-keyout", ctx.tls.keyFile, "-out", ctx.tls.certFile], { stdio: "ignore" });
+
+        // HAProxy in master-worker mode; a reload is SIGUSR2 to the master pid recorded here.
+        this.haproxyPidFile = path.join(this.root, "run", "haproxy.pid");
+        execFileSync("haproxy", ["-c", "-q", "-f", this.layout.haproxyConfigFile]);
+        const hlog = fs.openSync(path.join(this.root, "var", "log", "haproxy.log"), "a");
+        this.haproxy = spawn("haproxy", ["-W", "-f", this.layout.haproxyConfigFile, "-p", this.haproxyPidFile], { stdio: ["ignore", hlog, hlog] });
+        fs.closeSync(hlog);
+        this.runtime = new HaproxyRuntime(this.layout.haproxySocket, "app", { retryForMs: 15000 });
+        await this.runtime.pid();
+
+        const nginxConf = path.join(this.root, "etc", "nginx", "nginx.conf");
+        const logDir = path.join(this.root, "var", "log");
+        const cache = path.join(this.root, "var", "cache", "nginx");
+        fs.writeFileSync(
+            nginxConf,
+            [
+                // Workers as root here: the temp tree is root's, and this is a throwaway test server.
+                ...(process.getuid?.() === 0 ? ["user root;"] : []),
+                "worker_processes 1;",
+                `pid ${path.join(this.root, "run", "nginx.pid")};`,
+                `error_log ${logDir}/nginx-error.log notice;`,
+                "events { worker_connections 1024; }",
+                "http {",
+                `    access_log ${logDir}/nginx-access.log;`,
+                `    client_body_temp_path ${cache}/body;`,
+                `    proxy_temp_path ${cache}/proxy;`,
+                `    fastcgi_temp_path ${cache}/fastcgi;`,
+                `    uwsgi_temp_path ${cache}/uwsgi;`,
+                `    scgi_temp_path ${cache}/scgi;`,
+                // The load generator keeps its connections for the whole run; NGINX's default of
+                // closing after 1000 requests would race its next write.
+                "    keepalive_requests 1000000;",
+                `    include ${this.layout.nginxSiteFile};`,
+                "}",
+                "",
+            ].join("\n"),
+        );
+        execFileSync("nginx", ["-t", "-q", "-c", nginxConf, "-p", this.root, "-g", "daemon off;"]);
+        const nlog = fs.openSync(path.join(logDir, "nginx.out"), "a");
+        this.nginx = spawn("nginx", ["-c", nginxConf, "-p", this.root, "-g", "daemon off;"], { stdio: ["ignore", nlog, nlog] });
+        fs.closeSync(nlog);
+        await this.waitForPort(httpsPort);
+
+        // The agent as on a host: bundle and settings under deployDir.
+        const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
+        const ctl = (cmd: string) => `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}`;
+        this.settings = buildAgentSettings({
+            appName: this.opts.appName,
+            domain: this.domain,
+            healthPath: "/healthz",
+            smokePaths: ["/", "/static-smoke"],
+            slotBasePort: base,
+            haproxyPort,
+            buildCommand: "test -f app.cjs && echo \"built $RELEASE_VERSION\" > BUILT",
+            checkCommand: `${process.execPath} --check app.cjs`,
+            keepPreviousWarm: this.opts.keepPreviousWarm,
+            releasesToKeep: 5,
+            root: this.root,
+            processControl: { kind: "command", start: ctl("start"), stop: ctl("stop") },
+            reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
+        });
+        fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
+        fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
+    }
+
+    private async waitForPort(port: number): Promise<void> {
+        const deadline = Date.now() + 10000;
+        for (;;) {
+            const ok = await new Promise<boolean>((resolve) => {
+                const s = net.connect(port, "127.0.0.1");
+                s.on("connect", () => {
+                    s.destroy();
+                    resolve(true);
+                });
+                s.on("error", () => resolve(false));
+            });
+            if (ok) return;
+            if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
+            await sleep(100);
+        }
+    }
+
+    haproxyMasterPid(): number {
+        return Number(fs.readFileSync(this.haproxyPidFile, "utf8").trim());
+    }
+
+    /** A release artifact: the test app, its behaviour, a static file of its own and a shared one. */
+    makeArtifact(version: string, behaviour: Behaviour = {}): string {
+        const src = path.join(this.root, "artifact-src", version);
+        fs.mkdirSync(path.join(src, "static", "css"), { recursive: true });
+        fs.copyFileSync(path.join(FIXTURES, "test-app.cjs"), path.join(src, "app.cjs"));
+        fs.writeFileSync(path.join(src, "behaviour.json"), JSON.stringify(behaviour));
+        fs.writeFileSync(path.join(src, "static", "css", `app.${version}.css`), `/* ${version} */\n`);
+        fs.writeFileSync(path.join(src, "static", "common.css"), "body{}\n");
+        const out = path.join(this.root, "artifacts", `${version}.tar.gz`);
+        fs.mkdirSync(path.dirname(out), { recursive: true });
+        execFileSync("tar", ["-czf", out, "-C", src, "."]);
+        return out;
+    }
+
+    spawnAgent(args: string[], input?: string): RunningAgent {
+        const child = spawn(AGENT_NODE, [this.layout.agentPath, ...args, "--config", this.layout.agentConfigPath], {
+            stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        });
+        if (input !== undefined) child.stdin?.end(input);
+        const a = new RunningAgent(child);
+        this.agents.push(a);
+        return a;
+    }
+
+    agent(args: string[], input?: string): Promise<AgentRun> {
+        return this.spawnAgent(args, input).done;
+    }
+
+    async weights(): Promise<Record<Slot, number>> {
+        const s = await this.runtime.stats();
+        return { blue: s.blue?.weight ?? -1, green: s.green?.weight ?? -1 };
+    }
+
+    slotPid(slot: Slot): number {
+        return Number(fs.readFileSync(path.join(this.runDir, `app-${slot}.pid`), "utf8"));
+    }
+
+    /** A request through NGINX with its own connection (not part of the load). */
+    httpsGet(p: string, timeoutMs = 30000): Promise<{ status: number; version: string; ms: number }> {
+        const t0 = Date.now();
+        return new Promise((resolve, reject) => {
+            const req = https.request(
+                { host: "127.0.0.1", port: this.ports.https, path: p, servername: this.domain, headers: { host: this.domain }, rejectUnauthorized: false, agent: false, timeout: timeoutMs },
+                (res) => {
+                    res.resume();
+                    res.on("end", () => resolve({ status: res.statusCode ?? 0, version: String(res.headers["x-release"] ?? "-"), ms: Date.now() - t0 }));
+                },
+            );
+            req.on("timeout", () => req.destroy(new Error("timeout")));
+            req.on("error", reject);
+            req.end();
+        });
+    }
+
+    async waitForLockFree(timeoutMs: number): Promise<void> {
+        const deadline = Date.now() + timeoutMs;
+        while (fs.existsSync(this.layout.lockFile)) {
+            if (Date.now() > deadline) throw new Error(`lock still held after ${timeoutMs} ms: ${fs.readFileSync(this.layout.lockFile, "utf8")}`);
+            await sleep(200);
+        }
+    }
+
+    posts(): { id: string; version: string; slot: string }[] {
+        let text = "";
+        try {
+            text = fs.readFileSync(this.postsLog, "utf8");
+        } catch {
+            return [];
+        }
+        return text
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => {
+                const [id, version, slot] = l.split(" ");
+                return { id, version, slot };
+            });
+    }
+
+    async stop(): Promise<void> {
+        // Agents (and their detached workers) first, so nothing restarts a slot behind us.
+        for (const a of this.agents) if (a.child.exitCode === null) await a.done;
+        try {
+            await this.waitForLockFree(60000);
+        } catch {
+            // Report through the test that left it; teardown goes on.
+        }
+        for (const slot of ["blue", "green"] as Slot[]) {
+            try {
+                const pid = this.slotPid(slot);
+                process.kill(pid, "SIGKILL");
+            } catch {
+                // not running
+            }
+        }
+        for (const child of [this.nginx, this.haproxy]) {
+            if (child?.pid && child.exitCode === null) {
+                child.kill("SIGTERM");
+                await new Promise((r) => child.once("exit", r));
+            }
+        }
+        if (!process.env.SLOTSHIFT_KEEP_TMP) fs.rmSync(this.root, { recursive: true, force: true });
+    }
+}

@@ -1,0 +1,170 @@
+// Constant-rate load through NGINX (https, self-signed) with autocannon, recording every response:
+// its status, method, which release served it (X-Release) and when. Every non-2xx and every
+// connection error counts as a failed request.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const autocannon = require("autocannon");
+
+export interface LoadOptions {
+    port: number;
+    host: string;
+    /** Requests per second over all connections. */
+    rate: number;
+    /** Connections (one autocannon instance each), default 10. */
+    connections?: number;
+    /** Every Nth request of a connection is a POST /orders with a unique id (0: GETs only). */
+    postEvery?: number;
+    /** Prefix of POST ids, unique per run. */
+    runId: string;
+}
+
+export interface ResponseRecord {
+    t: number;
+    status: number;
+    method: "GET" | "POST";
+    version: string;
+    id?: string;
+}
+
+export interface LoadReport {
+    requests: number;
+    failures: number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    getFailures: number;
+    postFailures: number;
+    postsSent: number;
+    /** ids of POSTs answered 201. */
+    postsAcknowledged: string[];
+    statusCounts: Record<string, number>;
+    byVersion: Record<string, number>;
+    p50: number;
+    p99: number;
+    max: number;
+    durationS: number;
+    records: ResponseRecord[];
+    errorMessages: string[];
+}
+
+export interface RunningLoad {
+    stop(): Promise<LoadReport>;
+    records: ResponseRecord[];
+}
+
+/**
+ * autocannon's rate limiter lets each connection send its per-second quota back to back, then idle
+ * until the next second. One connection per instance, instances started 1000/N ms apart, spreads
+ * those bursts over the second: the load is constant at ~100 ms granularity.
+ */
+export function startLoad(opts: LoadOptions): RunningLoad {
+    const records: ResponseRecord[] = [];
+    const latencies: number[] = [];
+    const errorMessages: string[] = [];
+    let postsSent = 0;
+    let seq = 0;
+    let errors = 0;
+    let timeouts = 0;
+    const started = Date.now();
+    const headers = { host: opts.host };
+    const record = (method: "GET" | "POST") => (status: number, body: string, _ctx: unknown, h: Record<string, string>) => {
+        let id: string | undefined;
+        if (method === "POST") {
+            try {
+                id = JSON.parse(body).id;
+            } catch {
+                id = undefined;
+            }
+        }
+        records.push({ t: Date.now(), status, method, version: h["x-release"] ?? "-", id });
+    };
+    const get = { method: "GET", path: "/", headers, onResponse: record("GET") };
+    const post = {
+        method: "POST",
+        path: "/orders",
+        headers: { ...headers, "content-type": "application/json" },
+        setupRequest: (req: Record<string, unknown>) => {
+            postsSent++;
+            return { ...req, body: JSON.stringify({ id: `${opts.runId}-${++seq}` }) };
+        },
+        onResponse: record("POST"),
+    };
+    const requests = opts.postEvery ? [...Array.from({ length: opts.postEvery - 1 }, () => get), post] : [get];
+
+    const n = Math.max(1, Math.min(opts.connections ?? 10, opts.rate));
+    const instances: { stop(): void }[] = [];
+    const finished: Promise<void>[] = [];
+    const timers: NodeJS.Timeout[] = [];
+    let stopping = false;
+    for (let i = 0; i < n; i++) {
+        const rate = Math.floor(opts.rate / n) + (i < opts.rate % n ? 1 : 0);
+        finished.push(
+            new Promise<void>((resolve) => {
+                timers.push(
+                    setTimeout(() => {
+                        if (stopping) return resolve();
+                        const instance = autocannon(
+                            { url: `https://127.0.0.1:${opts.port}`, servername: opts.host, connections: 1, overallRate: rate, duration: 3600, timeout: 30, requests },
+                            (err: Error | null, result: { errors: number; timeouts: number }) => {
+                                if (err) errorMessages.push(err.message);
+                                errors += result?.errors ?? 0;
+                                timeouts += result?.timeouts ?? 0;
+                                resolve();
+                            },
+                        );
+                        instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
+                        instance.on("reqError", (e: Error) => {
+                            if (errorMessages.length < 20) errorMessages.push(e.message);
+                        });
+                        instances.push(instance);
+                    }, Math.round((i * 1000) / n)),
+                );
+            }),
+        );
+    }
+
+    return {
+        records,
+        async stop(): Promise<LoadReport> {
+            stopping = true;
+            for (const t of timers) clearTimeout(t);
+            for (const inst of instances) inst.stop();
+            await Promise.all(finished);
+            const byVersion: Record<string, number> = {};
+            const statusCounts: Record<string, number> = {};
+            for (const r of records) {
+                byVersion[r.version] = (byVersion[r.version] ?? 0) + 1;
+                statusCounts[r.status] = (statusCounts[r.status] ?? 0) + 1;
+            }
+            const bad = (r: ResponseRecord) => r.status < 200 || r.status >= 300;
+            const sorted = [...latencies].sort((a, b) => a - b);
+            const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
+            return {
+                requests: records.length + errors,
+                failures: records.filter(bad).length + errors,
+                non2xx: records.filter(bad).length,
+                errors,
+                timeouts,
+                getFailures: records.filter((r) => r.method === "GET" && bad(r)).length,
+                postFailures: records.filter((r) => r.method === "POST" && bad(r)).length,
+                postsSent,
+                postsAcknowledged: records.filter((r) => r.method === "POST" && r.status === 201 && r.id).map((r) => r.id as string),
+                statusCounts,
+                byVersion,
+                p50: pct(50),
+                p99: pct(99),
+                max: sorted.length ? sorted[sorted.length - 1] : 0,
+                durationS: (Date.now() - started) / 1000,
+                records,
+                errorMessages,
+            };
+        },
+    };
+}
+
+export function formatLoad(name: string, r: LoadReport): string {
+    return (
+        `${name}: ${r.requests} requests in ${r.durationS.toFixed(1)} s, ${r.failures} failed ` +
+        `(non-2xx ${r.non2xx}, connection errors ${r.errors}; GET ${r.getFailures}, POST ${r.postFailures} of ${r.postsSent} sent), ` +
+        `latency p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; served by ${Object.entries(r.byVersion).map(([v, n]) => `${v}=${n}`).join(" ")}`
+    );
+}
