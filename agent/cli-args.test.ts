@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { boolFlag, checkFlags, numberFlag, parseArgs, stringFlag } from "./cli-args";
-import { parseEnvLines } from "./env-file";
+import { formatSystemdEnvFile, parseEnvLines, parseSystemdEnvFile } from "../lib/env-lines";
 import { UsageError } from "./errors";
 
 describe("cli-args", () => {
@@ -30,5 +30,12 @@ describe("env-file", () => {
 
     it("names the bad line without echoing it", () => {
         assert.throws(() => parseEnvLines("A=1\nsecret-value\n"), (e: Error) => /line 2/.test(e.message) && !e.message.includes("secret"));
+    });
+
+    it("writes values systemd unquotes back to the literal value", () => {
+        const env = new Map([["A", `p"a$$w\\o\`rd`], ["B", "x y  "], ["C", ""]]);
+        const text = formatSystemdEnvFile(env);
+        assert.strictEqual(text.split("\n")[0], `A="p\\"a\\$\\$w\\\\o\\\`rd"`);
+        assert.deepStrictEqual([...parseSystemdEnvFile(text)], [...env]);
     });
 });

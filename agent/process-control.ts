@@ -33,7 +33,11 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
     const unit = (slot: Slot) => `${unitTemplate}${slot}.service`;
     return {
         // restart: starts a stopped unit, replaces a running one (see ProcessControl.start).
-        start: (slot) => runChecked(`systemctl restart ${unit(slot)}`, `systemctl restart '${unit(slot)}'`, { log, timeoutMs: 300_000 }),
-        stop: (slot) => runChecked(`systemctl stop ${unit(slot)}`, `systemctl stop '${unit(slot)}'`, { log, timeoutMs: 600_000 }),
+        // enable/disable: the slots that run now are the ones that come back after a reboot
+        // (HAProxy's saved state then restores their weights).
+        start: (slot) =>
+            runChecked(`systemctl restart ${unit(slot)}`, `systemctl enable --quiet '${unit(slot)}' && systemctl restart '${unit(slot)}'`, { log, timeoutMs: 300_000 }),
+        stop: (slot) =>
+            runChecked(`systemctl stop ${unit(slot)}`, `systemctl disable --quiet '${unit(slot)}' && systemctl stop '${unit(slot)}'`, { log, timeoutMs: 600_000 }),
     };
 }

@@ -1,12 +1,12 @@
 // The stack configuration: one schema, checked in full before the program declares anything,
 // so a bad value fails `pulumi preview` with one message naming the key and the reason.
 import { z } from "zod";
+import { parseEnvLines } from "./env-lines";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
 
 /** Versions become directory names, unit descriptions and CLI arguments: keep them inert. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/;
 export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
@@ -26,23 +26,6 @@ const releaseSource = z.string().min(1).refine(
     (s) => /^https:\/\/[^\s'"`$\\]+$/.test(s) || (!/^[a-z]+:\/\//i.test(s) && /\.(tar\.gz|tgz)$/.test(s) && !/[\s'"`$\\;&|<>]/.test(s)),
     "must be an https:// URL or a local path to a .tar.gz/.tgz archive, without spaces, quotes or shell metacharacters",
 );
-
-/** KEY=value lines (dotenv style); blank lines and # comments ignored. */
-export function parseEnvLines(text: string): Record<string, string> {
-    const env: Record<string, string> = {};
-    text.split("\n").forEach((line, i) => {
-        const trimmed = line.trim();
-        if (trimmed === "" || trimmed.startsWith("#")) return;
-        const eq = trimmed.indexOf("=");
-        const name = eq > 0 ? trimmed.slice(0, eq) : "";
-        if (!ENV_NAME.test(name)) {
-            // Never echo the line: it may hold a secret value.
-            throw new Error(`line ${i + 1} is not KEY=value with KEY of letters, digits and '_'`);
-        }
-        env[name] = trimmed.slice(eq + 1);
-    });
-    return env;
-}
 
 const durationString = (max: number) => z.union([z.number(), z.string()]).transform((v, ctx) => {
     try {
@@ -99,7 +82,7 @@ export const stackConfigSchema = z
         sshPrivateKey: z.string().refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), "must be a PEM/OpenSSH private key").optional(),
         appEnv: z.string().default("").transform((text, ctx) => {
             try {
-                return parseEnvLines(text);
+                return Object.fromEntries(parseEnvLines(text));
             } catch (e) {
                 ctx.addIssue({ code: "custom", message: (e as Error).message });
                 return z.NEVER;

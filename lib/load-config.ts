@@ -129,9 +129,5 @@ function isFile(p: string): boolean {
     }
 }
 
-/** KEY=value lines for `agent write-env` (the inverse of parseEnvLines). */
-export function formatEnvLines(env: Record<string, string>): string {
-    return Object.entries(env)
-        .map(([k, v]) => `${k}=${v}\n`)
-        .join("");
-}
+/** KEY=value lines for `agent write-env`. */
+export { formatEnvLines } from "./env-lines";

@@ -7,7 +7,7 @@ import * as path from "path";
 import { checkFlags, ParsedArgs, stringFlag } from "../cli-args";
 import { AgentContext } from "../context";
 import { download, redactUrl } from "../download";
-import { parseEnvLines } from "../env-file";
+import { parseSystemdEnvFile } from "../../lib/env-lines";
 import { AgentError, UsageError } from "../errors";
 import { isProcessAlive } from "../lock";
 import { seconds } from "../log";
@@ -146,11 +146,6 @@ export function linkShared(ctx: AgentContext, dir: string): void {
     }
 }
 
-function unquote(v: string): string {
-    const m = /^(["'])(.*)\1$/.exec(v);
-    return m ? m[2] : v;
-}
-
 /** Build/check environment: a clean PATH, the app's shared env (secrets are never printed), the version. */
 function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
@@ -159,7 +154,7 @@ function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.Pro
         HOME: home ?? process.env.HOME ?? "/",
     };
     try {
-        for (const [k, v] of parseEnvLines(fs.readFileSync(ctx.layout.envFile, "utf8"))) env[k] = unquote(v);
+        for (const [k, v] of parseSystemdEnvFile(fs.readFileSync(ctx.layout.envFile, "utf8"))) env[k] = v;
     } catch {
         // No env file yet (write-env runs after the first prepare): build without it.
     }

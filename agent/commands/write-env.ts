@@ -3,7 +3,7 @@
 import * as fs from "fs";
 import { checkFlags, ParsedArgs } from "../cli-args";
 import { AgentContext } from "../context";
-import { formatEnvLines, parseEnvLines } from "../env-file";
+import { formatSystemdEnvFile, parseEnvLines } from "../../lib/env-lines";
 import { AgentError, errorMessage } from "../errors";
 import { writeFileAtomic } from "../fs-atomic";
 import { appOwner } from "./prepare";
@@ -28,7 +28,7 @@ export async function writeEnvCommand(ctx: AgentContext, args: ParsedArgs, input
     }
     const file = ctx.layout.envFile;
     const owner = appOwner(ctx);
-    const content = formatEnvLines(env);
+    const content = formatSystemdEnvFile(env);
     let unchanged = false;
     try {
         unchanged = fs.readFileSync(file, "utf8") === content;
