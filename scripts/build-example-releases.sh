@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the example Django app's release archives: OUT_DIR/v1.tar.gz, v2.tar.gz, v3.tar.gz.
+#   v1  the base app (examples/django-app/src)
+#   v2  v1 + overlays/v2: an additive migration (a nullable column) and a visible page change
+#   v3  v2 + overlays/v3: boots, but /healthz always answers 503 (never becomes ready)
+# Each archive's root is the Django project (manage.py at the top) with its static files already
+# collected into static/ (fingerprinted), and a VERSION file. Archives are reproducible: same
+# sources, same bytes.
+#
+# Usage: scripts/build-example-releases.sh [OUT_DIR]   (default: <repo>/.local/releases)
+# Needs Debian's python3-django (3.2); no pip. PYTHON overrides the interpreter (/usr/bin/python3).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
+APP_DIR=$REPO_DIR/examples/django-app
+OUT_DIR=${1:-$REPO_DIR/.local/releases}
+# Debian's interpreter: a python3 earlier on PATH (pyenv, a venv) may not see python3-django.
+PYTHON=${PYTHON:-/usr/bin/python3}
+# Fixed timestamps inside the archives, so rebuilding unchanged sources gives identical bytes.
+EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+
+die() { printf 'build-example-releases: error: %s\n' "$*" >&2; exit 1; }
+
+"$PYTHON" -c 'import django' 2>/dev/null || die "$PYTHON cannot import django; install Debian's python3-django (apt-get install python3-django)"
+
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf -- "$WORK"' EXIT
+
+# build VERSION OVERLAY...
+build() {
+    local version=$1 stage=$WORK/$1 overlay
+    shift
+    mkdir -p "$stage"
+    cp -R "$APP_DIR/src/." "$stage/"
+    for overlay in "$@"; do
+        cp -R "$APP_DIR/overlays/$overlay/." "$stage/"
+    done
+    printf '%s\n' "$version" >"$stage/VERSION"
+    # No database needed: collectstatic only reads the app's static dirs.
+    (cd "$stage" && PYTHONDONTWRITEBYTECODE=1 DJANGO_SETTINGS_MODULE=mysite.settings \
+        "$PYTHON" manage.py collectstatic --noinput --verbosity 0)
+    find "$stage" -name __pycache__ -type d -prune -exec rm -rf {} +
+    tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
+        --mode='u+rwX,go+rX,go-w' -C "$stage" -cf - . | gzip -n -9 >"$OUT_DIR/$version.tar.gz.part"
+    mv -f "$OUT_DIR/$version.tar.gz.part" "$OUT_DIR/$version.tar.gz"
+    printf '%s\n' "$OUT_DIR/$version.tar.gz"
+}
+
+build v1
+build v2 v2
+build v3 v2 v3
+(cd "$OUT_DIR" && sha256sum v1.tar.gz v2.tar.gz v3.tar.gz >SHA256SUMS)

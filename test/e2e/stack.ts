@@ -1,0 +1,145 @@
+// The `local` stack (Pulumi.local.yaml) replayed over SSH: the same rendered files and the same
+// command lines the components run during `pulumi up`, in the same order, without the Pulumi
+// engine. So the end-to-end tests exercise the host setup, the proxy files and the agent exactly
+// as a deploy would, and can interleave load and assertions between the steps.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { parse as parseYaml } from "yaml";
+import { agentInstallCommand, agentStagingPath } from "../../components/host-setup";
+import { proxyApplyScript } from "../../components/proxy";
+import { artifactPath, prepareCommand } from "../../components/release";
+import { remoteAgentCommand } from "../../components/remote";
+import { agentSettingsFor, templateContextFor } from "../../components/stack";
+import { activateArgs } from "../../components/traffic-shift";
+import { AGENT_OUTFILE } from "../../lib/agent-bundle";
+import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
+import { renderDebianSetupScript } from "../../lib/host-files";
+import { formatEnvLines } from "../../lib/load-config";
+import { CommandError, LocalHost, REPO, RunResult } from "./local-host";
+
+export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
+/** Where scripts/build-example-releases.sh puts v1/v2/v3.tar.gz by default. */
+export const RELEASES_DIR = path.join(REPO, ".local", "releases");
+
+/**
+ * Pulumi.local.yaml as validated settings, with overrides (e.g. another releaseVersion). The SSH
+ * key is a placeholder: these settings never open a connection, LocalHost does.
+ */
+export function localStackSettings(overrides: Partial<StackConfigInput> = {}): StackSettings {
+    const doc = parseYaml(fs.readFileSync(STACK_FILE, "utf8")) as { config: Record<string, unknown> };
+    const raw: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(doc.config)) {
+        if (key.startsWith("slotshift:")) raw[key.slice("slotshift:".length)] = value;
+    }
+    raw.sshPrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n";
+    return parseStackConfig({ ...raw, ...overrides });
+}
+
+export function archiveFor(version: string): string {
+    return path.join(RELEASES_DIR, `${version}.tar.gz`);
+}
+
+function sha256(file: string): string {
+    return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** One step's outcome; `ok` is exit code 0. Output is kept for assertions and failure messages. */
+export interface StepResult extends RunResult {
+    ok: boolean;
+}
+
+export class LocalStack {
+    readonly sshUser: string;
+
+    constructor(
+        readonly host: LocalHost,
+        readonly settings: StackSettings = localStackSettings(),
+    ) {
+        this.sshUser = effectiveSshUser(settings);
+    }
+
+    get context() {
+        return templateContextFor(this.settings);
+    }
+
+    get layout() {
+        return this.context.layout;
+    }
+
+    private async step(what: string, p: Promise<RunResult>, mustSucceed: boolean): Promise<StepResult> {
+        const r = await p;
+        if (mustSucceed && r.code !== 0) throw new CommandError(what, r);
+        return { ...r, ok: r.code === 0 };
+    }
+
+    /** HostSetup: the rendered setup-debian.sh, as root on stdin. */
+    setup(): Promise<StepResult> {
+        const script = renderDebianSetupScript(this.context, agentSettingsFor(this.settings));
+        return this.step("host setup", this.host.ssh("bash -s", { input: script }), true);
+    }
+
+    /** HostSetup: the bundled agent (dist/agent.js; `npm run build:agent`), staged then installed. */
+    async installAgent(bundle = AGENT_OUTFILE): Promise<StepResult> {
+        if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing; run npm run build:agent`);
+        const staged = agentStagingPath(this.settings.appName);
+        await this.host.upload(bundle, staged);
+        return this.step("agent install", this.host.ssh(agentInstallCommand(this.sshUser, this.layout.agentPath, staged, sha256(bundle))), true);
+    }
+
+    /** Proxy: haproxy.cfg, the NGINX site and the maintenance page, checked and reloaded. */
+    applyProxy(): Promise<StepResult> {
+        return this.step("proxy apply", this.host.ssh("bash -s", { input: proxyApplyScript(this.context, "debian") }), true);
+    }
+
+    /** Release: the app environment through the agent's stdin (never a command line). */
+    writeEnv(env: Record<string, string>): Promise<StepResult> {
+        return this.step("write-env", this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "write-env"), { input: formatEnvLines(env) }), true);
+    }
+
+    /** Release: upload the archive of `version`, then `agent prepare`. */
+    async prepare(version: string, archive = archiveFor(version), mustSucceed = true): Promise<StepResult> {
+        if (!fs.existsSync(archive)) throw new Error(`${archive} is missing; run scripts/build-example-releases.sh`);
+        const target = artifactPath(this.layout, version);
+        await this.host.sshOk(`install -d -m 0700 ${path.posix.dirname(target)}`);
+        await this.host.upload(archive, target);
+        return this.step(`prepare ${version}`, this.host.ssh(prepareCommand(this.sshUser, this.layout, version, target, true)), mustSucceed);
+    }
+
+    /** TrafficShift create: the gated shift to `version` with the stack's plan and gates. */
+    activate(version: string, mustSucceed = true): Promise<StepResult> {
+        const s = this.settings;
+        const args = activateArgs({
+            version,
+            plan: s.shiftPlan,
+            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            keepPreviousWarm: s.keepPreviousWarm,
+        });
+        return this.step(`activate ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "activate", args)), mustSucceed);
+    }
+
+    /** TrafficShift delete (after a newer version went live). */
+    retire(version: string, mustSucceed = true): Promise<StepResult> {
+        return this.step(`retire ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "retire", ["--version", version])), mustSucceed);
+    }
+
+    agent(command: string, args: readonly string[] = [], mustSucceed = true): Promise<StepResult> {
+        return this.step(`agent ${command}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, command, args)), mustSucceed);
+    }
+
+    /** `agent status --json`, parsed. */
+    async status(): Promise<unknown> {
+        const r = await this.agent("status", ["--json"]);
+        return JSON.parse(r.stdout);
+    }
+
+    /** The first `pulumi up`: setup, agent, proxy, env, prepare + activate the configured version. */
+    async firstDeploy(env: Record<string, string>): Promise<void> {
+        await this.setup();
+        await this.installAgent();
+        await this.applyProxy();
+        await this.writeEnv(env);
+        await this.prepare(this.settings.releaseVersion);
+        await this.activate(this.settings.releaseVersion);
+    }
+}
