@@ -1,14 +1,14 @@
 // HostSetup: makes the host able to run the app and the agent, from the same inputs on either OS.
 //   debian - runs the setup script (packages, app user, layout, slot unit, agent settings, TLS).
 //   nixos  - installs a NixOS module next to configuration.nix, imports it, nixos-rebuild switch.
-// Then installs the bundled agent (re-uploaded when its hash changes or the host is replaced).
+// Then uploads and installs the bundled agent (again when its hash changes or the host is replaced).
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { AgentBundle } from "../lib/agent-bundle";
 import { AgentSettings } from "../lib/agent-settings";
 import { renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
 import { TemplateContext } from "../lib/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
+import { fileUpload, SshCommand } from "./ssh/ssh-command";
 
 export interface HostSetupArgs {
     host: HostHandle;
@@ -72,9 +72,9 @@ export function agentInstallCommand(sshUser: string, agentPath: string, staged: 
 
 export class HostSetup extends pulumi.ComponentResource {
     /** The step that leaves the host configured (setup script or nixos-rebuild). */
-    readonly setup: remote.Command;
-    readonly agentUpload: remote.CopyToRemote;
-    readonly agentInstall: remote.Command;
+    readonly setup: SshCommand;
+    /** Uploads the agent (SFTP), then checks its hash and installs it as root. */
+    readonly agentInstall: SshCommand;
 
     constructor(name: string, args: HostSetupArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:host:HostSetup", name, {}, opts);
@@ -88,7 +88,7 @@ export class HostSetup extends pulumi.ComponentResource {
                 ? renderDebianSetupScript(context, agentSettings)
                 : nixosApplyScript(appName, renderNixosModule(context, agentSettings));
         // Content changes re-run it as an update (the step is idempotent); a new host replaces it.
-        this.setup = new remote.Command(
+        this.setup = new SshCommand(
             `${name}-${args.osFlavour}`,
             {
                 connection: host.connection,
@@ -101,26 +101,17 @@ export class HostSetup extends pulumi.ComponentResource {
         );
 
         const staged = agentStagingPath(appName);
-        // Into the SSH user's home: SFTP runs as that user, and a private directory leaves no
-        // window for another local user to swap the file before root installs it.
-        this.agentUpload = new remote.CopyToRemote(
-            `${name}-agent-upload`,
-            {
-                connection: host.connection,
-                source: new pulumi.asset.FileAsset(args.agent.path),
-                remotePath: staged,
-                triggers: [host.hostId, args.agent.sha256],
-            },
-            child,
-        );
-        this.agentInstall = new remote.Command(
+        this.agentInstall = new SshCommand(
             `${name}-agent-install`,
             {
                 connection: host.connection,
+                // Into the SSH user's home: SFTP runs as that user, and a private directory leaves no
+                // window for another local user to swap the file before root installs it.
+                uploads: [fileUpload(args.agent.path, staged, "0600", args.agent.sha256)],
                 create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256),
                 triggers: [host.hostId, args.agent.sha256],
             },
-            { ...child, dependsOn: [this.setup, this.agentUpload] },
+            { ...child, dependsOn: [this.setup] },
         );
         this.registerOutputs({});
     }

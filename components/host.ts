@@ -7,7 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as ec2Types from "@pulumi/aws/ec2";
 import { effectiveSshUser } from "../lib/config-schema";
 import { PublicSettings } from "../lib/load-config";
-import { HostHandle, SshConnection } from "./remote";
+import { HostHandle } from "./remote";
+import { SshConnection } from "./ssh/ssh-connection";
 
 export type HostSettings = Pick<
     PublicSettings,

@@ -3,10 +3,10 @@
 // changed; HAProxy is reloaded through the agent (runtime weights saved first), NGINX with a
 // graceful reload; a bad NGINX site is rolled back before it can take the server down.
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { renderProxyFiles } from "../lib/host-files";
 import { TemplateContext } from "../lib/template-context";
 import { agentCommand, asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
+import { SshCommand } from "./ssh/ssh-command";
 
 export interface ProxyArgs {
     host: HostHandle;
@@ -107,11 +107,11 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
 }
 
 export class Proxy extends pulumi.ComponentResource {
-    readonly apply: remote.Command;
+    readonly apply: SshCommand;
 
     constructor(name: string, args: ProxyArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:proxy:Proxy", name, {}, opts);
-        this.apply = new remote.Command(
+        this.apply = new SshCommand(
             `${name}-apply`,
             {
                 connection: args.host.connection,

@@ -1,11 +1,11 @@
-// Release: one per version. Puts the artifact on the host, writes the app environment from the
-// secret config (stdin only: never in a command line, never echoed), and has the agent unpack,
+// Release: one per version. Writes the app environment from the secret config (stdin only: never
+// in a command line, never echoed), puts a local artifact on the host, and has the agent unpack,
 // build and check the release beside the live one. No traffic moves here.
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { HostLayout } from "../lib/host-layout";
 import { formatEnvLines } from "../lib/load-config";
 import { asRoot, HostHandle, remoteAgentCommand, shellQuote } from "./remote";
+import { fileUpload, SshCommand } from "./ssh/ssh-command";
 
 export interface ReleaseArgs {
     host: HostHandle;
@@ -43,9 +43,9 @@ export function prepareCommand(sshUser: string, layout: HostLayout, version: str
 }
 
 export class Release extends pulumi.ComponentResource {
-    readonly artifact?: remote.CopyToRemote;
-    readonly env: remote.Command;
-    readonly prepare: remote.Command;
+    readonly env: SshCommand;
+    /** Uploads a local artifact first (SFTP), then `agent prepare`. */
+    readonly prepare: SshCommand;
     readonly version: string;
 
     constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -54,22 +54,9 @@ export class Release extends pulumi.ComponentResource {
         const child = { parent: this, dependsOn: opts?.dependsOn };
         this.version = version;
 
-        if (args.localArtifact) {
-            this.artifact = new remote.CopyToRemote(
-                `${name}-artifact`,
-                {
-                    connection: host.connection,
-                    source: new pulumi.asset.FileAsset(args.localArtifact),
-                    remotePath: artifactUploadPath(host.sshUser, layout, version),
-                    triggers: [host.hostId, version],
-                },
-                child,
-            );
-        }
-
         // Written before prepare: build steps (e.g. collectstatic) may need the environment. A
         // changed environment is an update that rewrites the file; slots read it when they start.
-        this.env = new remote.Command(
+        this.env = new SshCommand(
             `${name}-env`,
             {
                 connection: host.connection,
@@ -82,17 +69,19 @@ export class Release extends pulumi.ComponentResource {
         );
 
         const uploaded = args.localArtifact !== undefined;
-        this.prepare = new remote.Command(
+        this.prepare = new SshCommand(
             `${name}-prepare`,
             {
                 connection: host.connection,
+                // Before every run: a re-run after a failed build finds the archive again.
+                uploads: args.localArtifact ? [fileUpload(args.localArtifact, artifactUploadPath(host.sshUser, layout, version), "0600")] : [],
                 create: prepareCommand(host.sshUser, layout, version, args.source, uploaded),
                 triggers: [host.hostId, version],
                 logging: "stdoutAndStderr",
             },
             // Build commands run with the app environment and could print it: keep their output
             // out of the state file in plain text (it still streams to the console).
-            { ...child, dependsOn: [this.env, ...(this.artifact ? [this.artifact] : [])], additionalSecretOutputs: ["stdout", "stderr"] },
+            { ...child, dependsOn: [this.env], additionalSecretOutputs: ["stdout", "stderr"] },
         );
         this.registerOutputs({ version });
     }

@@ -2,10 +2,10 @@
 // command lines are built. Everything here is plain string work, so it is safe to unit test.
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { types } from "@pulumi/command";
 import { HostLayout } from "../lib/host-layout";
+import { SshConnection } from "./ssh/ssh-connection";
 
-export type SshConnection = types.input.remote.ConnectionArgs;
+export type { SshConnection } from "./ssh/ssh-connection";
 
 /** What every component after the Host needs to reach it. */
 export interface HostHandle {

@@ -2,10 +2,10 @@
 // version (output streamed to the console); a failed gate fails `pulumi up` and the agent has
 // already moved traffic back. Replacing it (a new version) retires the old version afterwards.
 import * as pulumi from "@pulumi/pulumi";
-import { remote } from "@pulumi/command";
 import { HostLayout } from "../lib/host-layout";
 import { formatShiftPlan, ShiftStep } from "../lib/shift-plan";
 import { HostHandle, remoteAgentCommand } from "./remote";
+import { SshCommand } from "./ssh/ssh-command";
 
 export interface ShiftGates {
     maxErrorRatio: number;
@@ -39,14 +39,14 @@ export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gat
 }
 
 export class TrafficShift extends pulumi.ComponentResource {
-    readonly activate: remote.Command;
+    readonly activate: SshCommand;
     /** The version serving traffic, known once the shift succeeded. */
     readonly liveVersion: pulumi.Output<string>;
 
     constructor(name: string, args: TrafficShiftArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:release:TrafficShift", name, {}, opts);
         const { host, layout, version } = args;
-        this.activate = new remote.Command(
+        this.activate = new SshCommand(
             `${name}-activate`,
             {
                 connection: host.connection,

@@ -2,14 +2,29 @@
 // host looks like on AWS, what is protected, that secrets stay secret, the order of the steps,
 // and that a new version touches nothing but the release and the shift.
 import * as assert from "assert";
-import { EIP_ADDRESS, INSTANCE_ID, isSecret, plainParts, ProgramRun, RecordedResource, reveal, runProgram } from "./helpers/mock-program";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { EIP_ADDRESS, fakeAgentBundle, INSTANCE_ID, isSecret, plainParts, ProgramRun, RecordedResource, reveal, runProgram } from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 import { renderDebianSetupScript } from "../../lib/host-files";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
+import { diffInputs } from "../../components/ssh/provider";
+import { sha256Hex, SSH_COMMAND_TYPE } from "../../components/ssh/ssh-command";
 import { parseStackConfig } from "../../lib/config-schema";
 
 const HOST_TYPES = /^(aws:|slotshift:host:Host$)/;
-const DEPLOY_TYPES = /^slotshift:release:|^command:remote:/;
+const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:/;
+
+/** What the provider decides for a resource whose inputs went from `before` to `after` (secrets opened, as the provider sees them). */
+function providerDiff(before: RecordedResource, after: RecordedResource) {
+    return diffInputs(reveal(before.inputs), reveal(after.inputs));
+}
+
+/** Resources that upload files before their command runs. */
+function uploaders(r: ProgramRun): string[] {
+    return r.ofType(SSH_COMMAND_TYPE).filter((x) => (x.inputs.uploads ?? []).length > 0).map((x) => x.name);
+}
 
 function stackValue(stack: string, key: string): any {
     return stackFile(stack)[`${NAMESPACE}:${key}`];
@@ -104,9 +119,9 @@ for (const stack of ["prod", "staging"]) {
         });
 
         it("re-runs every host step on a replaced instance (instance id in triggers)", () => {
-            for (const name of ["shop-setup-debian", "shop-setup-agent-upload", "shop-setup-agent-install", "shop-proxy-apply", "shop-release-env", "shop-release-prepare", "shop-shift-activate"]) {
-                assert.strictEqual(r.byName(name).inputs.triggers[0], INSTANCE_ID, name);
-            }
+            const steps = ["shop-setup-debian", "shop-setup-agent-install", "shop-proxy-apply", "shop-release-env", "shop-release-prepare", "shop-shift-activate"];
+            assert.deepStrictEqual(r.ofType(SSH_COMMAND_TYPE).map((x) => x.name).sort(), [...steps].sort(), "every remote step is listed here");
+            for (const name of steps) assert.strictEqual(r.byName(name).inputs.triggers[0], INSTANCE_ID, name);
         });
     });
 }
@@ -153,12 +168,26 @@ describe("secrets", () => {
             const env = r.byName("shop-release-env").inputs;
             assert.ok(isSecret(env.stdin));
             assert.ok(reveal(env.stdin).includes(`DJANGO_SECRET_KEY=${TEST_ENV_SECRET}\n`));
-            for (const x of r.ofType("command:remote:Command")) {
+            for (const x of r.ofType(SSH_COMMAND_TYPE)) {
                 assert.ok(isSecret(x.inputs.connection), `${x.name} connection`);
                 assert.match(reveal(x.inputs.connection).privateKey, /leakcanary/);
+                assert.ok(x.additionalSecretOutputs.includes("connection"), `${x.name} keeps the connection secret in its outputs`);
             }
         });
     }
+
+    it("the provider code stored with every command holds no secret and no captured module", async () => {
+        const r = await run("existing-example");
+        const commands = r.ofType(SSH_COMMAND_TYPE);
+        assert.ok(commands.length >= 5);
+        const code = commands[0].inputs.__provider;
+        assert.strictEqual(typeof code, "string", "not a secret envelope: nothing secret was captured");
+        for (const x of commands) assert.strictEqual(x.inputs.__provider, code, `${x.name}: one provider`);
+        assert.doesNotMatch(code, /leakcanary|PRIVATE KEY|DJANGO/);
+        // ssh2 is loaded where the provider runs, not serialized from this process.
+        assert.match(code, /require\("ssh2"\)/);
+        assert.doesNotMatch(code, /slotshift:|shop/, "no config value captured");
+    });
 
     it("keeps the env command's stdin and output secret in state and off the console", async () => {
         const env = (await run("prod")).byName("shop-release-env");
@@ -176,10 +205,14 @@ describe("order: host -> setup -> proxy -> release -> shift", () => {
         it(stack, async () => {
             const r = await run(stack);
             const hostParts = stack === "existing-example" ? [] : ["shop-host-debian", "shop-host-eip-assoc", "shop-host-sg", "shop-host-key"];
-            const setup = ["shop-setup-debian", "shop-setup-agent-upload", "shop-setup-agent-install"];
-            const release = ["shop-release-env", "shop-release-prepare", ...(stack === "existing-example" ? ["shop-release-artifact"] : [])];
+            const setup = ["shop-setup-debian", "shop-setup-agent-install"];
+            const release = ["shop-release-env", "shop-release-prepare"];
             for (const s of setup) assertWaits(r, s, hostParts);
-            assertWaits(r, "shop-setup-agent-install", ["shop-setup-debian", "shop-setup-agent-upload"]);
+            // The agent is uploaded by the install step itself, after the setup made its directory.
+            assertWaits(r, "shop-setup-agent-install", ["shop-setup-debian"]);
+            assert.strictEqual(r.byName("shop-setup-agent-install").inputs.uploads.length, 1);
+            // A local archive is uploaded by the prepare step itself, after the env file is written.
+            assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads.length, stack === "existing-example" ? 1 : 0);
             assertWaits(r, "shop-proxy-apply", setup);
             for (const s of release) assertWaits(r, s, ["shop-proxy-apply"]);
             assertWaits(r, "shop-release-prepare", release.filter((n) => n !== "shop-release-prepare"));
@@ -212,7 +245,7 @@ describe("deploy steps", () => {
 
     it("lets the agent download an https source", async () => {
         const r = await run("prod");
-        assert.deepStrictEqual(r.ofType("command:remote:CopyToRemote").map((x) => x.name), ["shop-setup-agent-upload"], "only the agent is uploaded");
+        assert.deepStrictEqual(uploaders(r), ["shop-setup-agent-install"], "only the agent is uploaded");
         assert.strictEqual(
             r.byName("shop-release-prepare").inputs.create,
             "sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source https://artifacts.example.com/shop/shop-2026.11.20-1.tar.gz",
@@ -222,10 +255,15 @@ describe("deploy steps", () => {
 
     it("uploads a local archive, which root moves into the artifacts directory before prepare", async () => {
         const r = await run("existing-example");
-        const artifact = r.byName("shop-release-artifact").inputs;
+        assert.deepStrictEqual(uploaders(r), ["shop-setup-agent-install", "shop-release-prepare"]);
+        const uploads = r.byName("shop-release-prepare").inputs.uploads;
+        assert.strictEqual(uploads.length, 1);
+        const artifact = uploads[0];
         assert.strictEqual(artifact.remotePath, ".slotshift-shop-1.4.0.tar.gz");
-        assert.match(artifact.source.path, /build\/shop-1\.4\.0\.tar\.gz$/);
-        assert.deepStrictEqual(artifact.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
+        assert.match(artifact.localPath, /^\/.*\/build\/shop-1\.4\.0\.tar\.gz$/);
+        assert.strictEqual(artifact.mode, "0600");
+        assert.strictEqual(artifact.sha256, sha256Hex("archive 1.4.0"), "the archive's content hash: a rebuilt archive is a diff");
+        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
         const prepare = r.byName("shop-release-prepare").inputs.create as string;
         assert.match(prepare, /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /);
         assert.match(prepare, /prepare --config \/srv\/shop\/deploy\/agent\.json --version 1\.4\.0 --source \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz$/);
@@ -233,12 +271,12 @@ describe("deploy steps", () => {
 
     it("uploads straight into the artifacts directory as root, without sudo", async () => {
         const r = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { sshUser: "root" }), forbidAws: true });
-        assert.strictEqual(r.byName("shop-release-artifact").inputs.remotePath, "/srv/shop/deploy/artifacts/1.4.0.tar.gz");
+        assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads[0].remotePath, "/srv/shop/deploy/artifacts/1.4.0.tar.gz");
         assert.strictEqual(
             r.byName("shop-release-prepare").inputs.create,
             "node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz",
         );
-        for (const c of r.ofType("command:remote:Command")) assert.doesNotMatch(c.inputs.create, /sudo/, c.name);
+        for (const c of r.ofType(SSH_COMMAND_TYPE)) assert.doesNotMatch(c.inputs.create, /sudo/, c.name);
     });
 
     it("writes the env file through the agent, with the values on stdin only", async () => {
@@ -266,10 +304,8 @@ describe("deploy steps", () => {
 
     it("uploads the agent and installs it only after checking its hash", async () => {
         const r = await run("staging");
-        const upload = r.byName("shop-setup-agent-upload").inputs;
-        assert.strictEqual(upload.remotePath, ".slotshift-shop-agent.js");
-        assert.deepStrictEqual(upload.triggers, [INSTANCE_ID, "a".repeat(64)]);
         const install = r.byName("shop-setup-agent-install").inputs;
+        assert.deepStrictEqual(install.uploads, [{ localPath: fakeAgentBundle().path, remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "a".repeat(64) }]);
         assert.match(install.create, new RegExp(`sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js`));
         assert.match(install.create, /^cd && sudo -n sh -c /);
         assert.deepStrictEqual(install.triggers, [INSTANCE_ID, "a".repeat(64)]);
@@ -294,8 +330,8 @@ describe("a new version", () => {
 
     const CASES = [
         { stack: "prod", next: "2026.11.21-1", changed: ["shop-release-prepare", "shop-shift-activate"] },
-        // The upload path carries the version too.
-        { stack: "existing-example", next: "1.5.0", changed: ["shop-release-artifact", "shop-release-prepare", "shop-shift-activate"] },
+        // The upload (its path carries the version) is part of the prepare step.
+        { stack: "existing-example", next: "1.5.0", changed: ["shop-release-prepare", "shop-shift-activate"] },
     ];
     for (const { stack, next, changed } of CASES) {
         it(`${stack}: changes only the release and the shift, nothing of the host, its setup or the proxy`, async () => {
@@ -309,15 +345,53 @@ describe("a new version", () => {
             // The version is a trigger (a replacement, so the old version's delete retires it).
             assert.ok(after.byName("shop-shift-activate").inputs.triggers.includes(next));
             assert.ok(after.byName("shop-release-prepare").inputs.triggers.includes(next));
+            // ...and that is what the provider decides from these very inputs.
+            for (const name of changed) assert.deepStrictEqual(providerDiff(before.byName(name), after.byName(name)).replaces, ["triggers"], name);
+            for (const x of after.ofType(SSH_COMMAND_TYPE).filter((x) => !changed.includes(x.name))) {
+                assert.strictEqual(providerDiff(before.byName(x.name), x).changes, false, `${x.name} runs nothing`);
+            }
         });
     }
+
+    it("a changed plan or gate alone is an update of the shift (it reports status), never a new shift", async () => {
+        const before = await run("prod");
+        const after = await runProgram({ stack: "prod", cfg: cliConfig("prod", { shiftPlan: ["25%:30s", "100%"], maxErrorRatio: "0.02" }) });
+        const d = providerDiff(before.byName("shop-shift-activate"), after.byName("shop-shift-activate"));
+        assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
+        assert.match(after.byName("shop-shift-activate").inputs.update, / status --config /);
+    });
+
+    it("a changed app environment rewrites the env file in place (an update, not a new release)", async () => {
+        const before = await run("staging");
+        const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", {}, { sshPrivateKey: TEST_PRIVATE_KEY, appEnv: "DJANGO_SECRET_KEY=rotated-leakcanary\n" }) });
+        const changed = after.resources.filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs))).map((x) => x.name);
+        assert.deepStrictEqual(changed, ["shop-release-env"]);
+        const d = providerDiff(before.byName("shop-release-env"), after.byName("shop-release-env"));
+        assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
+        assert.ok(isSecret(after.byName("shop-release-env").inputs.stdin));
+    });
+
+    it("a rebuilt archive under the same version uploads and prepares again, without a new shift", async () => {
+        const before = await run("existing-example");
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-rebuilt-"));
+        fs.mkdirSync(path.join(dir, "build"));
+        fs.writeFileSync(path.join(dir, "build", "shop-1.4.0.tar.gz"), "archive 1.4.0, rebuilt");
+        const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example"), forbidAws: true, baseDir: dir });
+        const changed = after.resources.filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs))).map((x) => x.name);
+        assert.deepStrictEqual(changed, ["shop-release-prepare"]);
+        const d = providerDiff(before.byName("shop-release-prepare"), after.byName("shop-release-prepare"));
+        assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
+    });
 
     it("with a new local archive, uploads it", async () => {
         const before = inputsByUrn(await run("existing-example"));
         const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { releaseVersion: "1.5.0", releaseSource: "build/shop-1.5.0.tar.gz" }), forbidAws: true });
         const changed = after.resources.filter((x) => before.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
-        assert.deepStrictEqual(changed.sort(), ["shop-release-artifact", "shop-release-prepare", "shop-shift-activate"]);
-        assert.match(after.byName("shop-release-artifact").inputs.source.path, /build\/shop-1\.5\.0\.tar\.gz$/);
+        assert.deepStrictEqual(changed.sort(), ["shop-release-prepare", "shop-shift-activate"]);
+        const [artifact] = after.byName("shop-release-prepare").inputs.uploads;
+        assert.match(artifact.localPath, /build\/shop-1\.5\.0\.tar\.gz$/);
+        assert.strictEqual(artifact.remotePath, ".slotshift-shop-1.5.0.tar.gz");
+        assert.strictEqual(artifact.sha256, sha256Hex("archive 1.5.0"));
     });
 
     it("a new agent build re-uploads and reinstalls the agent only", async () => {
@@ -325,7 +399,21 @@ describe("a new version", () => {
         const after = await runProgram({ stack: "staging", cfg: cliConfig("staging"), agentBundle: { path: "/tmp/other-agent.js", sha256: "b".repeat(64) } });
         const a = inputsByUrn(before);
         const changed = after.resources.filter((x) => a.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
-        assert.deepStrictEqual(changed.sort(), ["shop-setup-agent-install", "shop-setup-agent-upload"]);
+        assert.deepStrictEqual(changed, ["shop-setup-agent-install"]);
+        assert.deepStrictEqual(after.byName("shop-setup-agent-install").inputs.uploads[0], { localPath: "/tmp/other-agent.js", remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "b".repeat(64) });
+        assert.deepStrictEqual(providerDiff(before.byName("shop-setup-agent-install"), after.byName("shop-setup-agent-install")).replaces, ["triggers"]);
+    });
+
+    it("from another checkout (other absolute paths, same files) nothing runs", async () => {
+        const before = await run("existing-example");
+        const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-clone-"));
+        fs.mkdirSync(path.join(elsewhere, "build"));
+        fs.writeFileSync(path.join(elsewhere, "build", "shop-1.4.0.tar.gz"), "archive 1.4.0");
+        const agentCopy = path.join(elsewhere, "agent.js");
+        fs.copyFileSync(fakeAgentBundle().path, agentCopy);
+        const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example"), forbidAws: true, baseDir: elsewhere, agentBundle: { ...fakeAgentBundle(), path: agentCopy } });
+        assert.notStrictEqual(after.byName("shop-release-prepare").inputs.uploads[0].localPath, before.byName("shop-release-prepare").inputs.uploads[0].localPath);
+        for (const x of after.ofType(SSH_COMMAND_TYPE)) assert.strictEqual(providerDiff(before.byName(x.name), x).changes, false, x.name);
     });
 });
 
@@ -335,7 +423,7 @@ describe("existing host", () => {
         assert.deepStrictEqual(r.violations, []);
         assert.deepStrictEqual(r.calls.filter((c) => c.token.startsWith("aws:")), []);
         assert.deepStrictEqual(r.resources.filter((x) => x.type.startsWith("aws:")), []);
-        assert.ok(r.ofType("command:remote:Command").length >= 5, "it still deploys");
+        assert.ok(r.ofType(SSH_COMMAND_TYPE).length >= 5, "it still deploys");
     });
 
     it("the AWS guard works: an aws stack under it fails", async () => {

@@ -93,7 +93,7 @@ function mockState(type: string, name: string, inputs: Record<string, any>): { i
             return { id: `${name}-id`, state: { ...inputs, keyName: `${name}-1234` } };
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: "sg-0123", state: inputs };
-        case "command:remote:Command":
+        case "pulumi-nodejs:dynamic/ssh:Command":
             return { id: `${name}-id`, state: { ...inputs, stdout: "ok\n", stderr: "" } };
         default:
             return { id: `${name}-id`, state: inputs };

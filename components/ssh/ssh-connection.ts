@@ -1,0 +1,26 @@
+// How every remote step reaches the host: one typed SSH connection, produced by the Host component
+// for both host kinds and handed unchanged to every SshCommand.
+
+export interface SshConnection {
+    /** Host name or IP address. */
+    host: string;
+    /** Default 22. */
+    port?: number;
+    user: string;
+    /** PEM or OpenSSH private key (unencrypted). Secret: the whole connection is kept secret. */
+    privateKey: string;
+    /**
+     * Expected host key, as in a known_hosts or .pub line: "ssh-ed25519 AAAA...". When set, only a
+     * server presenting exactly this key is accepted; without it the host key is not checked.
+     */
+    hostKey?: string;
+    /**
+     * Connection attempts before giving up (default 10; -1 for no limit). A machine that was just
+     * created refuses or times out until it has booted, so it needs more (see Host).
+     */
+    dialErrorLimit?: number;
+    /** Seconds one attempt may take to connect and authenticate (default 15). */
+    perDialTimeout?: number;
+}
+
+export const SSH_DEFAULTS = { port: 22, dialErrorLimit: 10, perDialTimeout: 15 } as const;
