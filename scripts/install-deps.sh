@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
     haproxy nginx-light openssl socat curl ca-certificates   # the proxy layer, run for real in tests
+    openssh-server                                            # a real sshd for the SSH resource tests
     systemd nix-bin shellcheck python3-yaml                   # config checkers
     debootstrap systemd-container                             # the local Debian 12 host
     postgresql python3-django gunicorn python3-psycopg2       # the example app, tested on this machine
