@@ -9,7 +9,7 @@ export interface ParsedArgs {
 }
 
 /** Flags that never take a value. */
-const BOOLEAN_FLAGS = new Set(["json", "keep-warm", "no-keep-warm", "help"]);
+const BOOLEAN_FLAGS = new Set(["json", "keep-warm", "no-keep-warm", "check-only", "help"]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
     const positionals: string[] = [];

@@ -3,7 +3,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { boolFlag, checkFlags, ParsedArgs, parseArgs, stringFlag } from "./cli-args";
-import { activateCommand, SHIFT_FLAGS, shiftOptions } from "./commands/activate";
+import { ACTIVATE_FLAGS, activateCommand, allowContractFlag, SHIFT_FLAGS, shiftOptions } from "./commands/activate";
+import { migrateCommand } from "./commands/migrate";
 import { prepareCommand } from "./commands/prepare";
 import { pruneCommand } from "./commands/prune";
 import { reloadProxyCommand } from "./commands/reload-proxy";
@@ -23,6 +24,10 @@ const USAGE = `usage: agent.js <command> --config <deployDir>/agent.json [option
   prepare      --version V --source PATH|URL   unpack, build, check, link shared dirs, merge static
   activate     --version V [--plan 10:30,50:30,100:0] [--max-error-ratio 0.01]
                [--health-timeout 120s] [--drain-timeout 60s] [--keep-warm|--no-keep-warm]
+               [--allow-contract MIGRATION:OPERATION:TARGET,...]
+               migration-safety gate + migrations (once per version), then the gated shift
+  migrate      --version V [--allow-contract ...] [--check-only]
+               the same gate and migrations without a shift; --check-only migrates nothing
   rollback     [same shift options]            back to the previous release (instant when warm)
   status       [--json]                        slots, versions, weights, health, sessions, lock
   retire       --version V                     stop V's slot unless live (or warm previous); prune
@@ -33,7 +38,7 @@ const USAGE = `usage: agent.js <command> --config <deployDir>/agent.json [option
 Exit codes: 0 ok, 1 failed (traffic restored), 2 usage, 3 another deploy holds the lock.
 `;
 
-const COMMANDS = new Set(["prepare", "activate", "rollback", "status", "retire", "prune", "write-env", "reload-proxy"]);
+const COMMANDS = new Set(["prepare", "activate", "migrate", "rollback", "status", "retire", "prune", "write-env", "reload-proxy"]);
 
 async function runCommand(ctx: AgentContext, args: ParsedArgs, json: boolean): Promise<void> {
     switch (args.command) {
@@ -41,6 +46,8 @@ async function runCommand(ctx: AgentContext, args: ParsedArgs, json: boolean): P
             return prepareCommand(ctx, args);
         case "activate":
             return activateCommand(ctx, args);
+        case "migrate":
+            return migrateCommand(ctx, args);
         case "rollback":
             return rollbackCommand(ctx, args);
         case "status":
@@ -62,8 +69,9 @@ async function runCommand(ctx: AgentContext, args: ParsedArgs, json: boolean): P
 async function foreground(ctx: AgentContext, args: ParsedArgs, argv: string[], configPath: string, json: boolean): Promise<number> {
     // Usage errors and a held lock are reported at once, before any worker exists.
     if (args.command === "activate") {
-        checkFlags(args, ["version", ...SHIFT_FLAGS]);
+        checkFlags(args, ACTIVATE_FLAGS);
         checkVersion(stringFlag(args, "version") ?? args.positionals[0]);
+        allowContractFlag(args);
     } else {
         checkFlags(args, SHIFT_FLAGS);
     }

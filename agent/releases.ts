@@ -13,6 +13,14 @@ export interface ReleaseMarker {
     source: string;
 }
 
+/**
+ * Per-release cache key prefix: two releases serving at once never read each other's cached
+ * objects, whose shape may differ between them.
+ */
+export function cacheKeyPrefix(appName: string, version: string): string {
+    return `${appName}:${version}`;
+}
+
 export function isPrepared(ctx: AgentContext, version: string): boolean {
     return fs.existsSync(path.join(ctx.layout.releasesDir, version, RELEASE_MARKER));
 }

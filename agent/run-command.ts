@@ -16,12 +16,18 @@ export interface RunOptions {
     timeoutMs?: number;
     /** Text fed on stdin. */
     input?: string;
+    /** Keep stdout whole in the result instead of streaming it (machine-readable output). */
+    captureStdout?: boolean;
 }
 
 export interface RunResult {
     code: number;
     /** Last lines of combined output, for error messages. */
     tail: string;
+    /** The last 200 lines of streamed output (stdout and stderr, in arrival order). */
+    lines: string[];
+    /** All of stdout, when captureStdout was set. */
+    stdout?: string;
 }
 
 function which(program: string): boolean {
@@ -47,6 +53,7 @@ export function runCommand(command: string, opts: RunOptions = {}): Promise<RunR
     return new Promise((resolve, reject) => {
         const child = spawn(exe, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
         const lines: string[] = [];
+        let stdout = "";
         let partial = "";
         const onData = (chunk: Buffer) => {
             const text = partial + chunk.toString("utf8");
@@ -56,10 +63,11 @@ export function runCommand(command: string, opts: RunOptions = {}): Promise<RunR
         };
         const emit = (line: string) => {
             lines.push(line);
-            if (lines.length > 40) lines.shift();
+            if (lines.length > 200) lines.shift();
             opts.log?.info(`${opts.prefix ?? "  | "}${line}`);
         };
-        child.stdout?.on("data", onData);
+        if (opts.captureStdout) child.stdout?.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+        else child.stdout?.on("data", onData);
         child.stderr?.on("data", onData);
         if (opts.input !== undefined) child.stdin?.end(opts.input);
         let timer: NodeJS.Timeout | undefined;
@@ -73,7 +81,7 @@ export function runCommand(command: string, opts: RunOptions = {}): Promise<RunR
         child.on("close", (code, signal) => {
             if (timer) clearTimeout(timer);
             if (partial) emit(partial);
-            resolve({ code: code ?? (signal ? 128 : 1), tail: lines.slice(-10).join("\n") });
+            resolve({ code: code ?? (signal ? 128 : 1), tail: lines.slice(-10).join("\n"), lines, ...(opts.captureStdout ? { stdout } : {}) });
         });
     });
 }

@@ -10,6 +10,7 @@ import { classifyHealth } from "./gates";
 import { describeProbe, httpGet, ProbeResult } from "./http-probe";
 import { seconds } from "./log";
 import { SlotsState, writeSlotsState } from "./slots-state";
+import { cacheKeyPrefix } from "./releases";
 
 /** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
 export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
@@ -21,12 +22,12 @@ export function releaseDir(ctx: AgentContext, version: string): string {
     return path.join(ctx.layout.releasesDir, version);
 }
 
-/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT). */
+/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX). */
 export function pointSlotAt(ctx: AgentContext, slot: Slot, version: string): void {
     const link = path.join(ctx.layout.slotsDir, slot);
     const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx, version));
     symlinkAtomic(target, link);
-    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\n`;
+    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n`;
     writeFileAtomic(path.join(ctx.layout.slotsDir, `${slot}.env`), env, { mode: 0o644 });
 }
 

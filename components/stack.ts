@@ -61,6 +61,9 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
         haproxyPort: s.haproxyPort,
         buildCommand: s.buildCommand,
         checkCommand: s.checkCommand,
+        migrateCommand: s.migrateCommand,
+        migrationCheck: s.migrationCheck,
+        dbLockTimeoutSeconds: s.dbLockTimeout,
         keepPreviousWarm: s.keepPreviousWarm,
         releasesToKeep: s.releasesToKeep,
     });
@@ -115,6 +118,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             plan: s.shiftPlan,
             gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
             keepPreviousWarm: s.keepPreviousWarm,
+            allowContractOperations: s.allowContractOperations,
         },
         { dependsOn: [release] },
     );

@@ -3,6 +3,7 @@
 // already moved traffic back. Replacing it (a new version) retires the old version afterwards.
 import * as pulumi from "@pulumi/pulumi";
 import { HostLayout } from "../lib/host-layout";
+import { joinContractOperations } from "../lib/migrations";
 import { formatShiftPlan, ShiftStep } from "../lib/shift-plan";
 import { HostHandle, remoteAgentCommand } from "./remote";
 import { SshCommand } from "./ssh/ssh-command";
@@ -20,9 +21,15 @@ export interface TrafficShiftArgs {
     plan: readonly ShiftStep[];
     gates: ShiftGates;
     keepPreviousWarm: boolean;
+    /**
+     * Contract operations the migration-safety gate may let through for this version. On the
+     * command line (not in agent.json) so an acknowledgement shows in `pulumi preview`.
+     */
+    allowContractOperations?: readonly string[];
 }
 
-export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm">): string[] {
+export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm" | "allowContractOperations">): string[] {
+    const allow = a.allowContractOperations ?? [];
     return [
         "--version",
         a.version,
@@ -35,6 +42,7 @@ export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gat
         "--drain-timeout",
         String(a.gates.drainTimeoutSeconds),
         a.keepPreviousWarm ? "--keep-warm" : "--no-keep-warm",
+        ...(allow.length > 0 ? ["--allow-contract", joinContractOperations(allow)] : []),
     ];
 }
 

@@ -2,6 +2,7 @@
 // (layout.agentConfigPath) and the agent reads on every command. Per-deploy inputs (version, plan,
 // gates) travel as command-line arguments instead, so they show in `pulumi preview --diff`.
 import { HostLayout, hostLayout, SlotPorts, slotPorts } from "./host-layout";
+import { MigrationCheck, parseMigrationCheck } from "./migrations";
 
 export const HAPROXY_BACKEND = "app";
 export const HAPROXY_FRONTEND = "public";
@@ -45,6 +46,16 @@ export interface AgentSettings {
         /** Shared directories linked into each release: name inside release -> shared path. */
         sharedLinks: Record<string, string>;
     };
+    /**
+     * The release's database migrations, run by activate after prepare and before the new slot
+     * starts. Absent (settings written before this existed) or no command: no migration step.
+     */
+    migrations?: {
+        command?: string;
+        check: MigrationCheck;
+        /** PostgreSQL lock_timeout for the migration and the check, in milliseconds. */
+        lockTimeoutMs: number;
+    };
     keepPreviousWarm: boolean;
     releasesToKeep: number;
 }
@@ -58,6 +69,11 @@ export interface AgentSettingsInputs {
     haproxyPort: number;
     buildCommand?: string;
     checkCommand?: string;
+    migrateCommand?: string;
+    /** "django" (default), "none" or a command. */
+    migrationCheck?: string;
+    /** Default 5. */
+    dbLockTimeoutSeconds?: number;
     keepPreviousWarm: boolean;
     releasesToKeep: number;
     /** Prefix for every path (tests). */
@@ -89,6 +105,11 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
             checkCommand: inputs.checkCommand,
             staticSubdir: "static",
             sharedLinks: { media: layout.mediaDir, ".env": layout.envFile },
+        },
+        migrations: {
+            command: inputs.migrateCommand || undefined,
+            check: parseMigrationCheck(inputs.migrationCheck),
+            lockTimeoutMs: Math.round((inputs.dbLockTimeoutSeconds ?? 5) * 1000),
         },
         keepPreviousWarm: inputs.keepPreviousWarm,
         releasesToKeep: inputs.releasesToKeep,

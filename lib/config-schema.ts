@@ -2,6 +2,7 @@
 // so a bad value fails `pulumi preview` with one message naming the key and the reason.
 import { z } from "zod";
 import { parseEnvLines } from "./env-lines";
+import { djangoManageCommand, parseContractOperation, parseMigrationCheck } from "./migrations";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
 
 /** Versions become directory names, unit descriptions and CLI arguments: keep them inert. */
@@ -16,6 +17,8 @@ const version = z
     .refine((v) => !v.includes(".."), "must not contain '..'");
 
 const port = z.number().int().min(1).max(65535);
+
+const singleLine = z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line");
 
 const cidr = z.string().refine((value) => {
     const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
@@ -49,6 +52,31 @@ export const stackConfigSchema = z
             .refine((s) => !/(;|&&|\|\||\||`|\$\()/.test(s), "must be one simple command (the slot runs `exec <command>`): no ';', '&&', '||', '|' or command substitution"),
         buildCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         checkCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
+        migrateCommand: singleLine.optional(),
+        migrationCheck: singleLine.default("django"),
+        allowContractOperations: z
+            .array(
+                z.string().superRefine((s, ctx) => {
+                    try {
+                        parseContractOperation(s);
+                    } catch (e) {
+                        ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    }
+                }),
+            )
+            .max(100)
+            .default([]),
+        // Sub-second values are fine here: it bounds how long the live release's queries may queue.
+        dbLockTimeout: z.union([z.number(), z.string()]).transform((v, ctx) => {
+            try {
+                const s = typeof v === "number" ? v : parseDuration(v);
+                if (s < 0.1 || s > 3600) throw new Error("must be between 100ms and 1h");
+                return s;
+            } catch (e) {
+                ctx.addIssue({ code: "custom", message: (e as Error).message });
+                return z.NEVER;
+            }
+        }).default(5),
         healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default("/healthz"),
         smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(["/"]),
         shiftPlan: z.array(z.string()).min(1).default(["10%:30s", "50%:30s", "100%"]).transform((steps, ctx): ShiftStep[] => {
@@ -123,6 +151,20 @@ export const stackConfigSchema = z
             seen.set(p, name);
         }
         if (c.slotBasePort + 1 > 65535) ctx.addIssue({ code: "custom", path: ["slotBasePort"], message: "needs room for two ports" });
+        const check = parseMigrationCheck(c.migrationCheck);
+        if (c.migrateCommand) {
+            if (check.kind === "django" && !djangoManageCommand(c.migrateCommand)) {
+                ctx.addIssue({ code: "custom", path: ["migrationCheck"], message: `must be "none" or a check command of your own when migrateCommand does not run Django's "manage.py migrate"` });
+            }
+        } else {
+            if (check.kind === "command") ctx.addIssue({ code: "custom", path: ["migrationCheck"], message: "is a check command, which runs only before migrateCommand: set migrateCommand too" });
+            if (c.allowContractOperations.length > 0) ctx.addIssue({ code: "custom", path: ["allowContractOperations"], message: "needs migrateCommand (it acknowledges operations of the migration-safety gate)" });
+        }
+        const seenOps = new Set<string>();
+        c.allowContractOperations.forEach((op, i) => {
+            if (seenOps.has(op)) ctx.addIssue({ code: "custom", path: ["allowContractOperations", i], message: `"${op}" is listed twice` });
+            seenOps.add(op);
+        });
     });
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
@@ -141,6 +183,10 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     startCommand: "string",
     buildCommand: "string",
     checkCommand: "string",
+    migrateCommand: "string",
+    migrationCheck: "string",
+    allowContractOperations: "array",
+    dbLockTimeout: "string",
     healthPath: "string",
     smokePaths: "array",
     shiftPlan: "array",

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds the example Django app's release archives: OUT_DIR/v1.tar.gz, v2.tar.gz, v3.tar.gz.
-#   v1  the base app (examples/django-app/src)
-#   v2  v1 + overlays/v2: an additive migration (a nullable column) and a visible page change
-#   v3  v2 + overlays/v3: boots, but /healthz always answers 503 (never becomes ready)
+# Builds the example Django app's release archives into OUT_DIR:
+#   v1          the base app (examples/django-app/src)
+#   v2          v1 + overlays/v2: an additive migration (a nullable column) and a visible page change
+#   v3          v2 + overlays/v3: boots, but /healthz always answers 503 (never becomes ready)
+#   v2-drop     v1 + overlays/v2-drop: drops created_at, which v1 reads (the safety gate refuses it)
+#   v2b         v2 + overlays/v2b: stops using notes_note.author (model only; the column stays)
+#   v2c         v2b + overlays/v2c: drops notes_note.author (needs the acknowledgement)
+#   v2-failing  v2c + overlays/v2-failing: a migration whose second operation fails
 # Each archive's root is the Django project (manage.py at the top) with its static files already
 # collected into static/ (fingerprinted), and a VERSION file. Archives are reproducible: same
 # sources, same bytes.
@@ -52,4 +56,8 @@ build() {
 build v1
 build v2 v2
 build v3 v2 v3
-(cd "$OUT_DIR" && sha256sum v1.tar.gz v2.tar.gz v3.tar.gz >SHA256SUMS)
+build v2-drop v2-drop
+build v2b v2 v2b
+build v2c v2 v2b v2c
+build v2-failing v2 v2b v2c v2-failing
+(cd "$OUT_DIR" && sha256sum v1.tar.gz v2.tar.gz v3.tar.gz v2-drop.tar.gz v2b.tar.gz v2c.tar.gz v2-failing.tar.gz >SHA256SUMS)

@@ -2,6 +2,7 @@
 // walk the shift plan with a gate per step, then retire the old slot (drain, stop or keep warm).
 // Any failed gate puts all traffic back on the old slot and stops the new one.
 import { otherSlot, Slot } from "../../lib/host-layout";
+import { parseContractOperation, splitContractOperations } from "../../lib/migrations";
 import { formatShiftPlan, parseDuration, parseShiftPlan, ShiftStep } from "../../lib/shift-plan";
 import { appendAudit, slotLabel } from "../audit";
 import { boolFlag, checkFlags, numberFlag, ParsedArgs, stringFlag } from "../cli-args";
@@ -9,6 +10,7 @@ import { AgentContext, sleep } from "../context";
 import { AgentError, errorMessage, GateError, UsageError } from "../errors";
 import { classifyHealth } from "../gates";
 import { percent, seconds } from "../log";
+import { runMigrationStep } from "../migrate";
 import { isPrepared } from "../releases";
 import { walkShift } from "../shift";
 import { applyWeights, drain, drainAndStop, pointSlotAt, slotTarget, smokeTest, stopSlot, swapCurrent, waitForHaproxyUp, waitForReadiness } from "../slot-ops";
@@ -27,6 +29,21 @@ export interface ShiftOptions {
 }
 
 export const SHIFT_FLAGS = ["plan", "max-error-ratio", "health-timeout", "drain-timeout", "keep-warm", "no-keep-warm"];
+/** activate's own: the acknowledged contract operations for this version's migrations. */
+export const ACTIVATE_FLAGS = ["version", "allow-contract", ...SHIFT_FLAGS];
+
+/** --allow-contract a,b: each MIGRATION:OPERATION:TARGET, checked like the stack config does. */
+export function allowContractFlag(args: ParsedArgs): string[] {
+    const list = splitContractOperations(stringFlag(args, "allow-contract") ?? "");
+    for (const item of list) {
+        try {
+            parseContractOperation(item);
+        } catch (e) {
+            throw new UsageError(`--allow-contract: ${errorMessage(e)}`);
+        }
+    }
+    return list;
+}
 
 function durationFlag(args: ParsedArgs, name: string, fallbackSeconds: number): number {
     const v = stringFlag(args, name);
@@ -62,10 +79,11 @@ export function shiftOptions(args: ParsedArgs, keepWarmDefault: boolean, last?: 
 }
 
 export async function activateCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
-    checkFlags(args, ["version", ...SHIFT_FLAGS]);
+    checkFlags(args, ACTIVATE_FLAGS);
     const version = checkVersion(stringFlag(args, "version") ?? args.positionals[0]);
     const opts = shiftOptions(args, ctx.settings.keepPreviousWarm);
-    await withDeployLock(ctx, "activate", version, () => deployRelease(ctx, version, opts, "activate"));
+    const allow = allowContractFlag(args);
+    await withDeployLock(ctx, "activate", version, () => deployRelease(ctx, version, opts, "activate", { allow }));
 }
 
 function toSettings(o: ShiftOptions): ShiftSettings {
@@ -74,9 +92,10 @@ function toSettings(o: ShiftOptions): ShiftSettings {
 
 /**
  * The gated deploy of one release into the idle slot. Used by activate, and by rollback when the
- * previous release is not warm. Must be called under the deploy lock.
+ * previous release is not warm (its migrations ran when it was first activated: `migrate` is
+ * unset). Must be called under the deploy lock.
  */
-export async function deployRelease(ctx: AgentContext, version: string, opts: ShiftOptions, command: "activate" | "rollback"): Promise<void> {
+export async function deployRelease(ctx: AgentContext, version: string, opts: ShiftOptions, command: "activate" | "rollback", migrate?: { allow: readonly string[] }): Promise<void> {
     const t0 = Date.now();
     const { log, layout, settings } = ctx;
     if (!isPrepared(ctx, version)) throw new AgentError(`release ${version} is not prepared (no ${layout.releasesDir}/${version}); run prepare first`);
@@ -99,6 +118,24 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
             `health timeout ${seconds(opts.healthTimeoutMs)}; drain timeout ${seconds(opts.drainTimeoutMs)}; previous kept warm: ${opts.keepWarm ? "yes" : "no"}`,
     );
 
+    const durations: Record<string, number> = {};
+    let migrations: Record<string, unknown> | undefined;
+    if (migrate) {
+        // Before the idle slot is touched: a refused or failed migration leaves both slots as they were.
+        try {
+            const m = await runMigrationStep(ctx, { version, liveVersion: oldVersion, allow: migrate.allow });
+            if (m.ran) durations.migrate = m.durationMs;
+            migrations = { ran: m.ran, ...(m.skipped ? { skipped: m.skipped } : {}), applied: m.applied, allowed: m.allowed };
+        } catch (e) {
+            const gate = e instanceof GateError ? e.gate : "migration";
+            const message = errorMessage(e);
+            durations.total = Date.now() - t0;
+            appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: null, result: "failed", reason: message, gate, durations: secondsOf(durations) });
+            Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(durations) });
+            throw new GateError(gate, `${message}${oldSlot ? `; traffic never left ${oldName}` : ""}`);
+        }
+    }
+
     const stats0 = await ctx.runtime.stats();
     if (oldSlot) {
         const h = classifyHealth(stats0[oldSlot]);
@@ -109,7 +146,6 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
     state.lastShift = toSettings(opts);
     writeSlotsState(layout.stateFile, state);
 
-    const durations: Record<string, number> = {};
     let weightMoved = false;
     const finishFailed = async (gate: string, message: string): Promise<never> => {
         log.warn(`${message}; ${weightMoved && oldSlot ? `moving all traffic back to ${oldName}` : `stopping ${newSlot}`}`);
@@ -123,7 +159,7 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
         durations.total = Date.now() - t0;
         const result = weightMoved ? "rolled-back" : "failed";
         appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), result, reason: message, gate, durations: secondsOf(durations) });
-        Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(durations) });
+        Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(durations), ...(migrations ? { migrations } : {}) });
         const tail = oldSlot ? (weightMoved ? `; traffic is back on ${oldName}` : `; traffic never left ${oldName}`) : "";
         throw new GateError(gate, `${message}${tail}; ${newSlot} stopped`);
     };
@@ -217,9 +253,12 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
     if (oldSlot) await retireOldSlotSafely(ctx, state, oldSlot, opts, durations);
 
     durations.total = Date.now() - t0;
-    appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), result: "ok", durations: secondsOf(durations), steps });
-    Object.assign(ctx.result, { ok: true, command, version, slot: newSlot, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), durations: secondsOf(durations), steps });
-    log.info(`${command} ${version} done in ${seconds(durations.total)} (health ${seconds(durations.health)}, shift ${seconds(durations.shift)}, drain ${seconds(durations.drain ?? 0)})`);
+    const extra = migrations ? { migrations } : {};
+    appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), result: "ok", durations: secondsOf(durations), steps, ...extra });
+    Object.assign(ctx.result, { ok: true, command, version, slot: newSlot, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), durations: secondsOf(durations), steps, ...extra });
+    log.info(
+        `${command} ${version} done in ${seconds(durations.total)} (${durations.migrate !== undefined ? `migrate ${seconds(durations.migrate)}, ` : ""}health ${seconds(durations.health)}, shift ${seconds(durations.shift)}, drain ${seconds(durations.drain ?? 0)})`,
+    );
 }
 
 /** After the switch: drain the old slot, then stop it or keep it warm (running, weight 0, checked). */

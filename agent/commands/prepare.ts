@@ -11,7 +11,7 @@ import { parseSystemdEnvFile } from "../../lib/env-lines";
 import { AgentError, UsageError } from "../errors";
 import { isProcessAlive } from "../lock";
 import { seconds } from "../log";
-import { isPrepared, RELEASE_MARKER, ReleaseMarker, walkFiles, writeManifest } from "../releases";
+import { cacheKeyPrefix, isPrepared, RELEASE_MARKER, ReleaseMarker, walkFiles, writeManifest } from "../releases";
 import { isRoot, lookupUser, runChecked } from "../run-command";
 import { checkVersion } from "../settings";
 
@@ -79,7 +79,7 @@ export async function prepareRelease(ctx: AgentContext, version: string, source:
     log.info(`release ${version} prepared in ${seconds(Date.now() - t0)}`);
 }
 
-interface Owner {
+export interface Owner {
     uid: number;
     gid: number;
     home?: string;
@@ -146,8 +146,11 @@ export function linkShared(ctx: AgentContext, dir: string): void {
     }
 }
 
-/** Build/check environment: a clean PATH, the app's shared env (secrets are never printed), the version. */
-function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.ProcessEnv {
+/**
+ * Build/check/migrate environment: a clean PATH, the app's shared env (secrets are never printed),
+ * the version and its cache key prefix.
+ */
+export function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
         PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         LANG: process.env.LANG ?? "C.UTF-8",
@@ -159,6 +162,7 @@ function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.Pro
         // No env file yet (write-env runs after the first prepare): build without it.
     }
     env.RELEASE_VERSION = version;
+    env.CACHE_KEY_PREFIX = cacheKeyPrefix(ctx.settings.appName, version);
     return env;
 }
 

@@ -16,7 +16,7 @@ import { AGENT_OUTFILE } from "../../lib/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
 import { renderDebianSetupScript } from "../../lib/host-files";
 import { formatEnvLines } from "../../lib/load-config";
-import { CommandError, LocalHost, REPO, RunResult } from "./local-host";
+import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "./local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
 /** Where scripts/build-example-releases.sh puts v1/v2/v3.tar.gz by default. */
@@ -114,6 +114,7 @@ export class LocalStack {
             plan: s.shiftPlan,
             gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
             keepPreviousWarm: s.keepPreviousWarm,
+            allowContractOperations: s.allowContractOperations,
         });
         return this.step(`activate ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "activate", args)), mustSucceed);
     }
@@ -131,6 +132,33 @@ export class LocalStack {
     async status(): Promise<unknown> {
         const r = await this.agent("status", ["--json"]);
         return JSON.parse(r.stdout);
+    }
+
+    /**
+     * Forgets the app on the host: stops both slots, drops its database, removes its releases,
+     * slots, shared static files and the agent's state. Host setup, the proxy files and the env
+     * file stay; the next setup run recreates the database. For suites that need a known start
+     * (e.g. a schema without later migrations) on a host earlier suites deployed to.
+     */
+    async resetApp(): Promise<void> {
+        const app = this.settings.appName;
+        const l = this.layout;
+        const q = shellQuote;
+        const script = [
+            "set -euo pipefail",
+            `systemctl stop ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
+            `systemctl reset-failed ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
+            `if systemctl is-active --quiet postgresql; then (cd / && runuser -u postgres -- dropdb --if-exists --force -- ${app}); fi`,
+            `rm -rf -- ${[l.releasesDir, l.slotsDir, l.currentLink, l.staticDir, l.stateFile, l.lockFile, l.auditLog, `${l.deployDir}/static-manifests`, `${l.deployDir}/migrations`, l.artifactsDir, `${l.deployDir}/logs`].map(q).join(" ")}`,
+            "",
+        ].join("\n");
+        await this.host.sshOk("bash -s", { input: script });
+    }
+
+    /** A query on the app's database as postgres; rows as lines, columns separated by '|'. */
+    async sql(query: string): Promise<string> {
+        const db = this.settings.appName;
+        return (await this.host.sshOk(`cd / && runuser -u postgres -- psql -X -q -tA -v ON_ERROR_STOP=1 -d ${db}`, { input: query })).trim();
     }
 
     /** The first `pulumi up`: setup, agent, proxy, env, prepare + activate the configured version. */

@@ -78,7 +78,19 @@ DATABASES = {
         "PORT": os.environ.get("DATABASE_PORT", ""),
         # Reused across requests; a connection that failed is dropped at the end of its request.
         "CONN_MAX_AGE": 60,
-        "OPTIONS": {"connect_timeout": 5, "options": "-c statement_timeout=10000"},
+        # libpq ignores PGOPTIONS once the connection sets options of its own, so append it: the
+        # deploy agent bounds a migration's lock waits with it (-c lock_timeout=...; later -c wins).
+        "OPTIONS": {"connect_timeout": 5, "options": " ".join(filter(None, ["-c statement_timeout=10000", os.environ.get("PGOPTIONS", "")]))},
+    }
+}
+
+# Two releases serve at once during a shift; the agent gives each its own prefix (<app>:<version>),
+# so neither reads objects the other cached in a shape it does not know. Per process here; the
+# prefix matters as soon as the backend is shared (Redis, memcached).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", ""),
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

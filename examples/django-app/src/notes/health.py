@@ -13,7 +13,8 @@ _migrations_applied = False
 
 
 def _reply(status, code, **extra):
-    body = {"status": status, "version": settings.RELEASE_VERSION, "slot": settings.SLOT, **extra}
+    body = {"status": status, "version": settings.RELEASE_VERSION, "slot": settings.SLOT,
+            "cache_key_prefix": settings.CACHES["default"]["KEY_PREFIX"], **extra}
     return JsonResponse(body, status=code)
 
 

@@ -1,0 +1,222 @@
+// The migration step of a deploy: the safety gate, then the release's migrate command, once per
+// version, under the deploy lock, after prepare and before the new slot starts. While the shift
+// runs the live release and the new one share the database, so the gate refuses schema changes the
+// live release cannot survive unless the stack config acknowledges them (lib/migrations.ts).
+import * as path from "path";
+import { djangoManageCommand, MigrationCheck } from "../lib/migrations";
+import { buildEnv, appOwner } from "./commands/prepare";
+import { AgentContext } from "./context";
+import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
+import { AgentError, errorMessage, GateError } from "./errors";
+import { readJsonFile, writeFileAtomic } from "./fs-atomic";
+import { seconds } from "./log";
+import { describeFinding, findingKey, Finding, classifyPlan } from "./migration-sql";
+import { runCommand, RunResult } from "./run-command";
+import { releaseDir } from "./slot-ops";
+
+export interface MigrationRequest {
+    version: string;
+    /** The release serving traffic now; null on a first deploy (nothing to protect). */
+    liveVersion: string | null;
+    /** Acknowledged contract operations (MIGRATION:OPERATION:TARGET). */
+    allow: readonly string[];
+    /** Only run the gate (and report the plan); migrate nothing. */
+    checkOnly?: boolean;
+}
+
+export interface MigrationOutcome {
+    /** Whether the migrate command ran now. */
+    ran: boolean;
+    /** Why nothing ran. */
+    skipped?: string;
+    /** Migrations the gate saw pending (Django check only). */
+    pending?: string[];
+    /** Migrations the command reported applied (Django's "Applying x... OK" lines). */
+    applied: string[];
+    /** Contract operations let through by an acknowledgement. */
+    allowed: string[];
+    durationMs: number;
+}
+
+export interface MigrationMarker {
+    version: string;
+    migratedAt: string;
+    command: string;
+    applied: string[];
+    allowed: string[];
+    durationMs: number;
+}
+
+/** deploy/migrations/<version>.json: written after a successful migrate, so it runs once per version. */
+export function migrationMarkerPath(ctx: AgentContext, version: string): string {
+    return path.join(ctx.layout.deployDir, "migrations", `${version}.json`);
+}
+
+export function readMigrationMarker(ctx: AgentContext, version: string): MigrationMarker | undefined {
+    try {
+        return readJsonFile<MigrationMarker>(migrationMarkerPath(ctx, version));
+    } catch {
+        return undefined;
+    }
+}
+
+/** "-c lock_timeout=5000ms" after whatever PGOPTIONS the app sets (a later -c wins in libpq). */
+export function withLockTimeout(pgoptions: string | undefined, lockTimeoutMs: number): string {
+    return [pgoptions?.trim(), `-c lock_timeout=${lockTimeoutMs}ms`].filter(Boolean).join(" ");
+}
+
+/** Migration ids from Django's migrate output: applied ("Applying x... OK") and the one it died in. */
+export function parseMigrateOutput(lines: readonly string[]): { applied: string[]; failedIn?: string } {
+    const applied: string[] = [];
+    let failedIn: string | undefined;
+    for (const line of lines) {
+        for (const m of line.matchAll(/Applying (\S+?)\.\.\.( OK)?/g)) {
+            if (m[2]) {
+                applied.push(m[1]);
+                if (failedIn === m[1]) failedIn = undefined;
+            } else failedIn = m[1];
+        }
+    }
+    return { applied, failedIn };
+}
+
+/** The line that says what went wrong: the last non-blank one (an exception's message). */
+function lastMeaningfulLine(r: RunResult): string {
+    return [...r.lines].reverse().find((l) => l.trim() !== "")?.trim() ?? "";
+}
+
+/** The gate's refusal: every operation, why, and the acknowledgement that would let it through. */
+export function refusalMessage(version: string, liveVersion: string, refused: readonly Finding[]): string {
+    const lines = [
+        `migration-safety gate refused ${version}: ${refused.length} operation(s) the live release ${liveVersion} may not survive while both serve:`,
+        ...refused.map((f) => `  ${describeFinding(f)}`),
+        "Ship it as expand/contract: first a release that stops using what this removes, then this change. Once the live release",
+        "no longer uses it, acknowledge each operation in stack config (allowContractOperations):",
+        ...refused.map((f) => `  - ${findingKey(f)}`),
+        "Nothing was migrated",
+    ];
+    return lines.join("\n");
+}
+
+/**
+ * Runs the gate and the migration of `version`. Call under the deploy lock. Throws a GateError
+ * ("migration-safety" or "migration") naming the operation or the migration that stopped it.
+ */
+export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest): Promise<MigrationOutcome> {
+    const t0 = Date.now();
+    const { log } = ctx;
+    const settings = ctx.settings.migrations;
+    const command = settings?.command;
+    const none = (skipped: string): MigrationOutcome => ({ ran: false, skipped, applied: [], allowed: [], durationMs: Date.now() - t0 });
+    if (!settings || !command) {
+        if (req.allow.length) log.warn(`allowContractOperations is set but no migrateCommand is configured: nothing to acknowledge`);
+        return none("no migrateCommand");
+    }
+    const done = readMigrationMarker(ctx, req.version);
+    if (done) {
+        log.info(`migrations of ${req.version} already ran at ${done.migratedAt}; not run again`);
+        return none("already migrated");
+    }
+
+    const cwd = releaseDir(ctx, req.version);
+    const owner = appOwner(ctx);
+    const asUser = owner ? ctx.layout.appUser : undefined;
+    const env: NodeJS.ProcessEnv = {
+        ...buildEnv(ctx, req.version, owner?.home),
+        LIVE_VERSION: req.liveVersion ?? "",
+        SLOTSHIFT_ALLOW_CONTRACT: req.allow.join("\n"),
+        SLOTSHIFT_DB_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
+        // Progress lines ("Applying x...") arrive before a traceback, so a failure names its migration.
+        PYTHONUNBUFFERED: "1",
+    };
+    env.PGOPTIONS = withLockTimeout(env.PGOPTIONS, settings.lockTimeoutMs);
+    const run = { cwd, env, asUser, log };
+
+    const gate = await safetyGate(ctx, req, settings.check, command, run);
+    if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed };
+
+    const why = ctx.abortReason();
+    if (why) throw new GateError("aborted", `deploy aborted before the migration: ${why}`);
+
+    log.info(`migrate: ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms`);
+    const r = await runCommand(command, { ...run, timeoutMs: 3_600_000 });
+    const parsed = parseMigrateOutput(r.lines);
+    if (r.code !== 0) {
+        const where = parsed.failedIn ? ` in ${parsed.failedIn}` : "";
+        const before = parsed.applied.length ? `; applied before it: ${parsed.applied.join(", ")}` : "";
+        throw new GateError("migration", `migration of ${req.version} failed${where} (exit ${r.code}): ${lastMeaningfulLine(r) || command}${before}`);
+    }
+    const durationMs = Date.now() - t0;
+    const marker: MigrationMarker = { version: req.version, migratedAt: new Date().toISOString(), command, applied: parsed.applied, allowed: gate.allowed, durationMs };
+    writeFileAtomic(migrationMarkerPath(ctx, req.version), JSON.stringify(marker, null, 1) + "\n", { mode: 0o644 });
+    log.info(`migrations of ${req.version} done in ${seconds(durationMs)}${parsed.applied.length ? `: ${parsed.applied.join(", ")}` : ""}`);
+    return { ran: true, pending: gate.pending, applied: parsed.applied, allowed: gate.allowed, durationMs };
+}
+
+interface RunContext {
+    cwd: string;
+    env: NodeJS.ProcessEnv;
+    asUser?: string;
+    log: AgentContext["log"];
+}
+
+async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: MigrationCheck, migrateCommand: string, run: RunContext): Promise<{ pending?: string[]; allowed: string[] }> {
+    const { log } = ctx;
+    if (check.kind === "none") {
+        log.info("migration-safety gate: none (migrationCheck is none)");
+        return { allowed: [] };
+    }
+    if (!req.liveVersion && !req.checkOnly) {
+        log.info("migration-safety gate: nothing is live yet, so no release to protect");
+        return { allowed: [] };
+    }
+    const live = req.liveVersion ?? "(none)";
+    if (check.kind === "command") {
+        log.info(`migration-safety gate: ${check.command}${run.asUser ? ` (as ${run.asUser})` : ""}`);
+        const r = await runCommand(check.command, { ...run, timeoutMs: 600_000 });
+        if (r.code !== 0) {
+            const output = r.lines.slice(-20).map((l) => `  ${l}`).join("\n");
+            throw new GateError("migration-safety", `migration-safety gate refused ${req.version}: ${check.command} exited ${r.code}${output ? `\n${output}` : ""}\nNothing was migrated`);
+        }
+        log.info(`migration-safety gate passed: ${check.command} exited 0`);
+        return { allowed: [] };
+    }
+
+    const manage = djangoManageCommand(migrateCommand);
+    if (!manage) throw new AgentError(`migrationCheck is "django" but migrateCommand is not "... manage.py migrate": ${migrateCommand}`);
+    log.info(`migration-safety gate: reading the pending migrations of ${req.version} through ${manage}`);
+    const r = await runCommand(djangoPlanCommand(manage), { ...run, timeoutMs: 600_000, captureStdout: true });
+    let plan: DjangoMigration[];
+    try {
+        if (r.code !== 0) throw new Error(`exit ${r.code}: ${lastMeaningfulLine(r)}`);
+        const parsed = parseDjangoPlanOutput(r.stdout ?? "");
+        const conflicts = Object.entries(parsed.conflicts);
+        if (conflicts.length) {
+            throw new Error(`conflicting migrations (more than one leaf): ${conflicts.map(([app, names]) => `${app}: ${names.join(", ")}`).join("; ")}`);
+        }
+        if (parsed.vendor !== "postgresql") log.warn(`the database is ${parsed.vendor}; the SQL is read as PostgreSQL's`);
+        plan = parsed.plan;
+    } catch (e) {
+        throw new GateError("migration-safety", `migration-safety gate could not read the migration plan of ${req.version}: ${errorMessage(e)}. Nothing was migrated`);
+    }
+    if (plan.length === 0) {
+        log.info("migration-safety gate passed: no pending migrations");
+        return { pending: [], allowed: [] };
+    }
+    for (const m of plan) {
+        log.info(`  pending ${m.migration}${m.backwards ? " (backwards)" : ""}: ${m.operations.join("; ") || "(no operations)"}`);
+        if (!m.atomic) log.warn(`${m.migration} is not atomic: if it fails midway, what it did so far stays`);
+    }
+
+    const findings = classifyPlan(plan);
+    const allow = new Set(req.allow);
+    const refused = findings.filter((f) => !allow.has(findingKey(f)));
+    const allowed = [...new Set(findings.filter((f) => allow.has(findingKey(f))).map(findingKey))];
+    for (const key of allowed) log.info(`  acknowledged contract operation: ${key}`);
+    for (const key of req.allow) {
+        if (!findings.some((f) => findingKey(f) === key)) log.warn(`allowContractOperations entry ${key} matches no pending operation of ${req.version}`);
+    }
+    if (refused.length) throw new GateError("migration-safety", refusalMessage(req.version, live, refused));
+    log.info(`migration-safety gate passed: ${plan.length} pending migration(s); ${allowed.length ? `${allowed.length} contract operation(s) acknowledged, ` : ""}nothing else the live release ${live} cannot survive`);
+    return { pending: plan.map((m) => m.migration), allowed };
+}
