@@ -8,6 +8,7 @@ import type * as ec2Types from "@pulumi/aws/ec2";
 import { effectiveSshUser } from "../lib/config-schema";
 import { PublicSettings } from "../lib/load-config";
 import { HostHandle } from "./remote";
+import { fingerprint, parseHostKey } from "./ssh/provider";
 import { SshConnection } from "./ssh/ssh-connection";
 
 export type HostSettings = Pick<
@@ -70,7 +71,10 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
         if (s.hostTarget === "existing") {
             const address = s.hostAddress ?? "";
             this.address = pulumi.output(address);
-            this.hostId = pulumi.output(`${this.sshUser}@${address}:${s.sshPort}`);
+            // A pinned host key names the machine: one reinstalled at the same address (a new
+            // key) gets every step again, as a replaced instance does.
+            const key = s.sshHostKey ? parseHostKey(s.sshHostKey) : undefined;
+            this.hostId = pulumi.output(`${this.sshUser}@${address}:${s.sshPort}${key ? ` ${fingerprint(key.blob)}` : ""}`);
             this.connection = pulumi.secret(
                 pulumi.output(args.sshPrivateKey).apply((privateKey): SshConnection => ({
                     host: address,

@@ -318,10 +318,10 @@ export function engineLogger(urn: string | undefined, argv: readonly string[] = 
     };
 }
 
-type DialError = Error & { retry: boolean };
+type DialError = Error & { retry: boolean; hostKeyMismatch?: boolean };
 
-function dialError(message: string, retry: boolean): DialError {
-    return Object.assign(new Error(message), { retry });
+function dialError(message: string, retry: boolean, hostKeyMismatch = false): DialError {
+    return Object.assign(new Error(message), { retry, hostKeyMismatch });
 }
 
 function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Client> {
@@ -361,7 +361,7 @@ function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Client> {
         });
         client.on("error", (err: Error) => {
             if (presented) {
-                fail(dialError(`host key mismatch: expected ${pinned!.type} ${fingerprint(pinned!.blob)}, the server presented ${presented}; refusing to connect`, false));
+                fail(dialError(`host key mismatch: expected ${pinned!.type} ${fingerprint(pinned!.blob)}, the server presented ${presented}; refusing to connect`, false, true));
             } else {
                 fail(dialError(err.message, true));
             }
@@ -394,7 +394,8 @@ export async function connectWithRetry(conn: SshConnection, note: (line: string)
             const err = e as DialError;
             if (!err.retry || (limit >= 0 && attempt >= limit)) {
                 const took = Math.round((Date.now() - started) / 1000);
-                throw new Error(`cannot connect to ${where} (${attempt} attempt${attempt === 1 ? "" : "s"} in ${took} s): ${err.message}`);
+                const final = new Error(`cannot connect to ${where} (${attempt} attempt${attempt === 1 ? "" : "s"} in ${took} s): ${err.message}`);
+                throw Object.assign(final, { hostKeyMismatch: err.hostKeyMismatch === true });
             }
             if (attempt === 1 || attempt % 5 === 0) note(`waiting for SSH on ${where} (attempt ${attempt}${limit >= 0 ? ` of ${limit}` : ""}): ${err.message}`);
             await sleep(Math.min(1000 * attempt, 5000));
@@ -576,6 +577,16 @@ export const sshCommandProvider: pulumi.dynamic.ResourceProvider<SshCommandInput
 
     // Runs with the old state's connection and command (the replaced resource's, after a replace).
     async delete(_id, props) {
-        if (props.delete) await runStep("delete", props, props.delete, { uploads: false });
+        if (!props.delete) return;
+        try {
+            await runStep("delete", props, props.delete, { uploads: false });
+        } catch (e) {
+            // The pinned key of the old state no longer matches: the machine this command ran on
+            // was replaced at the same address, so nothing is left to undo (and nothing is sent).
+            if (!(e as { hostKeyMismatch?: boolean }).hostKeyMismatch) throw e;
+            const log = engineLogger(props.__logUrn);
+            log.write(`skipped the delete command: ${(e as Error).message}`);
+            await log.close();
+        }
     },
 };
