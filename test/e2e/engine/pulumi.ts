@@ -324,7 +324,8 @@ export interface ShiftTimes {
 }
 
 export function parseShiftTimes(out: string, version: string): ShiftTimes | undefined {
-    const re = new RegExp(`activate ${version.replace(/[.+]/g, "\\$&")} done in ([\\d.]+)s \\(health ([\\d.]+)s, shift ([\\d.]+)s, drain ([\\d.]+)s\\)`);
+    // "(migrate Xs, " appears when the release ran migrations.
+    const re = new RegExp(`activate ${version.replace(/[.+]/g, "\\$&")} done in ([\\d.]+)s \\((?:migrate [\\d.]+s, )?health ([\\d.]+)s, shift ([\\d.]+)s, drain ([\\d.]+)s\\)`);
     const m = re.exec(out);
     return m ? { totalS: Number(m[1]), healthS: Number(m[2]), shiftS: Number(m[3]), drainS: Number(m[4]) } : undefined;
 }
