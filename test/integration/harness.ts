@@ -131,9 +131,25 @@ function sleep(ms: number): Promise<void> {
     return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The app the slots run, when it is not the test app fixture (the benchmark runs the example Django app). */
+export interface StackApp {
+    /** The slot command line, as in stack config (rendered into the templates only). */
+    startCommand: string;
+    healthPath: string;
+    smokePaths: string[];
+    buildCommand?: string;
+    checkCommand?: string;
+    /** Response header naming the release that answered. */
+    versionHeader: string;
+    /** processControl start/stop commands ({slot} is filled in by the agent). */
+    control(appRoot: string, runDir: string): { start: string; stop: string };
+}
+
 export interface StackOptions {
     appName: string;
     keepPreviousWarm: boolean;
+    /** Default: the test app fixture (fixtures/test-app.cjs under fixtures/slot-ctl.cjs). */
+    app?: StackApp;
 }
 
 export class Stack {
@@ -165,8 +181,8 @@ export class Stack {
         const ctx = buildTemplateContext({
             appName: this.opts.appName,
             domain: this.domain,
-            healthPath: "/healthz",
-            startCommand: "node app.cjs --port $PORT",
+            healthPath: this.opts.app?.healthPath ?? "/healthz",
+            startCommand: this.opts.app?.startCommand ?? "node app.cjs --port $PORT",
             tlsMode: "self-signed",
             slotBasePort: base,
             haproxyPort,
@@ -230,19 +246,20 @@ export class Stack {
         // The agent as on a host: bundle and settings under deployDir.
         const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
         const ctl = (cmd: string) => `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}`;
+        const app = this.opts.app;
         this.settings = buildAgentSettings({
             appName: this.opts.appName,
             domain: this.domain,
-            healthPath: "/healthz",
-            smokePaths: ["/", "/static-smoke"],
+            healthPath: app?.healthPath ?? "/healthz",
+            smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
             slotBasePort: base,
             haproxyPort,
-            buildCommand: "test -f app.cjs && echo \"built $RELEASE_VERSION\" > BUILT",
-            checkCommand: `${process.execPath} --check app.cjs`,
+            buildCommand: app ? app.buildCommand : "test -f app.cjs && echo \"built $RELEASE_VERSION\" > BUILT",
+            checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
             root: this.root,
-            processControl: { kind: "command", start: ctl("start"), stop: ctl("stop") },
+            processControl: { kind: "command", ...(app ? app.control(this.layout.appRoot, this.runDir) : { start: ctl("start"), stop: ctl("stop") }) },
             reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
         });
         fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
@@ -315,7 +332,7 @@ export class Stack {
                 { host: "127.0.0.1", port: this.ports.https, path: p, servername: this.domain, headers: { host: this.domain }, rejectUnauthorized: false, agent: false, timeout: timeoutMs },
                 (res) => {
                     res.resume();
-                    res.on("end", () => resolve({ status: res.statusCode ?? 0, version: String(res.headers["x-release"] ?? "-"), ms: Date.now() - t0 }));
+                    res.on("end", () => resolve({ status: res.statusCode ?? 0, version: String(res.headers[this.opts.app?.versionHeader.toLowerCase() ?? "x-release"] ?? "-"), ms: Date.now() - t0 }));
                 },
             );
             req.on("timeout", () => req.destroy(new Error("timeout")));

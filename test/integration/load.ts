@@ -15,6 +15,14 @@ export interface LoadOptions {
     postEvery?: number;
     /** Prefix of POST ids, unique per run. */
     runId: string;
+    /** Path of the GETs (default "/"). */
+    path?: string;
+    /** Path of the POSTs (default "/orders"). */
+    postPath?: string;
+    /** Body of a POST with this id (default {"id": id} as JSON). */
+    postBody?: (id: string) => string;
+    /** Response header naming the release that answered (default X-Release). */
+    versionHeader?: string;
 }
 
 export interface ResponseRecord {
@@ -23,6 +31,14 @@ export interface ResponseRecord {
     method: "GET" | "POST";
     version: string;
     id?: string;
+    /** From writing the request to the end of the response. */
+    latencyMs?: number;
+}
+
+/** A request that got no HTTP response (connection error or timeout), when it was given up. */
+export interface ErrorRecord {
+    t: number;
+    message: string;
 }
 
 export interface LoadReport {
@@ -43,12 +59,14 @@ export interface LoadReport {
     max: number;
     durationS: number;
     records: ResponseRecord[];
+    errorRecords: ErrorRecord[];
     errorMessages: string[];
 }
 
 export interface RunningLoad {
     stop(): Promise<LoadReport>;
     records: ResponseRecord[];
+    errorRecords: ErrorRecord[];
 }
 
 /**
@@ -58,7 +76,11 @@ export interface RunningLoad {
  */
 export function startLoad(opts: LoadOptions): RunningLoad {
     const records: ResponseRecord[] = [];
+    const errorRecords: ErrorRecord[] = [];
     const latencies: number[] = [];
+    // autocannon calls a request's onResponse and then, synchronously, emits "response" with its
+    // latency; nothing runs in between, so the record just pushed is the one that latency belongs to.
+    let lastRecord: ResponseRecord | undefined;
     const errorMessages: string[] = [];
     let postsSent = 0;
     let seq = 0;
@@ -66,6 +88,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     let timeouts = 0;
     const started = Date.now();
     const headers = { host: opts.host };
+    const versionHeader = (opts.versionHeader ?? "x-release").toLowerCase();
     const record = (method: "GET" | "POST") => (status: number, body: string, _ctx: unknown, h: Record<string, string>) => {
         let id: string | undefined;
         if (method === "POST") {
@@ -75,16 +98,18 @@ export function startLoad(opts: LoadOptions): RunningLoad {
                 id = undefined;
             }
         }
-        records.push({ t: Date.now(), status, method, version: h["x-release"] ?? "-", id });
+        lastRecord = { t: Date.now(), status, method, version: h[versionHeader] ?? "-", id };
+        records.push(lastRecord);
     };
-    const get = { method: "GET", path: "/", headers, onResponse: record("GET") };
+    const get = { method: "GET", path: opts.path ?? "/", headers, onResponse: record("GET") };
+    const postBody = opts.postBody ?? ((id: string) => JSON.stringify({ id }));
     const post = {
         method: "POST",
-        path: "/orders",
+        path: opts.postPath ?? "/orders",
         headers: { ...headers, "content-type": "application/json" },
         setupRequest: (req: Record<string, unknown>) => {
             postsSent++;
-            return { ...req, body: JSON.stringify({ id: `${opts.runId}-${++seq}` }) };
+            return { ...req, body: postBody(`${opts.runId}-${++seq}`) };
         },
         onResponse: record("POST"),
     };
@@ -111,8 +136,13 @@ export function startLoad(opts: LoadOptions): RunningLoad {
                                 resolve();
                             },
                         );
-                        instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => latencies.push(responseTime));
+                        instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+                            latencies.push(responseTime);
+                            if (lastRecord) lastRecord.latencyMs = responseTime;
+                            lastRecord = undefined;
+                        });
                         instance.on("reqError", (e: Error) => {
+                            errorRecords.push({ t: Date.now(), message: e.message });
                             if (errorMessages.length < 20) errorMessages.push(e.message);
                         });
                         instances.push(instance);
@@ -124,6 +154,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
 
     return {
         records,
+        errorRecords,
         async stop(): Promise<LoadReport> {
             stopping = true;
             for (const t of timers) clearTimeout(t);
@@ -155,6 +186,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
                 max: sorted.length ? sorted[sorted.length - 1] : 0,
                 durationS: (Date.now() - started) / 1000,
                 records,
+                errorRecords,
                 errorMessages,
             };
         },
