@@ -1,7 +1,7 @@
 // Everything a command needs, built once from the settings: paths, logger, HAProxy runtime API,
 // process control, and the abort flag a signal sets in the deploy worker.
-import { AgentSettings } from "../lib/agent-settings";
-import { HostLayout } from "../lib/host-layout";
+import { AgentSettings } from "../lib/agent-contract";
+import { HostLayout, hostLayout } from "../lib/host-layout";
 import { HaproxyRuntime } from "./haproxy-runtime";
 import { Logger } from "./log";
 import { createProcessControl, ProcessControl } from "./process-control";
@@ -19,12 +19,14 @@ export interface AgentContext {
 }
 
 export function createContext(settings: AgentSettings, log: Logger, abortReason: () => string | undefined = () => undefined): AgentContext {
+    // The same derivation as the program's: agent.json carries only the app name and the root.
+    const layout = hostLayout(settings.appName, { root: settings.root });
     return {
         settings,
-        layout: settings.layout,
+        layout,
         log,
-        runtime: new HaproxyRuntime(settings.haproxy.socket, settings.haproxy.backend),
-        pc: createProcessControl(settings.processControl, settings.layout.unitTemplate, log),
+        runtime: new HaproxyRuntime(layout.haproxySocket, settings.haproxy.backend),
+        pc: createProcessControl(settings.processControl, layout.unitTemplate, log),
         abortReason,
         result: {},
     };

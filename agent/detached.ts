@@ -5,7 +5,7 @@
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { HostLayout } from "../lib/host-layout";
+import { HostLayout, workerLogFiles } from "../lib/host-layout";
 import { Logger } from "./log";
 
 /** First argv word of the worker invocation (not a user command). */
@@ -18,21 +18,16 @@ export interface DetachedRun {
     exitCode: number;
 }
 
-function logsDir(layout: HostLayout): string {
-    return path.join(layout.deployDir, "logs");
-}
-
 /**
  * Starts `agent __worker --result-file F <argv>` detached and streams its log to `out` until it
  * exits. Returns its exit code.
  */
 export async function runDetached(layout: HostLayout, label: string, argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, log: Logger): Promise<DetachedRun> {
-    const dir = logsDir(layout);
+    const dir = layout.logsDir;
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     pruneLogs(dir);
     const stamp = new Date().toISOString().replace(/[:.]/g, "").replace("T", "-").slice(0, 17);
-    const logFile = path.join(dir, `${stamp}-${label}-${process.pid}.log`);
-    const resultFile = logFile.replace(/\.log$/, ".result.json");
+    const { logFile, resultFile } = workerLogFiles(layout, stamp, label, process.pid);
     const fd = fs.openSync(logFile, "a", 0o640);
     const script = process.argv[1];
     const child = spawn(process.execPath, [script, WORKER_COMMAND, "--result-file", resultFile, ...argv], {

@@ -1,6 +1,7 @@
 // Django's pending migrations and the SQL each would run, read through the release's own manage.py
 // (`manage.py shell -c`): the same settings, interpreter and database as its migrate command. One
 // process gives the exact plan `migrate` would follow and, per migration, what `sqlmigrate` shows.
+import { shellQuoteAlways } from "../lib/shell-quote";
 import { PendingMigration } from "./migration-sql";
 
 export const PLAN_MARKER = "SLOTSHIFT-MIGRATION-PLAN ";
@@ -76,5 +77,5 @@ export function parseDjangoPlanOutput(output: string): DjangoPlan {
 
 /** `<python> manage.py shell -c '<helper>'` for the manage.py invocation of the migrate command. */
 export function djangoPlanCommand(manage: string): string {
-    return `${manage} shell -c '${DJANGO_PLAN_SCRIPT.replace(/'/g, `'\\''`)}'`;
+    return `${manage} shell -c ${shellQuoteAlways(DJANGO_PLAN_SCRIPT)}`;
 }

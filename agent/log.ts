@@ -42,3 +42,8 @@ export function seconds(ms: number): string {
 export function percent(ratio: number): string {
     return `${(ratio * 100).toFixed(1)}%`;
 }
+
+/** Millisecond durations as seconds with millisecond precision, for audit lines and results. */
+export function secondsOf(d: Record<string, number>): Record<string, number> {
+    return Object.fromEntries(Object.entries(d).map(([k, v]) => [k, Math.round(v) / 1000]));
+}

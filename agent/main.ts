@@ -2,8 +2,34 @@
 // Bundled by scripts/build-agent.mjs into one file that runs on the host's Node 18+ with no install.
 import * as fs from "fs";
 import * as path from "path";
-import { boolFlag, checkFlags, ParsedArgs, parseArgs, stringFlag } from "./cli-args";
-import { ACTIVATE_FLAGS, activateCommand, allowContractFlag, SHIFT_FLAGS, shiftOptions } from "./commands/activate";
+import {
+    ACTIVATE,
+    ArgsError,
+    CommandSpec,
+    GLOBAL_FLAGS,
+    MIGRATE,
+    parseActivateArgs,
+    parseMigrateArgs,
+    parsePrepareArgs,
+    parsePruneArgs,
+    parseReloadProxyArgs,
+    parseRetireArgs,
+    parseRollbackArgs,
+    parseStatusArgs,
+    parseWriteEnvArgs,
+    PREPARE,
+    PRUNE,
+    RawArgs,
+    rawFlag,
+    rawSwitch,
+    RELOAD_PROXY,
+    RETIRE,
+    ROLLBACK,
+    STATUS,
+    tokenize,
+    WRITE_ENV,
+} from "../lib/agent-contract";
+import { activateCommand } from "./commands/activate";
 import { migrateCommand } from "./commands/migrate";
 import { prepareCommand } from "./commands/prepare";
 import { pruneCommand } from "./commands/prune";
@@ -14,72 +40,68 @@ import { statusCommand } from "./commands/status";
 import { writeEnvCommand } from "./commands/write-env";
 import { AgentContext, createContext } from "./context";
 import { runDetached, WORKER_COMMAND } from "./detached";
-import { AgentError, EXIT_FAILED, EXIT_USAGE, errorMessage, LockBusyError, UsageError } from "./errors";
+import { AgentError, EXIT_FAILED, EXIT_USAGE, errorMessage, LockBusyError } from "./errors";
 import { describeLock, lockStatus } from "./lock";
 import { createLogger } from "./log";
-import { checkVersion, defaultConfigPath, loadSettings } from "./settings";
+import { defaultConfigPath, loadSettings } from "./settings";
 
-const USAGE = `usage: agent.js <command> --config <deployDir>/agent.json [options]
-
-  prepare      --version V --source PATH|URL   unpack, build, check, link shared dirs, merge static
-  activate     --version V [--plan 10:30,50:30,100:0] [--max-error-ratio 0.01]
-               [--health-timeout 120s] [--drain-timeout 60s] [--keep-warm|--no-keep-warm]
-               [--allow-contract MIGRATION:OPERATION:TARGET,...]
-               migration-safety gate + migrations (once per version), then the gated shift
-  migrate      --version V [--allow-contract ...] [--check-only]
-               the same gate and migrations without a shift; --check-only migrates nothing
-  rollback     [same shift options]            back to the previous release (instant when warm)
-  status       [--json]                        slots, versions, weights, health, sessions, lock
-  retire       --version V                     stop V's slot unless live (or warm previous); prune
-  prune        [--keep N]                      delete old releases (never live or previous)
-  write-env                                    KEY=value lines on stdin -> shared env file (0600)
-  reload-proxy                                 save HAProxy runtime state, check config, reload
-
-Exit codes: 0 ok, 1 failed (traffic restored), 2 usage, 3 another deploy holds the lock.
-`;
-
-const COMMANDS = new Set(["prepare", "activate", "migrate", "rollback", "status", "retire", "prune", "write-env", "reload-proxy"]);
-
-async function runCommand(ctx: AgentContext, args: ParsedArgs, json: boolean): Promise<void> {
-    switch (args.command) {
-        case "prepare":
-            return prepareCommand(ctx, args);
-        case "activate":
-            return activateCommand(ctx, args);
-        case "migrate":
-            return migrateCommand(ctx, args);
-        case "rollback":
-            return rollbackCommand(ctx, args);
-        case "status":
-            return statusCommand(ctx, args, json);
-        case "retire":
-            return retireCommand(ctx, args);
-        case "prune":
-            return pruneCommand(ctx, args);
-        case "write-env":
-            return writeEnvCommand(ctx, args);
-        case "reload-proxy":
-            return reloadProxyCommand(ctx, args);
-        default:
-            throw new UsageError(`unknown command "${args.command}"\n${USAGE}`);
-    }
+/** One agent command: its contract (flags, usage, parser), how it runs, and whether in a detached worker. */
+interface AgentCommand {
+    spec: CommandSpec;
+    /** Runs in a detached worker that completes or rolls back even if the SSH session drops. */
+    detached: boolean;
+    /** Parses and checks the command line; throws ArgsError. */
+    parse(args: RawArgs): unknown;
+    run(ctx: AgentContext, request: unknown, json: boolean): Promise<void>;
+    /** Names the worker's log file (detached commands). */
+    label?(request: unknown): string;
 }
 
-/** Foreground half of activate/rollback: fail fast, then stream the detached worker. */
-async function foreground(ctx: AgentContext, args: ParsedArgs, argv: string[], configPath: string, json: boolean): Promise<number> {
-    // Usage errors and a held lock are reported at once, before any worker exists.
-    if (args.command === "activate") {
-        checkFlags(args, ACTIVATE_FLAGS);
-        checkVersion(stringFlag(args, "version") ?? args.positionals[0]);
-        allowContractFlag(args);
-    } else {
-        checkFlags(args, SHIFT_FLAGS);
+function command<R>(spec: CommandSpec, parse: (args: RawArgs) => R, run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>, detached?: { label: (request: R) => string }): AgentCommand {
+    return {
+        spec,
+        detached: !!detached,
+        parse,
+        run: (ctx, request, json) => run(ctx, request as R, json),
+        label: detached ? (request) => detached.label(request as R) : undefined,
+    };
+}
+
+const COMMANDS: readonly AgentCommand[] = [
+    command(PREPARE, parsePrepareArgs, prepareCommand),
+    command(ACTIVATE, parseActivateArgs, activateCommand, { label: (r) => `activate-${r.version}` }),
+    command(MIGRATE, parseMigrateArgs, migrateCommand),
+    command(ROLLBACK, parseRollbackArgs, rollbackCommand, { label: () => "rollback" }),
+    command(STATUS, parseStatusArgs, statusCommand),
+    command(RETIRE, parseRetireArgs, retireCommand),
+    command(PRUNE, parsePruneArgs, pruneCommand),
+    command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
+    command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
+];
+
+/** The commands this agent runs, in the contract's order (a unit test compares them with COMMAND_SPECS). */
+export const AGENT_COMMAND_NAMES: readonly string[] = COMMANDS.map((c) => c.spec.name);
+
+function usage(): string {
+    const lines = ["usage: agent.js <command> --config <deployDir>/agent.json [options]", ""];
+    for (const c of COMMANDS) {
+        lines.push(`  ${c.spec.name.padEnd(13)}${c.spec.synopsis}`);
+        lines.push(`  ${"".padEnd(13)}${c.spec.summary}${c.detached ? " (detached worker)" : ""}`);
+        for (const f of c.spec.flags) lines.push(`  ${"".padEnd(15)}--${f.name}${f.value ? ` ${f.value}` : ""}: ${f.help}`);
     }
-    shiftOptions(args, ctx.settings.keepPreviousWarm);
+    lines.push("", "every command:");
+    for (const f of GLOBAL_FLAGS) lines.push(`  --${f.name}${f.value ? ` ${f.value}` : ""}: ${f.help}`);
+    lines.push("", "Exit codes: 0 ok, 1 failed (traffic restored), 2 usage, 3 another deploy holds the lock.", "");
+    return lines.join("\n");
+}
+
+/** Foreground half of a detached command: fail fast, then stream the detached worker. */
+async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown, argv: string[], configPath: string, json: boolean): Promise<number> {
+    // Usage errors (already parsed) and a held lock are reported at once, before any worker exists.
     const lock = lockStatus(ctx.layout.lockFile);
     if (lock.state === "held") throw new LockBusyError(`another deploy holds the lock ${ctx.layout.lockFile}: ${describeLock(lock.info)}`);
 
-    const label = `${args.command}${args.command === "activate" ? `-${stringFlag(args, "version") ?? args.positionals[0]}` : ""}`;
+    const label = cmd.label?.(request) ?? cmd.spec.name;
     // The worker runs in deployDir: a relative --config must not change meaning (the last one wins).
     const workerArgv = [...argv, "--config", path.resolve(configPath)];
     const run = await runDetached(ctx.layout, label, workerArgv, json ? process.stderr : process.stdout, process.stderr, ctx.log);
@@ -112,21 +134,25 @@ export async function main(rawArgv: string[]): Promise<number> {
         argv = argv.slice(3);
     }
 
-    let args: ParsedArgs;
+    let args: RawArgs;
     let json = false;
+    let cmd: AgentCommand | undefined;
+    let request: unknown;
     try {
-        args = parseArgs(argv);
-        json = boolFlag(args, "json");
+        args = tokenize(argv);
+        json = rawSwitch(args, "json");
+        if (!args.command || args.command === "help" || args.flags.has("help")) {
+            process.stdout.write(usage());
+            return args.command ? 0 : EXIT_USAGE;
+        }
+        cmd = COMMANDS.find((c) => c.spec.name === args.command);
+        if (!cmd) {
+            process.stderr.write(`error: unknown command "${args.command}"\n${usage()}`);
+            return EXIT_USAGE;
+        }
+        request = cmd.parse(args);
     } catch (e) {
         process.stderr.write(`error: ${errorMessage(e)}\n`);
-        return EXIT_USAGE;
-    }
-    if (!args.command || args.command === "help" || args.flags.has("help")) {
-        process.stdout.write(USAGE);
-        return args.command ? 0 : EXIT_USAGE;
-    }
-    if (!COMMANDS.has(args.command)) {
-        process.stderr.write(`error: unknown command "${args.command}"\n${USAGE}`);
         return EXIT_USAGE;
     }
 
@@ -146,19 +172,17 @@ export async function main(rawArgv: string[]): Promise<number> {
 
     let ctx: AgentContext | undefined;
     try {
-        const configPath = stringFlag(args, "config") ?? defaultConfigPath();
+        const configPath = rawFlag(args, "config") ?? defaultConfigPath();
         const settings = loadSettings(configPath);
         ctx = createContext(settings, log, () => abort);
-        if ((args.command === "activate" || args.command === "rollback") && !worker) {
-            return await foreground(ctx, args, argv, configPath, json);
-        }
-        await runCommand(ctx, args, json);
+        if (cmd.detached && !worker) return await foreground(ctx, cmd, request, argv, configPath, json);
+        await cmd.run(ctx, request, json);
         const result = { ok: true, command: args.command, ...ctx.result };
         if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(result) + "\n");
         else if (json && args.command !== "status") process.stdout.write(JSON.stringify(result) + "\n");
         return 0;
     } catch (e) {
-        const code = e instanceof AgentError ? e.exitCode : EXIT_FAILED;
+        const code = e instanceof AgentError ? e.exitCode : e instanceof ArgsError ? EXIT_USAGE : EXIT_FAILED;
         const message = errorMessage(e);
         const result = { command: args.command, ...(ctx?.result ?? {}), ok: false, error: message, exitCode: code };
         if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(result) + "\n");

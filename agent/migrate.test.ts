@@ -5,9 +5,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { buildAgentSettings } from "../lib/agent-settings";
-import { deployRelease, shiftOptions } from "./commands/activate";
+import { parseMigrateArgs, tokenize } from "../lib/agent-contract";
+import { deployRelease } from "./deploy";
+import { resolveShiftOptions } from "./shift-options";
 import { migrateCommand } from "./commands/migrate";
-import { parseArgs } from "./cli-args";
 import { AgentContext, createContext } from "./context";
 import { PLAN_MARKER } from "./django-plan";
 import { GateError } from "./errors";
@@ -206,14 +207,14 @@ describe("migration step", function () {
         state.live = "blue";
         state.slots.blue = { version: "v1", running: true };
         writeSlotsState(f.ctx.layout.stateFile, state);
-        await migrateCommand(f.ctx, parseArgs(["migrate", "--version", "v2", "--check-only"]));
+        await migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "--version", "v2", "--check-only"])));
         assert.deepStrictEqual([f.ctx.result.live, f.ctx.result.ran, f.ctx.result.pending, runs(f)], ["v1", false, ["app.0002_x"], 0]);
-        await migrateCommand(f.ctx, parseArgs(["migrate", "v2", "--allow-contract", "app.0002_x:drop_table:t"]));
+        await migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "v2", "--allow-contract", "app.0002_x:drop_table:t"])));
         assert.deepStrictEqual([f.ctx.result.ran, runs(f)], [true, 1]);
         const audit = fs.readFileSync(f.ctx.layout.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
         assert.deepStrictEqual(audit.map((a) => [a.command, a.result]), [["migrate", "ok"]]);
         assert.ok(!fs.existsSync(f.ctx.layout.lockFile), "the lock is released");
-        await assert.rejects(migrateCommand(f.ctx, parseArgs(["migrate", "v2", "--allow-contract", "drop everything"])), /--allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/);
+        await assert.rejects(async () => migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "v2", "--allow-contract", "drop everything"]))), /--allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/);
     });
 
     it("migrationCheck none: no gate", async () => {
@@ -231,7 +232,7 @@ describe("migration step", function () {
         state.slots.green = { version: "v0", running: true };
         writeSlotsState(f.ctx.layout.stateFile, state);
         const before = fs.readFileSync(f.ctx.layout.stateFile, "utf8");
-        const e = await rejected(deployRelease(f.ctx, "v2", shiftOptions(parseArgs([]), true), "activate", { allow: [] }));
+        const e = await rejected(deployRelease(f.ctx, { command: "activate", version: "v2", opts: resolveShiftOptions({}, true), migrate: { allow: [] } }));
         assert.strictEqual(e.gate, "migration-safety");
         assert.match(e.message, /Nothing was migrated; traffic never left blue \(v1\)$/);
         assert.strictEqual(fs.readFileSync(f.ctx.layout.stateFile, "utf8"), before);

@@ -2,9 +2,9 @@
 // version, under the deploy lock, after prepare and before the new slot starts. While the shift
 // runs the live release and the new one share the database, so the gate refuses schema changes the
 // live release cannot survive unless the stack config acknowledges them (lib/migrations.ts).
-import * as path from "path";
+import { migrationMarkerPath as markerPath, releaseDir } from "../lib/host-layout";
 import { djangoManageCommand, MigrationCheck } from "../lib/migrations";
-import { buildEnv, appOwner } from "./commands/prepare";
+import { appOwner, buildEnv } from "./app-user";
 import { AgentContext } from "./context";
 import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
 import { AgentError, errorMessage, GateError } from "./errors";
@@ -12,7 +12,6 @@ import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
 import { describeFinding, findingKey, Finding, classifyPlan } from "./migration-sql";
 import { runCommand, RunResult } from "./run-command";
-import { releaseDir } from "./slot-ops";
 
 export interface MigrationRequest {
     version: string;
@@ -49,7 +48,7 @@ export interface MigrationMarker {
 
 /** deploy/migrations/<version>.json: written after a successful migrate, so it runs once per version. */
 export function migrationMarkerPath(ctx: AgentContext, version: string): string {
-    return path.join(ctx.layout.deployDir, "migrations", `${version}.json`);
+    return markerPath(ctx.layout, version);
 }
 
 export function readMigrationMarker(ctx: AgentContext, version: string): MigrationMarker | undefined {
@@ -118,7 +117,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         return none("already migrated");
     }
 
-    const cwd = releaseDir(ctx, req.version);
+    const cwd = releaseDir(ctx.layout, req.version);
     const owner = appOwner(ctx);
     const asUser = owner ? ctx.layout.appUser : undefined;
     const env: NodeJS.ProcessEnv = {

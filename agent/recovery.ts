@@ -24,7 +24,8 @@ export async function recoverStaleLock(ctx: AgentContext, stale: LockInfo): Prom
         if (live) swapCurrent(ctx, live);
     }
     const idle = state.live ? otherSlot(state.live) : undefined;
-    const keepWarm = ctx.settings.keepPreviousWarm && isPreviousWarm(state) && state.deploying?.slot !== idle;
+    // The dead deploy's own choice (recorded when it started), else the host's setting.
+    const keepWarm = (state.lastShift?.keepWarm ?? ctx.settings.keepPreviousWarm) && isPreviousWarm(state) && state.deploying?.slot !== idle;
     for (const slot of idle ? [idle] : (["blue", "green"] as const)) {
         if (state.slots[slot].running && !keepWarm) {
             try {

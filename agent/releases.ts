@@ -2,10 +2,11 @@
 // exists: prepare writes it last, inside the temp dir, before the rename that publishes the release.
 import * as fs from "fs";
 import * as path from "path";
+import { releaseDir, releaseMarkerIn, staticManifestPath } from "../lib/host-layout";
 import { AgentContext } from "./context";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 
-export const RELEASE_MARKER = ".slotshift-release.json";
+export { RELEASE_MARKER } from "../lib/host-layout";
 
 export interface ReleaseMarker {
     version: string;
@@ -22,7 +23,7 @@ export function cacheKeyPrefix(appName: string, version: string): string {
 }
 
 export function isPrepared(ctx: AgentContext, version: string): boolean {
-    return fs.existsSync(path.join(ctx.layout.releasesDir, version, RELEASE_MARKER));
+    return fs.existsSync(releaseMarkerIn(releaseDir(ctx.layout, version)));
 }
 
 export interface ReleaseEntry {
@@ -52,7 +53,7 @@ export function listReleases(releasesDir: string): ReleaseEntry[] {
         if (!st.isDirectory()) continue;
         let preparedAt = st.mtimeMs;
         try {
-            const m = readJsonFile<ReleaseMarker>(path.join(dir, RELEASE_MARKER));
+            const m = readJsonFile<ReleaseMarker>(releaseMarkerIn(dir));
             if (m) preparedAt = Date.parse(m.preparedAt) || preparedAt;
         } catch {
             // A release without a readable marker sorts by its directory time.
@@ -62,20 +63,12 @@ export function listReleases(releasesDir: string): ReleaseEntry[] {
     return out.sort((a, b) => b.preparedAt - a.preparedAt || (a.version < b.version ? 1 : -1));
 }
 
-export function manifestsDir(ctx: AgentContext): string {
-    return path.join(ctx.layout.deployDir, "static-manifests");
-}
-
-export function manifestPath(ctx: AgentContext, version: string): string {
-    return path.join(manifestsDir(ctx), `${version}.json`);
-}
-
 export function readManifest(ctx: AgentContext, version: string): string[] {
-    return readJsonFile<{ files: string[] }>(manifestPath(ctx, version))?.files ?? [];
+    return readJsonFile<{ files: string[] }>(staticManifestPath(ctx.layout, version))?.files ?? [];
 }
 
 export function writeManifest(ctx: AgentContext, version: string, files: string[]): void {
-    writeFileAtomic(manifestPath(ctx, version), JSON.stringify({ version, files: [...files].sort() }, null, 1) + "\n");
+    writeFileAtomic(staticManifestPath(ctx.layout, version), JSON.stringify({ version, files: [...files].sort() }, null, 1) + "\n");
 }
 
 /** Every file below dir, as paths relative to it. */
@@ -93,4 +86,56 @@ export function walkFiles(dir: string, rel = ""): string[] {
         else if (e.isFile()) out.push(r);
     }
     return out;
+}
+
+/** Shared paths (media, .env) replace whatever the artifact had under those names. */
+export function linkShared(ctx: AgentContext, dir: string): void {
+    for (const [name, target] of Object.entries(ctx.settings.release.sharedLinks)) {
+        const p = path.join(dir, name);
+        let current: string | undefined;
+        try {
+            current = fs.readlinkSync(p);
+        } catch {
+            current = undefined;
+        }
+        if (current === target) continue;
+        fs.rmSync(p, { recursive: true, force: true });
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.symlinkSync(target, p);
+    }
+}
+
+/**
+ * Copies the release's static files into the shared static dir, which holds the files of every
+ * kept release side by side (an old page still finds its assets). Each file lands via temp+rename
+ * so NGINX never serves a half-written one. The manifest lets prune remove only this release's files.
+ */
+export function mergeStatic(ctx: AgentContext, version: string, releaseDir: string): void {
+    const src = path.join(releaseDir, ctx.settings.release.staticSubdir);
+    const files = walkFiles(src);
+    let copied = 0;
+    for (const rel of files) {
+        const from = path.join(src, rel);
+        const to = path.join(ctx.layout.staticDir, rel);
+        if (sameContent(from, to)) continue;
+        fs.mkdirSync(path.dirname(to), { recursive: true, mode: 0o755 });
+        const tmp = `${to}.tmp-${process.pid}`;
+        fs.copyFileSync(from, tmp);
+        fs.chmodSync(tmp, 0o644);
+        fs.renameSync(tmp, to);
+        copied++;
+    }
+    writeManifest(ctx, version, files);
+    ctx.log.info(`static: ${files.length} file(s) of ${version} in ${ctx.layout.staticDir} (${copied} copied)`);
+}
+
+function sameContent(a: string, b: string): boolean {
+    try {
+        const sa = fs.statSync(a);
+        const sb = fs.statSync(b);
+        if (sa.size !== sb.size) return false;
+        return fs.readFileSync(a).equals(fs.readFileSync(b));
+    } catch {
+        return false;
+    }
 }

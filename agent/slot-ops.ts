@@ -2,39 +2,36 @@
 // start/stop it, wait for readiness, smoke-test it through HAProxy, drain it.
 import * as fs from "fs";
 import * as path from "path";
-import { Slot } from "../lib/host-layout";
+import { releaseDir, Slot, slotEnvFile, slotLink } from "../lib/host-layout";
 import { AgentContext, sleep } from "./context";
 import { errorMessage } from "./errors";
 import { symlinkAtomic, writeFileAtomic } from "./fs-atomic";
 import { classifyHealth } from "./gates";
 import { describeProbe, httpGet, ProbeResult } from "./http-probe";
 import { seconds } from "./log";
+import { ShiftOptions } from "./shift-options";
 import { SlotsState, writeSlotsState } from "./slots-state";
 import { cacheKeyPrefix } from "./releases";
 
 /** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
 export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
     await ctx.runtime.setWeights(weights);
-    await ctx.runtime.saveState(ctx.settings.haproxy.stateFile);
-}
-
-export function releaseDir(ctx: AgentContext, version: string): string {
-    return path.join(ctx.layout.releasesDir, version);
+    await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
 }
 
 /** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX). */
 export function pointSlotAt(ctx: AgentContext, slot: Slot, version: string): void {
-    const link = path.join(ctx.layout.slotsDir, slot);
-    const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx, version));
+    const link = slotLink(ctx.layout, slot);
+    const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx.layout, version));
     symlinkAtomic(target, link);
     const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n`;
-    writeFileAtomic(path.join(ctx.layout.slotsDir, `${slot}.env`), env, { mode: 0o644 });
+    writeFileAtomic(slotEnvFile(ctx.layout, slot), env, { mode: 0o644 });
 }
 
 /** The release a slot's symlink points at. */
 export function slotTarget(ctx: AgentContext, slot: Slot): string | undefined {
     try {
-        return path.basename(fs.readlinkSync(path.join(ctx.layout.slotsDir, slot)));
+        return path.basename(fs.readlinkSync(slotLink(ctx.layout, slot)));
     } catch {
         return undefined;
     }
@@ -42,7 +39,7 @@ export function slotTarget(ctx: AgentContext, slot: Slot): string | undefined {
 
 /** current -> releases/<version>, swapped atomically (symlink to a temp name, rename over). */
 export function swapCurrent(ctx: AgentContext, version: string): void {
-    const target = path.relative(path.dirname(ctx.layout.currentLink), releaseDir(ctx, version));
+    const target = path.relative(path.dirname(ctx.layout.currentLink), releaseDir(ctx.layout, version));
     symlinkAtomic(target, ctx.layout.currentLink);
 }
 
@@ -154,4 +151,30 @@ export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: S
     }
     await stopSlot(ctx, state, slot);
     ctx.log.info(`${slot} stopped`);
+}
+
+/** After the switch: drain the old slot, then stop it or keep it warm (running, weight 0, checked). */
+export async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
+    const name = `${oldSlot} (${state.slots[oldSlot].version})`;
+    ctx.log.info(`draining ${name}`);
+    const d = await drain(ctx, oldSlot, opts.drainTimeoutMs);
+    durations.drain = d.elapsedMs;
+    if (d.drained) ctx.log.info(`${name} drained in ${seconds(d.elapsedMs)}`);
+    else ctx.log.warn(`${name} still had ${d.remaining} request(s) in flight after the drain timeout (${seconds(opts.drainTimeoutMs)})`);
+    if (opts.keepWarm) {
+        ctx.log.info(`${name} kept warm: running at weight 0, health-checked; rollback is a weight flip`);
+    } else {
+        await stopSlot(ctx, state, oldSlot);
+        ctx.log.info(`${name} stopped`);
+    }
+}
+
+/** After the commit a failure around the old slot must not fail the deploy: it sits at weight 0. */
+export async function retireOldSlotSafely(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
+    try {
+        await retireOldSlot(ctx, state, oldSlot, opts, durations);
+        await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
+    } catch (e) {
+        ctx.log.warn(`retiring ${oldSlot} after the switch failed: ${errorMessage(e)}; it stays at weight 0 (the next deploy stops it)`);
+    }
 }

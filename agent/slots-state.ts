@@ -15,6 +15,8 @@ export interface ShiftSettings {
     maxErrorRatio: number;
     healthTimeoutSeconds: number;
     drainTimeoutSeconds: number;
+    /** Whether that shift keeps the previous release warm (absent in state written before it was recorded). */
+    keepWarm?: boolean;
 }
 
 export interface SlotsState {

@@ -6,6 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle } from "../lib/agent-bundle";
 import { AgentSettings } from "../lib/agent-settings";
 import { renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
+import { agentStagingPath as agentStagingPathOf, hostLayout } from "../lib/host-layout";
 import { TemplateContext } from "../lib/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
 import { fileUpload, SshCommand } from "./ssh/ssh-command";
@@ -56,7 +57,7 @@ export function nixosApplyScript(appName: string, module: string, paths: NixosPa
 
 /** Remote path (relative: the SSH user's home) the agent is staged at before root installs it. */
 export function agentStagingPath(appName: string): string {
-    return `.slotshift-${appName}-agent.js`;
+    return agentStagingPathOf(hostLayout(appName));
 }
 
 /** Checks the staged upload against the expected hash, then swaps it in atomically as root. */

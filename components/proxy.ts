@@ -33,7 +33,7 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
     const files = renderProxyFiles(ctx);
     const L = ctx.layout;
     const q = shellQuote;
-    const maintenancePage = `${L.maintenanceDir}/maintenance.html`;
+    const maintenancePage = L.maintenancePage;
     const swapIn = (target: string) => `swap_in ${q(stagedPath(target))} ${q(target)}`;
     const siteBackup = stagedPath(L.nginxSiteFile, "slotshift-old");
     // Debian's `systemctl reload nginx` signals without checking (a bad file is only logged), so

@@ -2,9 +2,13 @@
 // in a command line, never echoed), puts a local artifact on the host, and has the agent unpack,
 // build and check the release beside the live one. No traffic moves here.
 import * as pulumi from "@pulumi/pulumi";
-import { HostLayout } from "../lib/host-layout";
+import { formatPrepareArgs, formatWriteEnvArgs } from "../lib/agent-contract";
+import { artifactPath, artifactStagingPath, HostLayout } from "../lib/host-layout";
 import { formatEnvLines } from "../lib/load-config";
-import { asRoot, HostHandle, remoteAgentCommand, shellQuote } from "./remote";
+import { shellJoin, shellQuote } from "../lib/shell-quote";
+import { asRoot, HostHandle, remoteAgentCommand } from "./remote";
+
+export { artifactPath } from "../lib/host-layout";
 import { fileUpload, SshCommand } from "./ssh/ssh-command";
 
 export interface ReleaseArgs {
@@ -19,26 +23,21 @@ export interface ReleaseArgs {
     appEnv: pulumi.Input<Record<string, string>>;
 }
 
-/** Where the archive of `version` ends up on the host. */
-export function artifactPath(layout: HostLayout, version: string): string {
-    return `${layout.artifactsDir}/${version}.tar.gz`;
-}
-
 /**
  * Root can upload straight into the agent's (root-only) artifacts directory. Anyone else uploads
  * into their home, and the prepare step moves the file in as root.
  */
 export function artifactUploadPath(sshUser: string, layout: HostLayout, version: string): string {
-    return sshUser === "root" ? artifactPath(layout, version) : `.slotshift-${layout.appName}-${version}.tar.gz`;
+    return sshUser === "root" ? artifactPath(layout, version) : artifactStagingPath(layout, version);
 }
 
 export function prepareCommand(sshUser: string, layout: HostLayout, version: string, source: string, uploaded: boolean): string {
     const target = artifactPath(layout, version);
-    const prepare = remoteAgentCommand(sshUser, layout, "prepare", ["--version", version, "--source", uploaded ? target : source]);
+    const prepare = remoteAgentCommand(sshUser, layout, "prepare", formatPrepareArgs({ version, source: uploaded ? target : source }));
     const staged = artifactUploadPath(sshUser, layout, version);
     if (!uploaded || staged === target) return prepare;
     // Only when the staged copy is there: a re-run after a failed prepare finds it moved already.
-    const move = asRoot(sshUser, `sh -c ${shellQuote(`install -m 0600 -o root -g root ${staged} ${target} && rm -f ${staged}`)}`);
+    const move = asRoot(sshUser, `sh -c ${shellQuote(`${shellJoin(["install", "-m", "0600", "-o", "root", "-g", "root", staged, target])} && ${shellJoin(["rm", "-f", staged])}`)}`);
     return `cd && if [ -f ${shellQuote(staged)} ]; then ${move}; fi && ${prepare}`;
 }
 
@@ -60,7 +59,7 @@ export class Release extends pulumi.ComponentResource {
             `${name}-env`,
             {
                 connection: host.connection,
-                create: remoteAgentCommand(host.sshUser, layout, "write-env"),
+                create: remoteAgentCommand(host.sshUser, layout, "write-env", formatWriteEnvArgs({})),
                 stdin: pulumi.secret(pulumi.output(args.appEnv).apply(formatEnvLines)),
                 triggers: [host.hostId],
                 logging: "stderr",

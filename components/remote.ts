@@ -3,9 +3,11 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { HostLayout } from "../lib/host-layout";
+import { shellJoin, shellQuote } from "../lib/shell-quote";
 import { SshConnection } from "./ssh/ssh-connection";
 
 export type { SshConnection } from "./ssh/ssh-connection";
+export { shellQuote } from "../lib/shell-quote";
 
 /** What every component after the Host needs to reach it. */
 export interface HostHandle {
@@ -22,13 +24,6 @@ export interface HostHandle {
     sshPort: number;
 }
 
-const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
-
-/** A POSIX shell word; plain words stay bare so command lines remain readable in previews. */
-export function shellQuote(word: string): string {
-    return SAFE_WORD.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
 /** Deploy commands need root; a non-root SSH user must have passwordless sudo (-n never prompts). */
 export function asRoot(sshUser: string, command: string): string {
     return sshUser === "root" ? command : `sudo -n ${command}`;
@@ -36,7 +31,7 @@ export function asRoot(sshUser: string, command: string): string {
 
 /** `node <agent.js> <command> --config <agent.json> [args]` (see docs/architecture.md). */
 export function agentCommand(layout: HostLayout, command: string, args: readonly string[] = []): string {
-    return ["node", layout.agentPath, command, "--config", layout.agentConfigPath, ...args].map(shellQuote).join(" ");
+    return shellJoin(["node", layout.agentPath, command, "--config", layout.agentConfigPath, ...args]);
 }
 
 /** The agent command run as root over SSH. */

@@ -2,9 +2,9 @@
 // version (output streamed to the console); a failed gate fails `pulumi up` and the agent has
 // already moved traffic back. Replacing it (a new version) retires the old version afterwards.
 import * as pulumi from "@pulumi/pulumi";
+import { formatActivateArgs, formatRetireArgs, formatStatusArgs } from "../lib/agent-contract";
 import { HostLayout } from "../lib/host-layout";
-import { joinContractOperations } from "../lib/migrations";
-import { formatShiftPlan, ShiftStep } from "../lib/shift-plan";
+import { ShiftStep } from "../lib/shift-plan";
 import { HostHandle, remoteAgentCommand } from "./remote";
 import { SshCommand } from "./ssh/ssh-command";
 
@@ -29,21 +29,15 @@ export interface TrafficShiftArgs {
 }
 
 export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm" | "allowContractOperations">): string[] {
-    const allow = a.allowContractOperations ?? [];
-    return [
-        "--version",
-        a.version,
-        "--plan",
-        formatShiftPlan(a.plan),
-        "--max-error-ratio",
-        String(a.gates.maxErrorRatio),
-        "--health-timeout",
-        String(a.gates.healthTimeoutSeconds),
-        "--drain-timeout",
-        String(a.gates.drainTimeoutSeconds),
-        a.keepPreviousWarm ? "--keep-warm" : "--no-keep-warm",
-        ...(allow.length > 0 ? ["--allow-contract", joinContractOperations(allow)] : []),
-    ];
+    return formatActivateArgs({
+        version: a.version,
+        plan: [...a.plan],
+        maxErrorRatio: a.gates.maxErrorRatio,
+        healthTimeoutSeconds: a.gates.healthTimeoutSeconds,
+        drainTimeoutSeconds: a.gates.drainTimeoutSeconds,
+        keepWarm: a.keepPreviousWarm,
+        allowContract: [...(a.allowContractOperations ?? [])],
+    });
 }
 
 export class TrafficShift extends pulumi.ComponentResource {
@@ -61,9 +55,11 @@ export class TrafficShift extends pulumi.ComponentResource {
                 create: remoteAgentCommand(host.sshUser, layout, "activate", activateArgs(args)),
                 // A changed plan or gate alone must not shift again to the live version; it applies
                 // to the next version. The update only reports where things stand.
-                update: remoteAgentCommand(host.sshUser, layout, "status"),
+                update: remoteAgentCommand(host.sshUser, layout, "status", formatStatusArgs({})),
                 // Runs from the old state after the new version went live (create-before-delete).
-                delete: remoteAgentCommand(host.sshUser, layout, "retire", ["--version", version]),
+                // It drains as long as the activation did (slots.json records it) and keeps the
+                // warm previous per agent.json, both from the same stack config as the activation.
+                delete: remoteAgentCommand(host.sshUser, layout, "retire", formatRetireArgs({ version })),
                 triggers: [host.hostId, version],
                 logging: "stdoutAndStderr",
             },

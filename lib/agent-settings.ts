@@ -1,8 +1,11 @@
-// The contract between the program and the host agent: a JSON file the program writes on the host
-// (layout.agentConfigPath) and the agent reads on every command. Per-deploy inputs (version, plan,
-// gates) travel as command-line arguments instead, so they show in `pulumi preview --diff`.
-import { HostLayout, hostLayout, SlotPorts, slotPorts } from "./host-layout";
-import { MigrationCheck, parseMigrationCheck } from "./migrations";
+// The program's side of agent.json: builds AgentSettings (the shape lives in lib/agent-contract.ts)
+// from the stack settings, and the HAProxy names the templates and the agent share.
+import { AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, DEFAULTS, ProcessControl } from "./agent-contract";
+import { hostLayout, slotPorts } from "./host-layout";
+import { parseMigrationCheck } from "./migrations";
+import { shellQuote } from "./shell-quote";
+
+export type { AgentSettings, ProcessControl } from "./agent-contract";
 
 export const HAPROXY_BACKEND = "app";
 export const HAPROXY_FRONTEND = "public";
@@ -10,55 +13,6 @@ export const HAPROXY_FRONTEND = "public";
 export const SLOT_HEADER = "X-Slot";
 /** Weight both servers carry in haproxy.cfg; runtime weights are set relative to it (0..100 = percent). */
 export const CONFIG_WEIGHT = 100;
-
-export type ProcessControl =
-    /** `systemctl start|stop|is-active <unitTemplate><slot>` */
-    | { kind: "systemd" }
-    /** Commands with {slot} placeholders, for hosts without systemd (the integration tests). */
-    | { kind: "command"; start: string; stop: string };
-
-export interface AgentSettings {
-    appName: string;
-    layout: HostLayout;
-    slots: SlotPorts;
-    haproxy: {
-        socket: string;
-        stateFile: string;
-        backend: string;
-        /** Checks then reloads HAProxy (the agent saves runtime state first). */
-        reloadCommand: string;
-        /** Address the agent sends smoke requests to (HAProxy's frontend). */
-        frontend: { host: string; port: number };
-    };
-    health: {
-        path: string;
-        /** Host header for health and smoke requests. */
-        host: string;
-    };
-    smokePaths: string[];
-    slotHeader: string;
-    processControl: ProcessControl;
-    release: {
-        buildCommand?: string;
-        checkCommand?: string;
-        /** Directory inside a release whose files are merged into layout.staticDir. */
-        staticSubdir: string;
-        /** Shared directories linked into each release: name inside release -> shared path. */
-        sharedLinks: Record<string, string>;
-    };
-    /**
-     * The release's database migrations, run by activate after prepare and before the new slot
-     * starts. Absent (settings written before this existed) or no command: no migration step.
-     */
-    migrations?: {
-        command?: string;
-        check: MigrationCheck;
-        /** PostgreSQL lock_timeout for the migration and the check, in milliseconds. */
-        lockTimeoutMs: number;
-    };
-    keepPreviousWarm: boolean;
-    releasesToKeep: number;
-}
 
 export interface AgentSettingsInputs {
     appName: string;
@@ -70,9 +24,9 @@ export interface AgentSettingsInputs {
     buildCommand?: string;
     checkCommand?: string;
     migrateCommand?: string;
-    /** "django" (default), "none" or a command. */
+    /** "django", "none" or a command; default DEFAULTS.migrationCheck. */
     migrationCheck?: string;
-    /** Default 5. */
+    /** Default DEFAULTS.dbLockTimeoutSeconds. */
     dbLockTimeoutSeconds?: number;
     keepPreviousWarm: boolean;
     releasesToKeep: number;
@@ -84,16 +38,16 @@ export interface AgentSettingsInputs {
 }
 
 export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
-    const layout = hostLayout(inputs.appName, { root: inputs.root });
+    const root = inputs.root ?? "";
+    const layout = hostLayout(inputs.appName, { root });
     return {
+        schemaVersion: AGENT_SETTINGS_SCHEMA_VERSION,
         appName: inputs.appName,
-        layout,
+        root,
         slots: slotPorts(inputs.slotBasePort),
         haproxy: {
-            socket: layout.haproxySocket,
-            stateFile: layout.haproxyStateFile,
             backend: HAPROXY_BACKEND,
-            reloadCommand: inputs.reloadCommand ?? `haproxy -c -q -f ${layout.haproxyConfigFile} && systemctl reload haproxy`,
+            reloadCommand: inputs.reloadCommand ?? `haproxy -c -q -f ${shellQuote(layout.haproxyConfigFile)} && systemctl reload haproxy`,
             frontend: { host: "127.0.0.1", port: inputs.haproxyPort },
         },
         health: { path: inputs.healthPath, host: inputs.domain },
@@ -108,8 +62,8 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
         },
         migrations: {
             command: inputs.migrateCommand || undefined,
-            check: parseMigrationCheck(inputs.migrationCheck),
-            lockTimeoutMs: Math.round((inputs.dbLockTimeoutSeconds ?? 5) * 1000),
+            check: parseMigrationCheck(inputs.migrationCheck ?? DEFAULTS.migrationCheck),
+            lockTimeoutMs: Math.round((inputs.dbLockTimeoutSeconds ?? DEFAULTS.dbLockTimeoutSeconds) * 1000),
         },
         keepPreviousWarm: inputs.keepPreviousWarm,
         releasesToKeep: inputs.releasesToKeep,

@@ -1,19 +1,18 @@
 // The stack configuration: one schema, checked in full before the program declares anything,
 // so a bad value fails `pulumi preview` with one message naming the key and the reason.
 import { z } from "zod";
+import { APP_NAME_PATTERN, APP_NAME_RULE, DEFAULTS, VERSION_PATTERN, VERSION_RULE } from "./agent-contract";
 import { parseEnvLines } from "./env-lines";
 import { djangoManageCommand, parseContractOperation, parseMigrationCheck } from "./migrations";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
 
-/** Versions become directory names, unit descriptions and CLI arguments: keep them inert. */
-export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/;
-export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+export { APP_NAME_PATTERN, VERSION_PATTERN } from "./agent-contract";
 const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 const version = z
     .string()
-    .regex(VERSION_PATTERN, "must be 1-63 characters of letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no '/', spaces, quotes or shell metacharacters)")
+    .regex(VERSION_PATTERN, VERSION_RULE)
     .refine((v) => !v.includes(".."), "must not contain '..'");
 
 const port = z.number().int().min(1).max(65535);
@@ -43,7 +42,7 @@ const durationString = (max: number) => z.union([z.number(), z.string()]).transf
 
 export const stackConfigSchema = z
     .object({
-        appName: z.string().regex(APP_NAME_PATTERN, "must be 2-32 lowercase letters, digits or '-', starting with a letter"),
+        appName: z.string().regex(APP_NAME_PATTERN, APP_NAME_RULE),
         releaseVersion: version,
         releaseSource,
         startCommand: z.string().min(1).max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
@@ -53,7 +52,7 @@ export const stackConfigSchema = z
         buildCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         checkCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
         migrateCommand: singleLine.optional(),
-        migrationCheck: singleLine.default("django"),
+        migrationCheck: singleLine.default(DEFAULTS.migrationCheck),
         allowContractOperations: z
             .array(
                 z.string().superRefine((s, ctx) => {
@@ -65,7 +64,7 @@ export const stackConfigSchema = z
                 }),
             )
             .max(100)
-            .default([]),
+            .default(DEFAULTS.allowContractOperations),
         // Sub-second values are fine here: it bounds how long the live release's queries may queue.
         dbLockTimeout: z.union([z.number(), z.string()]).transform((v, ctx) => {
             try {
@@ -76,10 +75,10 @@ export const stackConfigSchema = z
                 ctx.addIssue({ code: "custom", message: (e as Error).message });
                 return z.NEVER;
             }
-        }).default(5),
-        healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default("/healthz"),
-        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(["/"]),
-        shiftPlan: z.array(z.string()).min(1).default(["10%:30s", "50%:30s", "100%"]).transform((steps, ctx): ShiftStep[] => {
+        }).default(DEFAULTS.dbLockTimeoutSeconds),
+        healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default(DEFAULTS.healthPath),
+        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(DEFAULTS.smokePaths),
+        shiftPlan: z.array(z.string()).min(1).default(DEFAULTS.shiftPlan).transform((steps, ctx): ShiftStep[] => {
             try {
                 return parseShiftPlan(steps);
             } catch (e) {
@@ -87,28 +86,28 @@ export const stackConfigSchema = z
                 return z.NEVER;
             }
         }),
-        maxErrorRatio: z.coerce.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1").default(0.01),
-        healthTimeout: durationString(3600).default(120),
-        drainTimeout: durationString(3600).default(60),
-        keepPreviousWarm: z.boolean().default(true),
-        releasesToKeep: z.number().int().min(2, "must be at least 2 (the live and the previous release)").max(100).default(5),
+        maxErrorRatio: z.coerce.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1").default(DEFAULTS.maxErrorRatio),
+        healthTimeout: durationString(3600).default(DEFAULTS.healthTimeoutSeconds),
+        drainTimeout: durationString(3600).default(DEFAULTS.drainTimeoutSeconds),
+        keepPreviousWarm: z.boolean().default(DEFAULTS.keepPreviousWarm),
+        releasesToKeep: z.number().int().min(2, "must be at least 2 (the live and the previous release)").max(100).default(DEFAULTS.releasesToKeep),
         domain: z.string().toLowerCase().regex(DOMAIN, "must be a DNS name such as app.example.com"),
-        tlsMode: z.enum(["self-signed", "acme"]).default("self-signed"),
+        tlsMode: z.enum(["self-signed", "acme"]).default(DEFAULTS.tlsMode),
         acmeEmail: z.email("must be an e-mail address").optional(),
         hostTarget: z.enum(["aws", "existing"]),
-        instanceType: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.small").default("t3.small"),
-        rootVolumeGiB: z.number().int().min(8).max(16384).default(20),
+        instanceType: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.small").default(DEFAULTS.instanceType),
+        rootVolumeGiB: z.number().int().min(8).max(16384).default(DEFAULTS.rootVolumeGiB),
         subnetId: z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123").optional(),
-        osFlavour: z.enum(["debian", "nixos"]).default("debian"),
-        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default("25.05"),
-        allowedSshCidrs: z.array(cidr).default([]),
+        osFlavour: z.enum(["debian", "nixos"]).default(DEFAULTS.osFlavour),
+        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default(DEFAULTS.nixosRelease),
+        allowedSshCidrs: z.array(cidr).default(DEFAULTS.allowedSshCidrs),
         sshPublicKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line").optional(),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").optional(),
         sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public host key line (as in known_hosts, without the host name)").optional(),
         hostAddress: z.string().regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address").optional(),
-        sshPort: port.default(22),
+        sshPort: port.default(DEFAULTS.sshPort),
         sshPrivateKey: z.string().refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), "must be a PEM/OpenSSH private key").optional(),
-        appEnv: z.string().default("").transform((text, ctx) => {
+        appEnv: z.string().default(DEFAULTS.appEnv).transform((text, ctx) => {
             try {
                 return Object.fromEntries(parseEnvLines(text));
             } catch (e) {
@@ -116,13 +115,13 @@ export const stackConfigSchema = z
                 return z.NEVER;
             }
         }),
-        slotBasePort: port.default(8001),
-        haproxyPort: port.default(8080),
-        httpPort: port.default(80),
-        httpsPort: port.default(443),
-        postgresql: z.boolean().default(false),
-        appEgress: z.enum(["any", "loopback"]).default("any"),
-        protect: z.boolean().default(false),
+        slotBasePort: port.default(DEFAULTS.slotBasePort),
+        haproxyPort: port.default(DEFAULTS.haproxyPort),
+        httpPort: port.default(DEFAULTS.httpPort),
+        httpsPort: port.default(DEFAULTS.httpsPort),
+        postgresql: z.boolean().default(DEFAULTS.postgresql),
+        appEgress: z.enum(["any", "loopback"]).default(DEFAULTS.appEgress),
+        protect: z.boolean().default(DEFAULTS.protect),
     })
     .strict()
     .superRefine((c, ctx) => {

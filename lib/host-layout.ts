@@ -46,6 +46,18 @@ export interface HostLayout {
     nginxSiteFile: string;
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
+    /** <maintenanceDir>/maintenance.html */
+    maintenancePage: string;
+    /** <deployDir>/maintenance — while it exists NGINX answers every request with the maintenance page. */
+    maintenanceFlag: string;
+    /** <deployDir>/logs — one log (and result file) per detached deploy worker. */
+    logsDir: string;
+    /** <deployDir>/migrations — <version>.json once that version's migrations ran. */
+    migrationsDir: string;
+    /** <deployDir>/static-manifests — <version>.json: the static files a release brought. */
+    staticManifestsDir: string;
+    /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
+    haproxySaveStateScript: string;
     tlsDir: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
@@ -84,6 +96,12 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
+        maintenancePage: `${r}/var/www/${appName}-maintenance/maintenance.html`,
+        maintenanceFlag: `${deployDir}/maintenance`,
+        logsDir: `${deployDir}/logs`,
+        migrationsDir: `${deployDir}/migrations`,
+        staticManifestsDir: `${deployDir}/static-manifests`,
+        haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
@@ -97,4 +115,75 @@ export interface SlotPorts {
 
 export function slotPorts(basePort: number): SlotPorts {
     return { blue: basePort, green: basePort + 1 };
+}
+
+// Paths that depend on a version, a slot or a process as well as on the layout.
+
+/** Marker file inside a release dir: prepare writes it last, so its presence means "complete". */
+export const RELEASE_MARKER = ".slotshift-release.json";
+
+/** releases/<version> */
+export function releaseDir(layout: HostLayout, version: string): string {
+    return `${layout.releasesDir}/${version}`;
+}
+
+/** A release dir's marker file (see RELEASE_MARKER); `dir` is a release dir or prepare's temp dir. */
+export function releaseMarkerIn(dir: string): string {
+    return `${dir}/${RELEASE_MARKER}`;
+}
+
+const PREPARE_TEMP = /^\.tmp-(.+)-(\d+)$/;
+
+/** releases/.tmp-<version>-<pid>: where prepare builds a release before renaming it into place. */
+export function prepareTempDir(layout: HostLayout, version: string, pid: number): string {
+    return `${layout.releasesDir}/.tmp-${version}-${pid}`;
+}
+
+/** The version and pid of a prepare temp dir's name (a name inside releasesDir), or undefined. */
+export function parsePrepareTempName(name: string): { version: string; pid: number } | undefined {
+    const m = PREPARE_TEMP.exec(name);
+    return m ? { version: m[1], pid: Number(m[2]) } : undefined;
+}
+
+/** deploy/artifacts/<version>.tar.gz: the archive prepare unpacks (uploaded or downloaded). */
+export function artifactPath(layout: HostLayout, version: string): string {
+    return `${layout.artifactsDir}/${version}.tar.gz`;
+}
+
+/**
+ * Where a non-root SSH user uploads before root moves files into place: relative names, so they
+ * land in that user's home directory.
+ */
+export function artifactStagingPath(layout: HostLayout, version: string): string {
+    return `.slotshift-${layout.appName}-${version}.tar.gz`;
+}
+
+export function agentStagingPath(layout: HostLayout): string {
+    return `.slotshift-${layout.appName}-agent.js`;
+}
+
+/** deploy/migrations/<version>.json */
+export function migrationMarkerPath(layout: HostLayout, version: string): string {
+    return `${layout.migrationsDir}/${version}.json`;
+}
+
+/** deploy/static-manifests/<version>.json */
+export function staticManifestPath(layout: HostLayout, version: string): string {
+    return `${layout.staticManifestsDir}/${version}.json`;
+}
+
+/** slots/<slot> -> ../releases/<version>: what the slot's unit runs (its WorkingDirectory). */
+export function slotLink(layout: HostLayout, slot: Slot): string {
+    return `${layout.slotsDir}/${slot}`;
+}
+
+/** slots/<slot>.env: PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX of the slot's release. */
+export function slotEnvFile(layout: HostLayout, slot: Slot): string {
+    return `${layout.slotsDir}/${slot}.env`;
+}
+
+/** A deploy worker's log and result files, from its start time, label and pid. */
+export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): { logFile: string; resultFile: string } {
+    const base = `${layout.logsDir}/${stamp}-${label}-${pid}`;
+    return { logFile: `${base}.log`, resultFile: `${base}.result.json` };
 }

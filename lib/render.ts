@@ -2,6 +2,7 @@
 // can never silently render an empty value into a config file.
 import * as path from "path";
 import * as nunjucks from "nunjucks";
+import { shellQuoteAlways } from "./shell-quote";
 
 export const TEMPLATES_DIR = path.resolve(__dirname, "..", "templates");
 
@@ -18,7 +19,7 @@ function environment(): nunjucks.Environment {
     // A Nix string literal: "..." with \, " and ${ escaped.
     env.addFilter("nixString", (v: unknown) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\$\{/g, "\\${")}"`);
     // A POSIX shell single-quoted word.
-    env.addFilter("shellQuote", (v: unknown) => `'${String(v).replace(/'/g, `'\\''`)}'`);
+    env.addFilter("shellQuote", (v: unknown) => shellQuoteAlways(String(v)));
     // A systemd command-line argument: double-quoted, with \, " and specifiers (%) and $ escaped.
     // Line breaks become C escapes (systemd unescapes them), so a value can never start a new line
     // of the unit file.

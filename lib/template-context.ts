@@ -1,5 +1,6 @@
 // The one context object every template renders from. The program builds it from stack settings;
 // the config and integration tests build it with test ports and a temp root.
+import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
 import { HostLayout, hostLayout, SLOTS, slotPorts } from "./host-layout";
 
@@ -82,7 +83,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             acmeEmail: inputs.acmeEmail ?? "",
         },
         ssh: {
-            port: inputs.sshPort ?? 22,
+            port: inputs.sshPort ?? DEFAULTS.sshPort,
             allowedCidrs: inputs.allowedSshCidrs ?? [],
             publicKey: inputs.sshPublicKey ?? "",
             user: inputs.sshUser ?? "admin",

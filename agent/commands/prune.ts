@@ -1,85 +1,13 @@
 // prune --keep N: delete old release dirs (and the static files only they referenced), never the
 // live release, the previous one, or anything a slot still points at.
-import * as fs from "fs";
-import * as path from "path";
-import { SLOTS } from "../../lib/host-layout";
-import { checkFlags, numberFlag, ParsedArgs } from "../cli-args";
+import { PruneRequest } from "../../lib/agent-contract";
 import { AgentContext } from "../context";
-import { UsageError } from "../errors";
-import { isProcessAlive } from "../lock";
-import { listReleases, manifestPath, readManifest } from "../releases";
-import { slotTarget } from "../slot-ops";
-import { readSlotsState, versionsInUse } from "../slots-state";
+import { pruneReleases } from "../prune-releases";
 import { withDeployLock } from "../with-lock";
 
-export async function pruneCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
-    checkFlags(args, ["keep"]);
-    const keep = numberFlag(args, "keep") ?? ctx.settings.releasesToKeep;
-    if (!Number.isInteger(keep) || keep < 1) throw new UsageError("--keep must be a whole number of releases, at least 1");
+export async function pruneCommand(ctx: AgentContext, req: PruneRequest): Promise<void> {
+    const keep = req.keep ?? ctx.settings.releasesToKeep;
     await withDeployLock(ctx, "prune", undefined, async () => {
         pruneReleases(ctx, keep);
     });
-}
-
-/** Call under the deploy lock. Returns the versions removed. */
-export function pruneReleases(ctx: AgentContext, keep: number): string[] {
-    const { layout, log } = ctx;
-    const state = readSlotsState(layout.stateFile);
-    const protectedVersions = versionsInUse(state);
-    for (const slot of SLOTS) {
-        const t = slotTarget(ctx, slot);
-        if (t) protectedVersions.add(t);
-    }
-    const releases = listReleases(layout.releasesDir);
-    const kept = new Set(releases.slice(0, keep).map((r) => r.version));
-    for (const v of protectedVersions) kept.add(v);
-    const doomed = releases.filter((r) => !kept.has(r.version));
-
-    // Static files stay while any kept release lists them.
-    const stillReferenced = new Set<string>();
-    for (const r of releases) if (kept.has(r.version)) for (const f of readManifest(ctx, r.version)) stillReferenced.add(f);
-
-    for (const r of doomed) {
-        let removedFiles = 0;
-        for (const f of readManifest(ctx, r.version)) {
-            if (stillReferenced.has(f)) continue;
-            const p = path.join(layout.staticDir, f);
-            if (!p.startsWith(layout.staticDir + path.sep)) continue;
-            fs.rmSync(p, { force: true });
-            removeEmptyParents(path.dirname(p), layout.staticDir);
-            removedFiles++;
-        }
-        fs.rmSync(r.dir, { recursive: true, force: true });
-        fs.rmSync(manifestPath(ctx, r.version), { force: true });
-        fs.rmSync(path.join(layout.artifactsDir, `${r.version}.tar.gz`), { force: true });
-        log.info(`pruned release ${r.version} (${removedFiles} static file(s) only it used)`);
-    }
-    removeDeadTemps(ctx);
-    log.info(`releases kept: ${releases.filter((r) => kept.has(r.version)).map((r) => r.version).join(", ") || "(none)"}`);
-    return doomed.map((r) => r.version);
-}
-
-function removeEmptyParents(dir: string, stop: string): void {
-    while (dir.startsWith(stop + path.sep)) {
-        try {
-            fs.rmdirSync(dir);
-        } catch {
-            return;
-        }
-        dir = path.dirname(dir);
-    }
-}
-
-/** Temp dirs of prepares that died (their pid is gone). */
-function removeDeadTemps(ctx: AgentContext): void {
-    let names: string[] = [];
-    try {
-        names = fs.readdirSync(ctx.layout.releasesDir);
-    } catch {
-        return;
-    }
-    for (const name of names) {
-        const m = /^\.tmp-.*-(\d+)$/.exec(name);
-        if (m && !isProcessAlive(Number(m[1]))) fs.rmSync(path.join(ctx.layout.releasesDir, name), { recursive: true, force: true });
-    }
 }

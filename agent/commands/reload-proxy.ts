@@ -1,8 +1,8 @@
 // reload-proxy: save HAProxy's runtime state (weights, drain/ready) into the server-state file, then
 // run the configured check-and-reload command. The new worker loads the file, so weights survive.
 // It does not take the deploy lock: a running deploy re-asserts its weights on its next poll.
+import { NoRequest } from "../../lib/agent-contract";
 import { SLOTS } from "../../lib/host-layout";
-import { checkFlags, ParsedArgs } from "../cli-args";
 import { AgentContext, sleep } from "../context";
 import { AgentError, errorMessage } from "../errors";
 import { lockStatus } from "../lock";
@@ -11,8 +11,7 @@ import { runChecked } from "../run-command";
 import { applyWeights } from "../slot-ops";
 import { committedWeights, readSlotsState } from "../slots-state";
 
-export async function reloadProxyCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
-    checkFlags(args, []);
+export async function reloadProxyCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
     const { log, runtime, settings } = ctx;
     const t0 = Date.now();
     let before: Record<string, number> | undefined;
@@ -21,8 +20,8 @@ export async function reloadProxyCommand(ctx: AgentContext, args: ParsedArgs): P
         const stats = await runtime.stats();
         before = Object.fromEntries(SLOTS.map((s) => [s, stats[s]?.weight ?? 0]));
         oldPid = await runtime.pid();
-        await runtime.saveState(settings.haproxy.stateFile);
-        log.info(`saved HAProxy runtime state (${SLOTS.map((s) => `${s}=${before?.[s]}`).join(" ")}) to ${settings.haproxy.stateFile}`);
+        await runtime.saveState(ctx.layout.haproxyStateFile);
+        log.info(`saved HAProxy runtime state (${SLOTS.map((s) => `${s}=${before?.[s]}`).join(" ")}) to ${ctx.layout.haproxyStateFile}`);
     } catch (e) {
         // HAProxy down: nothing to save; the reload (start) still has to happen.
         log.warn(`HAProxy runtime API unavailable, state not saved: ${errorMessage(e)}`);

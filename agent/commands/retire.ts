@@ -1,18 +1,16 @@
 // retire VERSION (TrafficShift's delete): stop the release's slot unless it is live (then exit 0
 // without touching it) or the warm previous release that the settings keep; then prune.
+import { DEFAULTS, RetireRequest } from "../../lib/agent-contract";
 import { SLOTS } from "../../lib/host-layout";
 import { appendAudit } from "../audit";
-import { checkFlags, ParsedArgs, stringFlag } from "../cli-args";
 import { AgentContext } from "../context";
+import { pruneReleases } from "../prune-releases";
 import { drainAndStop } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
-import { checkVersion } from "../settings";
 import { withDeployLock } from "../with-lock";
-import { pruneReleases } from "./prune";
 
-export async function retireCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
-    checkFlags(args, ["version"]);
-    const version = checkVersion(stringFlag(args, "version") ?? args.positionals[0]);
+export async function retireCommand(ctx: AgentContext, req: RetireRequest): Promise<void> {
+    const { version } = req;
     await withDeployLock(ctx, "retire", version, async () => {
         const { layout, log } = ctx;
         const state = readSlotsState(layout.stateFile);
@@ -20,14 +18,16 @@ export async function retireCommand(ctx: AgentContext, args: ParsedArgs): Promis
         if (state.live && state.slots[state.live].version === version) {
             action = "kept (live)";
             log.info(`${version} is live on ${state.live}; it is not stopped`);
-        } else if (ctx.settings.keepPreviousWarm && isPreviousWarm(state) && state.previous?.version === version) {
+        } else if ((req.keepWarm ?? ctx.settings.keepPreviousWarm) && isPreviousWarm(state) && state.previous?.version === version) {
             action = "kept (warm previous)";
             log.info(`${version} is the warm previous release on ${state.previous.slot}; kept running for an instant rollback`);
         } else {
+            // The same bound as the shift's own drain: the command's, else the last activation's.
+            const drainSeconds = req.drainTimeoutSeconds ?? state.lastShift?.drainTimeoutSeconds ?? DEFAULTS.drainTimeoutSeconds;
             const slots = SLOTS.filter((s) => s !== state.live && state.slots[s].version === version && state.slots[s].running);
             for (const slot of slots) {
                 log.info(`stopping ${slot} (${version})`);
-                await drainAndStop(ctx, state, slot, 30_000);
+                await drainAndStop(ctx, state, slot, drainSeconds * 1000);
             }
             action = slots.length ? `stopped ${slots.join(", ")}` : "not running";
             if (!slots.length) log.info(`${version} is not running in any slot`);

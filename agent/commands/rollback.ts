@@ -1,23 +1,23 @@
 // rollback: traffic back to the previous release. Warm and passing checks -> one weight flip.
 // Otherwise it is started again and passes the same gates as an activation.
+import { RollbackRequest } from "../../lib/agent-contract";
 import { appendAudit, slotLabel } from "../audit";
-import { checkFlags, ParsedArgs } from "../cli-args";
 import { AgentContext } from "../context";
+import { deployRelease } from "../deploy";
 import { AgentError } from "../errors";
 import { classifyHealth } from "../gates";
-import { seconds } from "../log";
+import { seconds, secondsOf } from "../log";
 import { isPrepared } from "../releases";
-import { slotTarget, swapCurrent } from "../slot-ops";
+import { resolveShiftOptions } from "../shift-options";
+import { retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
 import { withDeployLock } from "../with-lock";
-import { deployRelease, retireOldSlotSafely, secondsOf, SHIFT_FLAGS, shiftOptions } from "./activate";
 
-export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Promise<void> {
-    checkFlags(args, SHIFT_FLAGS);
+export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): Promise<void> {
     await withDeployLock(ctx, "rollback", undefined, async () => {
         const { layout, log } = ctx;
         const state = readSlotsState(layout.stateFile);
-        const opts = shiftOptions(args, ctx.settings.keepPreviousWarm, state.lastShift);
+        const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm, state.lastShift);
         const live = state.live;
         const prev = state.previous;
         if (!live) throw new AgentError("nothing is live: there is nothing to roll back");
@@ -31,7 +31,7 @@ export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Prom
         if (!(warm && health.state === "up")) {
             if (!isPrepared(ctx, prev.version)) throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
             log.info(`previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`);
-            await deployRelease(ctx, prev.version, opts, "rollback");
+            await deployRelease(ctx, { command: "rollback", version: prev.version, opts });
             return;
         }
 
@@ -40,7 +40,7 @@ export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Prom
         // One runtime API line: both weights change together.
         await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
         const flipAt = Date.now();
-        await ctx.runtime.saveState(ctx.settings.haproxy.stateFile);
+        await ctx.runtime.saveState(layout.haproxyStateFile);
         log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
 
         state.live = prev.slot;

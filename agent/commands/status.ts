@@ -1,7 +1,7 @@
 // status: what each slot runs, its weight, HAProxy's view of it, requests in flight, the live
 // release and the lock. Read-only: it never takes the lock (it reports a stale one).
+import { NoRequest } from "../../lib/agent-contract";
 import { SLOTS } from "../../lib/host-layout";
-import { checkFlags, ParsedArgs } from "../cli-args";
 import { AgentContext } from "../context";
 import { errorMessage } from "../errors";
 import { readLinkOrUndefined } from "../fs-atomic";
@@ -10,8 +10,7 @@ import { describeLock, lockStatus } from "../lock";
 import { slotTarget } from "../slot-ops";
 import { isPreviousWarm, readSlotsState } from "../slots-state";
 
-export async function statusCommand(ctx: AgentContext, args: ParsedArgs, json: boolean): Promise<void> {
-    checkFlags(args, []);
+export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: boolean): Promise<void> {
     const { layout, settings } = ctx;
     const state = readSlotsState(layout.stateFile);
     let stats: SlotStats = {};

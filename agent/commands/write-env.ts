@@ -1,12 +1,12 @@
 // write-env: KEY=value lines on stdin -> the shared env file, atomically, 0600, owned by the app
 // user. Values are secrets: only names and counts are ever printed.
 import * as fs from "fs";
-import { checkFlags, ParsedArgs } from "../cli-args";
+import { NoRequest } from "../../lib/agent-contract";
+import { appOwner } from "../app-user";
 import { AgentContext } from "../context";
 import { formatSystemdEnvFile, parseEnvLines } from "../../lib/env-lines";
 import { AgentError, errorMessage } from "../errors";
 import { writeFileAtomic } from "../fs-atomic";
-import { appOwner } from "./prepare";
 
 export function readStdin(): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -17,8 +17,7 @@ export function readStdin(): Promise<string> {
     });
 }
 
-export async function writeEnvCommand(ctx: AgentContext, args: ParsedArgs, input?: string): Promise<void> {
-    checkFlags(args, []);
+export async function writeEnvCommand(ctx: AgentContext, _req: NoRequest, input?: string): Promise<void> {
     const text = input ?? (await readStdin());
     let env: Map<string, string>;
     try {

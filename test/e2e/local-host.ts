@@ -3,6 +3,7 @@
 // ours and is only ever signalled through its own handle (its PID), never by name.
 import { spawn } from "child_process";
 import * as fs from "fs";
+import { shellQuote } from "../../lib/shell-quote";
 import * as path from "path";
 
 export const REPO = path.resolve(__dirname, "..", "..");
@@ -208,9 +209,7 @@ export class LocalHost {
     }
 }
 
-export function shellQuote(word: string): string {
-    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from "../../lib/shell-quote";
 
 /** Why this machine cannot run the end-to-end tests, or undefined when it can. */
 export function missingPrerequisite(): string | undefined {

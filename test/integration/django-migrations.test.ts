@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { buildAgentSettings } from "../../lib/agent-settings";
-import { prepareRelease } from "../../agent/commands/prepare";
+import { prepareCommand } from "../../agent/commands/prepare";
 import { AgentContext, createContext } from "../../agent/context";
 import { GateError } from "../../agent/errors";
 import { Logger } from "../../agent/log";
@@ -103,7 +103,7 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
         fs.mkdirSync(path.dirname(ctx.layout.envFile), { recursive: true });
         fs.writeFileSync(ctx.layout.envFile, `DATABASE_HOST="${sock}"\nDATABASE_NAME="shop"\nDATABASE_USER="${isRoot() ? "postgres" : os.userInfo().username}"\n`, { mode: 0o644 });
         for (let d = path.join(root, "host"); d !== root; d = path.dirname(d)) fs.chmodSync(d, 0o755);
-        for (const v of ["v1", "v2", "v2-drop", "v2b", "v2c", "v2-failing"]) await prepareRelease(ctx, v, path.join(releases(), `${v}.tar.gz`));
+        for (const v of ["v1", "v2", "v2-drop", "v2b", "v2c", "v2-failing"]) await prepareCommand(ctx, { version: v, source: path.join(releases(), `${v}.tar.gz`) });
     });
 
     after(function () {

@@ -1,0 +1,28 @@
+// The options of one shift (activate, or a cold rollback): from the command line, falling back to
+// the last activation's (slots.json), then to the contract's defaults.
+import { DEFAULT_PLAN, DEFAULTS, ShiftRequest } from "../lib/agent-contract";
+import { formatShiftPlan, parseShiftPlan, ShiftStep } from "../lib/shift-plan";
+import { ShiftSettings } from "./slots-state";
+
+export interface ShiftOptions {
+    plan: ShiftStep[];
+    maxErrorRatio: number;
+    healthTimeoutMs: number;
+    drainTimeoutMs: number;
+    keepWarm: boolean;
+}
+
+export function resolveShiftOptions(req: ShiftRequest, keepWarmDefault: boolean, last?: ShiftSettings): ShiftOptions {
+    return {
+        plan: req.plan ?? (last?.plan ? parseShiftPlan(last.plan) : [...DEFAULT_PLAN]),
+        maxErrorRatio: req.maxErrorRatio ?? last?.maxErrorRatio ?? DEFAULTS.maxErrorRatio,
+        healthTimeoutMs: (req.healthTimeoutSeconds ?? last?.healthTimeoutSeconds ?? DEFAULTS.healthTimeoutSeconds) * 1000,
+        drainTimeoutMs: (req.drainTimeoutSeconds ?? last?.drainTimeoutSeconds ?? DEFAULTS.drainTimeoutSeconds) * 1000,
+        keepWarm: req.keepWarm ?? keepWarmDefault,
+    };
+}
+
+/** What slots.json records of a shift, for a later cold rollback and retire. */
+export function toShiftSettings(o: ShiftOptions): ShiftSettings {
+    return { plan: formatShiftPlan(o.plan), maxErrorRatio: o.maxErrorRatio, healthTimeoutSeconds: o.healthTimeoutMs / 1000, drainTimeoutSeconds: o.drainTimeoutMs / 1000, keepWarm: o.keepWarm };
+}
