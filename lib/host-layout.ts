@@ -47,6 +47,11 @@ export interface HostLayout {
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
     tlsDir: string;
+    /**
+     * /var/lib/acme/acme-challenge — the HTTP-01 webroot on NixOS: the acme module's units run as
+     * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
+     */
+    nixosAcmeWebroot: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
@@ -85,6 +90,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
         tlsDir: `${r}/etc/ssl/${appName}`,
+        nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
     };
