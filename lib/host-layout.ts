@@ -47,6 +47,8 @@ export interface HostLayout {
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
     tlsDir: string;
+    /** /var/lib/acme — NixOS's acme module: <dir>/<cert>/ holds a certificate and its state. */
+    nixosAcmeDir: string;
     /**
      * /var/lib/acme/acme-challenge — the HTTP-01 webroot on NixOS: the acme module's units run as
      * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
@@ -90,6 +92,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
         tlsDir: `${r}/etc/ssl/${appName}`,
+        nixosAcmeDir: `${r}/var/lib/acme`,
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,

@@ -177,6 +177,9 @@ describe("NixOS module against its target release", () => {
                 const order = m.systemd.services[`acme-order-renew-${ctx.domain}`];
                 assert.ok(order, `no ordering on acme-order-renew-${ctx.domain}`);
                 assert.ok((order.after as string[]).includes("nginx.service"));
+                // Held back until the proxy step wrote the site that answers the challenge (it then
+                // starts the order itself): an order failing during the switch fails the switch.
+                assert.strictEqual(order.unitConfig?.ConditionPathExists, ctx.layout.nginxSiteFile);
             });
         });
     }

@@ -285,6 +285,22 @@ describe("proxy apply script", () => {
         assert.ok(!r.calls.includes("nginx -t -q"));
     });
 
+    it("ACME on NixOS: orders the first certificate through the acme module once the site is written, not with certbot", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir, { tlsMode: "acme", acmeEmail: "ops@example.com", osFlavour: "nixos" });
+        const r = apply(sb, ctx, "nixos");
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(!r.calls.some((c) => c.startsWith("certbot ")), r.calls.join("\n"));
+        const order = r.calls.indexOf("systemctl start acme-order-renew-shop.example.com.service");
+        assert.ok(order >= 0, r.calls.join("\n"));
+        assert.ok(r.calls.slice(0, order).includes("systemctl start nginx"), "the site answers the challenge before the order");
+        assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), new RegExp(`root ${ctx.layout.nixosAcmeWebroot};`));
+        // Once the module has seen a certificate, the next run leaves renewals to its timer.
+        fs.mkdirSync(path.join(ctx.layout.nixosAcmeDir, "shop.example.com"), { recursive: true });
+        fs.writeFileSync(path.join(ctx.layout.nixosAcmeDir, "shop.example.com", "acme-success"), "");
+        assert.ok(!apply(sb, ctx, "nixos").calls.some((c) => c.includes("acme-order-renew")));
+    });
+
     it("ACME: gets the first certificate through a port-80 site, then writes the full site", () => {
         const sb = sandbox();
         const ctx = context(sb.dir, { tlsMode: "acme", acmeEmail: "ops@example.com" });
