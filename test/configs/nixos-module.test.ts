@@ -1,10 +1,12 @@
 // The NixOS module: Nix syntax (nix-instantiate --parse), then evaluated with stand-ins for pkgs and
 // lib (there is no nixpkgs here) so its options can be compared with what Debian gets.
 import * as assert from "assert";
+import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
 import * as YAML from "yaml";
 import { renderCloudInit, renderDebianSetupScript, renderNixosModule, renderProxyFiles, renderSlotUnit } from "../../lib/host-files";
-import { agentFor, APP, CASES, contextFor, requireTools, run, unitDirectives } from "./helpers";
+import { agentFor, APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
 import { TemplateInputs } from "../../lib/template-context";
 import { asDirectives, embeddedScripts, evaluateModule as evaluate, Evaluated, parseNix as parse } from "./nixos-eval";
 
@@ -190,5 +192,85 @@ describe("NixOS module", () => {
     it("fails evaluation-time checks for ACME without an e-mail", () => {
         const m = evaluate(render({ tlsMode: "acme", acmeEmail: undefined }));
         assert.ok(m.assertions?.some((a) => a.assertion === false), "expected a failing assertion");
+    });
+});
+
+describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
+    before(() => requireTools("nix-instantiate", "bash"));
+
+    /** The body of the heredoc `<<DELIM` or `<<'DELIM'` in the Debian setup script. */
+    function heredoc(script: string, delim: string): string {
+        const start = script.search(new RegExp(`<<'?${delim}'?\\n`));
+        assert.ok(start >= 0, `no heredoc ${delim}`);
+        const bodyStart = script.indexOf("\n", start) + 1;
+        return script.slice(bodyStart, script.indexOf(`\n${delim}\n`, bodyStart) + 1);
+    }
+
+    /** What each step of an ExecReload=/ExecStop= list does, in order. */
+    function steps(commands: string[], saveScript: (command: string) => boolean): string[] {
+        return commands.map((command) => {
+            if (command.startsWith("-") && saveScript(command.slice(1))) return "save state, failure ignored";
+            if (/\bhaproxy\b.* -c( |$)/.test(command)) return "check config";
+            if (/kill -USR2 \$MAINPID$/.test(command)) return "signal the master (USR2)";
+            // NixOS only: the master re-executes argv[0] on USR2; re-pointing it picks up a new package.
+            if (/\bln -sf \S+\/bin\/haproxy \/run\/haproxy\/haproxy$/.test(command)) return "";
+            return `unknown: ${command}`;
+        }).filter(Boolean);
+    }
+
+    it("saves the state before the check and the USR2 reload, and before a stop, as the Debian drop-in does", () => {
+        const ctx = contextFor({ osFlavour: "nixos" });
+        const h = evaluate(renderNixosModule(ctx)).systemd.services.haproxy;
+        const dropIn = heredoc(renderDebianSetupScript(contextFor({}), agentFor({})), "SLOTSHIFT_DROPIN_END");
+        // An unquoted heredoc: bash turns \$ into $ when it writes the drop-in.
+        const debian = (key: string) => dropIn.split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).replace(/\\\$/g, "$")).filter(Boolean);
+        const debianSave = (command: string) => command === "$SAVE_STATE_SCRIPT";
+        const nixosSave = (command: string) => /-haproxy-save-state<<</.test(command);
+        assert.deepStrictEqual(steps(h.serviceConfig.ExecReload as string[], nixosSave), steps(debian("ExecReload"), debianSave));
+        assert.deepStrictEqual(steps([String(h.serviceConfig.ExecStop)], nixosSave), steps(debian("ExecStop"), debianSave));
+        assert.deepStrictEqual(steps(debian("ExecReload"), debianSave), ["save state, failure ignored", "check config", "signal the master (USR2)"]);
+    });
+
+    it("writes the same state file from the same socket as Debian's script, and keeps the old one when the dump fails", async () => {
+        const root = tempDir("haproxy-state");
+        const ctx = contextFor({ osFlavour: "nixos" }, root);
+        const layout = ctx.layout;
+        const bin = path.join(root, "bin");
+        // socat stand-in: takes the command from stdin and answers with $REPLY_FILE.
+        writeFile(path.join(bin, "socat"), '#!/bin/sh\n[ "$4" = "UNIX-CONNECT:$EXPECT_SOCKET" ] || exit 9\ncat > "$REPLY_FILE.command"\ncat "$REPLY_FILE"\n', 0o755);
+        const nixosScript = embeddedScripts(evaluate(renderNixosModule(ctx)).systemd.services.haproxy)
+            .find((text) => text.includes("show servers state"))!
+            // Stand-in store paths of socat and coreutils: the stub above, and this machine's tools.
+            .replace(/\/nix\/store\/0{32}-(\w+)\/bin\/(\w+)/g, (_, pkg: string, tool: string) => (pkg === "socat" ? path.join(bin, "socat") : tool));
+        const debianScript = heredoc(renderDebianSetupScript(contextFor({}, root), agentFor({}, root)), "SLOTSHIFT_SAVE_STATE_END");
+        fs.mkdirSync(path.dirname(layout.haproxySocket), { recursive: true });
+        fs.mkdirSync(path.dirname(layout.haproxyStateFile), { recursive: true });
+        const server = net.createServer();
+        await new Promise<void>((resolve) => server.listen(layout.haproxySocket, resolve));
+        try {
+            const dump = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n3 app 1 blue 127.0.0.1 2 0 90 100\n3 app 2 green 127.0.0.1 2 0 10 100\n";
+            const outcome = (script: string, reply: string) => {
+                writeFile(path.join(root, "reply"), reply);
+                writeFile(layout.haproxyStateFile, "previous state\n", 0o600);
+                const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, REPLY_FILE: path.join(root, "reply"), EXPECT_SOCKET: layout.haproxySocket };
+                const r = run("bash", ["-c", script], { env });
+                return {
+                    ok: r.status === 0,
+                    asked: fs.readFileSync(path.join(root, "reply.command"), "utf8").trim(),
+                    state: fs.readFileSync(layout.haproxyStateFile, "utf8"),
+                    mode: (fs.statSync(layout.haproxyStateFile).mode & 0o777).toString(8),
+                    left: fs.readdirSync(path.dirname(layout.haproxyStateFile)),
+                };
+            };
+            for (const reply of [dump, "Unknown command.\n"]) {
+                const nixos = outcome(nixosScript, reply);
+                assert.deepStrictEqual(nixos, outcome(debianScript, reply));
+                assert.strictEqual(nixos.asked, "show servers state");
+                assert.strictEqual(nixos.state, reply === dump ? dump : "previous state\n");
+                assert.deepStrictEqual(nixos.left, [path.basename(layout.haproxyStateFile)]);
+            }
+        } finally {
+            server.close();
+        }
     });
 });
