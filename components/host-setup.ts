@@ -1,11 +1,12 @@
 // HostSetup: makes the host able to run the app and the agent, from the same inputs on either OS.
 //   debian - runs the setup script (packages, app user, layout, slot unit, agent settings, TLS).
-//   nixos  - installs a NixOS module next to configuration.nix, imports it, nixos-rebuild switch.
+//   nixos  - installs a NixOS module next to configuration.nix, imports it, nixos-rebuild switch,
+//            then writes the agent's settings (kept out of the module: the /nix/store is world-readable).
 // Then uploads and installs the bundled agent (again when its hash changes or the host is replaced).
 import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle } from "../lib/agent-bundle";
 import { AgentSettings } from "../lib/agent-settings";
-import { renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
+import { renderAgentSettings, renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
 import { agentStagingPath as agentStagingPathOf, hostLayout } from "../lib/host-layout";
 import { TemplateContext } from "../lib/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
@@ -31,15 +32,23 @@ export function nixosModulePath(appName: string, etcDir = "/etc/nixos"): string 
     return `${etcDir}/slotshift-${appName}.nix`;
 }
 
+/** A root-only file the apply script writes after the switch. */
+export interface PrivateFile {
+    path: string;
+    content: string;
+}
+
 /**
  * Root bash (fed on stdin) that installs the module, adds it to configuration.nix's imports once,
- * and switches. The sed edit only touches the first `imports = [`; without one it stops and says so
- * rather than guess at someone else's Nix file.
+ * and switches; then writes the agent's settings, 0600 root, into the deploy directory the switch
+ * created (tmpfiles), replacing them only when they changed. The sed edit only touches the first
+ * `imports = [`; without one it stops and says so rather than guess at someone else's Nix file.
  */
-export function nixosApplyScript(appName: string, module: string, paths: NixosPaths = {}): string {
+export function nixosApplyScript(appName: string, module: string, agentConfig: PrivateFile, paths: NixosPaths = {}): string {
     const etcDir = paths.etcDir ?? "/etc/nixos";
     const path = nixosModulePath(appName, etcDir);
     const rel = `./slotshift-${appName}.nix`;
+    const staged = stagedPath(agentConfig.path);
     return [
         "set -euo pipefail",
         "umask 022",
@@ -51,6 +60,11 @@ export function nixosApplyScript(appName: string, module: string, paths: NixosPa
         `    grep -qF ${shellQuote(rel)} "$cfg" || { echo "error: $cfg has no 'imports = [' list to add ${rel} to; add it by hand" >&2; exit 1; }`,
         "fi",
         paths.rebuild ?? "nixos-rebuild switch",
+        // No other user may read it, not even while it is being written; root creates it root:root.
+        "umask 077",
+        stageFileScript(agentConfig.path, agentConfig.content, "0600"),
+        `if cmp -s ${shellQuote(staged)} ${shellQuote(agentConfig.path)}; then rm -f ${shellQuote(staged)}; else mv -f ${shellQuote(staged)} ${shellQuote(agentConfig.path)}; fi`,
+        `chmod 0600 ${shellQuote(agentConfig.path)}`,
         "",
     ].join("\n");
 }
@@ -87,7 +101,10 @@ export class HostSetup extends pulumi.ComponentResource {
         const stdin =
             args.osFlavour === "debian"
                 ? renderDebianSetupScript(context, agentSettings)
-                : nixosApplyScript(appName, renderNixosModule(context, agentSettings));
+                : nixosApplyScript(appName, renderNixosModule(context), {
+                      path: context.layout.agentConfigPath,
+                      content: renderAgentSettings(agentSettings),
+                  });
         // Content changes re-run it as an update (the step is idempotent); a new host replaces it.
         this.setup = new SshCommand(
             `${name}-${args.osFlavour}`,

@@ -103,6 +103,18 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         `rm -f ${q(siteBackup)}`,
         "",
     );
+    // NixOS's acme module serves a placeholder certificate until the first order succeeds; the
+    // module holds the order back until the site that answers its challenge exists (this one).
+    if (ctx.tls.mode === "acme" && osFlavour === "nixos") {
+        const orderUnit = `acme-order-renew-${ctx.domain}.service`;
+        lines.push(
+            "# ACME: the site answers HTTP-01 challenges now; order the first certificate.",
+            `if [ ! -e ${q(`${L.nixosAcmeDir}/${ctx.domain}/acme-success`)} ]; then`,
+            `    systemctl start ${q(orderUnit)} || { echo ${q(`error: the first ACME order for ${ctx.domain} failed (DNS, port ${ctx.ports.http}?); see journalctl -u ${orderUnit}`)} >&2; exit 1; }`,
+            "fi",
+            "",
+        );
+    }
     return lines.join("\n");
 }
 

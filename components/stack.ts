@@ -48,6 +48,7 @@ export function templateContextFor(s: PublicSettings): TemplateContext {
         sshUser: effectiveSshUser(s),
         postgresql: s.postgresql,
         appEgress: s.appEgress,
+        osFlavour: s.osFlavour,
     });
 }
 

@@ -30,7 +30,7 @@ export const DEFAULTS = {
     tlsMode: "self-signed" as "self-signed" | "acme",
     acmeEmail: "",
     osFlavour: "debian" as "debian" | "nixos",
-    nixosRelease: "25.05",
+    nixosRelease: "26.05",
     instanceType: "t3.small",
     rootVolumeGiB: 20,
     subnetId: "",

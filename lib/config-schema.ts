@@ -99,7 +99,7 @@ export const stackConfigSchema = z
         rootVolumeGiB: z.number().int().min(8).max(16384).default(DEFAULTS.rootVolumeGiB),
         subnetId: z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123").optional(),
         osFlavour: z.enum(["debian", "nixos"]).default(DEFAULTS.osFlavour),
-        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default(DEFAULTS.nixosRelease),
+        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 26.05").default(DEFAULTS.nixosRelease),
         allowedSshCidrs: z.array(cidr).default(DEFAULTS.allowedSshCidrs),
         sshPublicKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line").optional(),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").optional(),

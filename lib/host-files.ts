@@ -28,9 +28,17 @@ export function renderDebianSetupScript(ctx: TemplateContext, agent: AgentSettin
     return renderTemplate("setup-debian.sh.njk", { ...ctx, agentSettingsJson: JSON.stringify(agent, null, 2) });
 }
 
-/** NixOS module declaring the same users, services, units and firewall. */
-export function renderNixosModule(ctx: TemplateContext, agent: AgentSettings): string {
-    return renderTemplate("nixos-module.nix.njk", { ...ctx, agentSettingsJson: JSON.stringify(agent, null, 2) });
+/**
+ * NixOS module declaring the same users, services, units and firewall. It carries no agent
+ * settings: everything in it ends up in the world-readable /nix/store.
+ */
+export function renderNixosModule(ctx: TemplateContext): string {
+    return renderTemplate("nixos-module.nix.njk", ctx);
+}
+
+/** <deployDir>/agent.json as the NixOS apply step writes it (the Debian script embeds the same JSON). */
+export function renderAgentSettings(agent: AgentSettings): string {
+    return `${JSON.stringify(agent, null, 2)}\n`;
 }
 
 /** cloud-init user data for the EC2 instance (first boot only). */

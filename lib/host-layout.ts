@@ -59,6 +59,13 @@ export interface HostLayout {
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
     tlsDir: string;
+    /** /var/lib/acme — NixOS's acme module: <dir>/<cert>/ holds a certificate and its state. */
+    nixosAcmeDir: string;
+    /**
+     * /var/lib/acme/acme-challenge — the HTTP-01 webroot on NixOS: the acme module's units run as
+     * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
+     */
+    nixosAcmeWebroot: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
@@ -103,6 +110,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         staticManifestsDir: `${deployDir}/static-manifests`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
+        nixosAcmeDir: `${r}/var/lib/acme`,
+        nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
     };

@@ -35,6 +35,8 @@ export interface TemplateInputs {
      * "loopback" (HAProxy checks and a local database only, enforced by systemd's IP firewall).
      */
     appEgress?: "any" | "loopback";
+    /** The host's OS (default debian): NixOS's ACME client answers challenges from its own webroot. */
+    osFlavour?: "debian" | "nixos";
 }
 
 export interface TemplateContext {
@@ -79,7 +81,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             mode: inputs.tlsMode,
             certFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/fullchain.pem` : `${layout.tlsDir}/cert.pem`,
             keyFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/privkey.pem` : `${layout.tlsDir}/key.pem`,
-            acmeWebroot: `${root}/var/www/${inputs.appName}-acme`,
+            acmeWebroot: inputs.osFlavour === "nixos" ? layout.nixosAcmeWebroot : `${root}/var/www/${inputs.appName}-acme`,
             acmeEmail: inputs.acmeEmail ?? "",
         },
         ssh: {

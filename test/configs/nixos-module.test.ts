@@ -1,79 +1,17 @@
 // The NixOS module: Nix syntax (nix-instantiate --parse), then evaluated with stand-ins for pkgs and
 // lib (there is no nixpkgs here) so its options can be compared with what Debian gets.
 import * as assert from "assert";
+import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
-import { renderDebianSetupScript, renderNixosModule, renderSlotUnit } from "../../lib/host-files";
+import * as YAML from "yaml";
+import { renderCloudInit, renderDebianSetupScript, renderNixosModule, renderProxyFiles, renderSlotUnit } from "../../lib/host-files";
 import { agentFor, APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
 import { TemplateInputs } from "../../lib/template-context";
-
-// Packages become fake store paths; a file built with writeShellScript (writeText) keeps its text
-// between <<< and >>> (<<T< and >T>>) in its "path", so the tests can read and lint it.
-const STUBS = `
-  let
-    pkg = name: "/nix/store/00000000000000000000000000000000-" + name;
-    names = [ "nodejs_20" "socat" "haproxy" "openssl" "acl" "coreutils" "diffutils" "gnugrep" ];
-  in {
-    lib = {
-      escapeShellArg = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\\\''" ] (toString s) + "'";
-    };
-    pkgs = builtins.listToAttrs (map (name: { inherit name; value = pkg name; }) names) // {
-      writeShellScript = name: text: pkg name + "<<<" + text + ">>>";
-      writeText = name: text: pkg name + "<<T<" + text + ">T>>";
-    };
-  }
-`;
-
-interface Evaluated {
-    systemd: {
-        services: Record<string, { serviceConfig: Record<string, unknown>; [k: string]: unknown }>;
-        tmpfiles: { rules: string[] };
-    };
-    services: Record<string, Record<string, unknown>>;
-    security?: { acme?: { acceptTerms: boolean; defaults: { email: string }; certs: Record<string, Record<string, unknown>> } };
-    networking: { firewall: { allowedTCPPorts: number[] } };
-    users: { users: Record<string, Record<string, unknown>>; groups: Record<string, unknown> };
-    assertions?: { assertion: boolean; message: string }[];
-    [k: string]: unknown;
-}
+import { asDirectives, embeddedScripts, evaluateModule as evaluate, Evaluated, parseNix as parse } from "./nixos-eval";
 
 function render(inputs: Partial<TemplateInputs>): string {
-    return renderNixosModule(contextFor(inputs), agentFor(inputs));
-}
-
-function parse(module: string): { status: number | null; stderr: string } {
-    const file = writeFile(path.join(tempDir("nix"), "module.nix"), module);
-    const r = run("nix-instantiate", ["--parse", file]);
-    return { status: r.status, stderr: r.stderr };
-}
-
-function evaluate(module: string): Evaluated {
-    const dir = tempDir("nix");
-    writeFile(path.join(dir, "module.nix"), module);
-    writeFile(path.join(dir, "stubs.nix"), STUBS);
-    const expr = `let s = import ${dir}/stubs.nix; in import ${dir}/module.nix { config = { }; inherit (s) pkgs lib; }`;
-    const r = run("nix-instantiate", ["--eval", "--strict", "--json", "--readonly-mode", "-E", expr]);
-    assert.strictEqual(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as Evaluated;
-}
-
-/** Scripts stored by the writeShellScript stand-in inside a value (writeText files cut out). */
-function embeddedScripts(value: unknown): string[] {
-    const json = JSON.stringify(value).replace(/<<T<[\s\S]*?>T>>/g, "");
-    return [...json.matchAll(/<<<([\s\S]*?)>>>/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
-}
-
-/** Files stored by the writeText stand-in inside a value. */
-function embeddedTexts(value: unknown): string[] {
-    return [...JSON.stringify(value).matchAll(/<<T<([\s\S]*?)>T>>/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
-}
-
-/** serviceConfig as unit directives: lists repeat the key, booleans are yes/no. */
-function asDirectives(serviceConfig: Record<string, unknown>): string[] {
-    const out: string[] = [];
-    for (const [k, v] of Object.entries(serviceConfig)) {
-        for (const item of Array.isArray(v) ? v : [v]) out.push(`${k}=${typeof item === "boolean" ? (item ? "yes" : "no") : String(item)}`);
-    }
-    return out.sort();
+    return renderNixosModule(contextFor({ ...inputs, osFlavour: "nixos" }));
 }
 
 describe("NixOS module", () => {
@@ -81,7 +19,9 @@ describe("NixOS module", () => {
 
     for (const c of CASES) {
         describe(c.name, () => {
-            const ctx = contextFor(c.inputs);
+            // The NixOS host's context, and the Debian one the comparisons render the other side from.
+            const ctx = contextFor({ ...c.inputs, osFlavour: "nixos" });
+            const debianCtx = contextFor(c.inputs);
             const module = render(c.inputs);
             let m: Evaluated;
             before(() => {
@@ -100,19 +40,65 @@ describe("NixOS module", () => {
             it("declares the slot template unit with exactly the Debian unit's [Service] settings", () => {
                 const slot = m.systemd.services[`${APP}@`];
                 assert.ok(slot, "no template unit");
-                const debian = unitDirectives(renderSlotUnit(ctx)).map(([k, v]) => `${k}=${v}`).sort();
+                const debian = unitDirectives(renderSlotUnit(debianCtx)).map(([k, v]) => `${k}=${v}`).sort();
                 assert.deepStrictEqual(asDirectives(slot.serviceConfig), debian);
                 // A rebuild must never restart a slot behind the agent's back (no drain).
                 assert.strictEqual(slot.restartIfChanged, false);
             });
 
+            it("orders and rate-limits the slot unit as the Debian unit's [Unit] section does", () => {
+                const slot = m.systemd.services[`${APP}@`];
+                const debian = new Map<string, string[]>();
+                for (const [k, v] of unitDirectives(renderSlotUnit(debianCtx), "Unit")) debian.set(k, [...(debian.get(k) ?? []), ...v.split(/\s+/)]);
+                assert.deepStrictEqual(String(slot.startLimitIntervalSec), debian.get("StartLimitIntervalSec")?.join(" "));
+                assert.deepStrictEqual(String(slot.startLimitBurst), debian.get("StartLimitBurst")?.join(" "));
+                // The same units, except that NixOS names "PostgreSQL ready, ensure* done" postgresql.target.
+                const nixosName = (unit: string) => (unit === "postgresql.service" ? "postgresql.target" : unit);
+                assert.deepStrictEqual(slot.after, (debian.get("After") ?? []).map(nixosName));
+                assert.deepStrictEqual(slot.wants, (debian.get("Wants") ?? []).map(nixosName));
+            });
+
+            it("creates the app user as the Debian script does: a system account, its own group, home at the app root", () => {
+                const script = renderDebianSetupScript(debianCtx, agentFor(c.inputs));
+                const vars = new Map([...script.matchAll(/^readonly (\w+)='([^']*)'$/gm)].map((x) => [x[1], x[2]]));
+                const useradd = /^\s*useradd ([\s\S]*?[^\\])$/m.exec(script.replace(/\\\n\s*/g, ""));
+                assert.ok(useradd, "no useradd in the Debian script");
+                const value = (flag: string) => {
+                    const raw = new RegExp(`${flag} ("\\$\\w+"|\\S+)`).exec(useradd[1])?.[1] ?? "";
+                    return raw.replace(/^"\$(\w+)"$/, (_, n: string) => vars.get(n) ?? `<unset $${n}>`);
+                };
+                assert.match(useradd[1], /--system/);
+                const user = m.users.users[ctx.app.user];
+                assert.ok(user, "no app user");
+                assert.strictEqual(user.isSystemUser, true);
+                assert.strictEqual(user.group, value("--gid"));
+                assert.strictEqual(user.home, value("--home-dir"));
+                assert.strictEqual(user.createHome, !/--no-create-home/.test(useradd[1]));
+                assert.ok(ctx.app.user in m.users.groups, "no app group");
+            });
+
+            it("opens exactly the ports the public services listen on (NGINX's site, sshd), nothing behind them", () => {
+                const site = renderProxyFiles(ctx).nginxSite;
+                const nginxPorts = [...site.matchAll(/^\s*listen (?:\[::\]:)?(\d+)\b/gm)].map((x) => Number(x[1]));
+                const cloudInit = YAML.parse(renderCloudInit(debianCtx)) as { write_files: { path: string; content: string }[] };
+                const sshdConfig = cloudInit.write_files.find((f) => f.path.startsWith("/etc/ssh/sshd_config.d/"))?.content ?? "";
+                const sshd = /^Port (\d+)$/m.exec(sshdConfig)?.[1];
+                assert.ok(nginxPorts.length > 0 && sshd, "no listen ports parsed");
+                const expected = [...new Set([...nginxPorts, Number(sshd)])].sort((a, b) => a - b);
+                assert.deepStrictEqual([...m.networking.firewall.allowedTCPPorts].sort((a, b) => a - b), expected);
+                for (const port of [ctx.ports.haproxy, ...ctx.slots.map((slot) => slot.port)]) {
+                    assert.ok(!m.networking.firewall.allowedTCPPorts.includes(port), `port ${port} is loopback-only`);
+                }
+            });
+
             it("creates the same directories, modes and owners as the Debian script", () => {
-                const script = renderDebianSetupScript(ctx, agentFor(c.inputs));
+                const script = renderDebianSetupScript(debianCtx, agentFor(c.inputs));
                 const vars = new Map([...script.matchAll(/^readonly (\w+)='([^']*)'$/gm)].map((x) => [x[1], x[2]]));
                 vars.set("APP_USER", ctx.app.user);
                 const debian = [...script.matchAll(/^\s*ensure_dir "\$(\w+)" (\d+) (\S+) (\S+)$/gm)]
-                    // Both TLS branches are in the script; only the one for this mode counts.
-                    .filter(([, v]) => vars.has(v) && v !== (ctx.tls.mode === "acme" ? "TLS_DIR" : "ACME_WEBROOT"))
+                    // Both TLS branches are in the script; only the one for this mode counts. The ACME
+                    // webroot is never compared: on NixOS the acme units create and own theirs.
+                    .filter(([, v]) => vars.has(v) && v !== "ACME_WEBROOT" && !(ctx.tls.mode === "acme" && v === "TLS_DIR"))
                     .map(([, v, mode, owner, group]) => {
                         const sub = (s: string) => s.replace(/^"\$(\w+)"$/, (_, n: string) => vars.get(n)!);
                         return `d ${vars.get(v)} ${mode} ${sub(owner)} ${sub(group)} -`;
@@ -173,14 +159,15 @@ describe("NixOS module", () => {
                     assert.ok(m.systemd.tmpfiles.rules.includes(`L+ ${ctx.tls.keyFile} - - - - /var/lib/acme/${ctx.domain}/key.pem`));
                 } else {
                     assert.strictEqual(m.security, undefined);
-                    const setup = embeddedScripts(m.systemd.services[`${APP}-host-setup`]).join("\n");
+                    const setup = embeddedScripts(m.systemd.services[`${APP}-self-signed-cert`]).join("\n");
                     assert.match(setup, /openssl req -x509/);
                 }
             });
 
             it("embeds shell scripts that pass bash -n and shellcheck", () => {
                 const scripts = embeddedScripts(m.systemd.services);
-                assert.ok(scripts.length >= 2, `found ${scripts.length} scripts`);
+                assert.ok(scripts.some((text) => text.includes("show servers state")), "the HAProxy state save is not among them");
+                if (ctx.tls.mode === "self-signed") assert.ok(scripts.some((text) => text.includes("openssl req -x509")), "the certificate script is not among them");
                 for (const text of scripts) {
                     assert.strictEqual(run("bash", ["-n"], { input: text }).status, 0, text);
                     const r = run("shellcheck", ["--shell=bash", "-"], { input: text });
@@ -188,11 +175,6 @@ describe("NixOS module", () => {
                 }
             });
 
-            it("ships the agent settings unchanged", () => {
-                const json = embeddedTexts(m.systemd.services[`${APP}-host-setup`]).find((t) => t.trimStart().startsWith("{"));
-                assert.ok(json, "agent settings not found");
-                assert.deepStrictEqual(JSON.parse(json), JSON.parse(JSON.stringify(agentFor(c.inputs))));
-            });
         });
     }
 
@@ -210,5 +192,85 @@ describe("NixOS module", () => {
     it("fails evaluation-time checks for ACME without an e-mail", () => {
         const m = evaluate(render({ tlsMode: "acme", acmeEmail: undefined }));
         assert.ok(m.assertions?.some((a) => a.assertion === false), "expected a failing assertion");
+    });
+});
+
+describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
+    before(() => requireTools("nix-instantiate", "bash"));
+
+    /** The body of the heredoc `<<DELIM` or `<<'DELIM'` in the Debian setup script. */
+    function heredoc(script: string, delim: string): string {
+        const start = script.search(new RegExp(`<<'?${delim}'?\\n`));
+        assert.ok(start >= 0, `no heredoc ${delim}`);
+        const bodyStart = script.indexOf("\n", start) + 1;
+        return script.slice(bodyStart, script.indexOf(`\n${delim}\n`, bodyStart) + 1);
+    }
+
+    /** What each step of an ExecReload=/ExecStop= list does, in order. */
+    function steps(commands: string[], saveScript: (command: string) => boolean): string[] {
+        return commands.map((command) => {
+            if (command.startsWith("-") && saveScript(command.slice(1))) return "save state, failure ignored";
+            if (/\bhaproxy\b.* -c( |$)/.test(command)) return "check config";
+            if (/kill -USR2 \$MAINPID$/.test(command)) return "signal the master (USR2)";
+            // NixOS only: the master re-executes argv[0] on USR2; re-pointing it picks up a new package.
+            if (/\bln -sf \S+\/bin\/haproxy \/run\/haproxy\/haproxy$/.test(command)) return "";
+            return `unknown: ${command}`;
+        }).filter(Boolean);
+    }
+
+    it("saves the state before the check and the USR2 reload, and before a stop, as the Debian drop-in does", () => {
+        const ctx = contextFor({ osFlavour: "nixos" });
+        const h = evaluate(renderNixosModule(ctx)).systemd.services.haproxy;
+        const dropIn = heredoc(renderDebianSetupScript(contextFor({}), agentFor({})), "SLOTSHIFT_DROPIN_END");
+        // An unquoted heredoc: bash turns \$ into $ when it writes the drop-in.
+        const debian = (key: string) => dropIn.split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).replace(/\\\$/g, "$")).filter(Boolean);
+        const debianSave = (command: string) => command === "$SAVE_STATE_SCRIPT";
+        const nixosSave = (command: string) => /-haproxy-save-state<<</.test(command);
+        assert.deepStrictEqual(steps(h.serviceConfig.ExecReload as string[], nixosSave), steps(debian("ExecReload"), debianSave));
+        assert.deepStrictEqual(steps([String(h.serviceConfig.ExecStop)], nixosSave), steps(debian("ExecStop"), debianSave));
+        assert.deepStrictEqual(steps(debian("ExecReload"), debianSave), ["save state, failure ignored", "check config", "signal the master (USR2)"]);
+    });
+
+    it("writes the same state file from the same socket as Debian's script, and keeps the old one when the dump fails", async () => {
+        const root = tempDir("haproxy-state");
+        const ctx = contextFor({ osFlavour: "nixos" }, root);
+        const layout = ctx.layout;
+        const bin = path.join(root, "bin");
+        // socat stand-in: takes the command from stdin and answers with $REPLY_FILE.
+        writeFile(path.join(bin, "socat"), '#!/bin/sh\n[ "$4" = "UNIX-CONNECT:$EXPECT_SOCKET" ] || exit 9\ncat > "$REPLY_FILE.command"\ncat "$REPLY_FILE"\n', 0o755);
+        const nixosScript = embeddedScripts(evaluate(renderNixosModule(ctx)).systemd.services.haproxy)
+            .find((text) => text.includes("show servers state"))!
+            // Stand-in store paths of socat and coreutils: the stub above, and this machine's tools.
+            .replace(/\/nix\/store\/0{32}-(\w+)\/bin\/(\w+)/g, (_, pkg: string, tool: string) => (pkg === "socat" ? path.join(bin, "socat") : tool));
+        const debianScript = heredoc(renderDebianSetupScript(contextFor({}, root), agentFor({}, root)), "SLOTSHIFT_SAVE_STATE_END");
+        fs.mkdirSync(path.dirname(layout.haproxySocket), { recursive: true });
+        fs.mkdirSync(path.dirname(layout.haproxyStateFile), { recursive: true });
+        const server = net.createServer();
+        await new Promise<void>((resolve) => server.listen(layout.haproxySocket, resolve));
+        try {
+            const dump = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n3 app 1 blue 127.0.0.1 2 0 90 100\n3 app 2 green 127.0.0.1 2 0 10 100\n";
+            const outcome = (script: string, reply: string) => {
+                writeFile(path.join(root, "reply"), reply);
+                writeFile(layout.haproxyStateFile, "previous state\n", 0o600);
+                const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, REPLY_FILE: path.join(root, "reply"), EXPECT_SOCKET: layout.haproxySocket };
+                const r = run("bash", ["-c", script], { env });
+                return {
+                    ok: r.status === 0,
+                    asked: fs.readFileSync(path.join(root, "reply.command"), "utf8").trim(),
+                    state: fs.readFileSync(layout.haproxyStateFile, "utf8"),
+                    mode: (fs.statSync(layout.haproxyStateFile).mode & 0o777).toString(8),
+                    left: fs.readdirSync(path.dirname(layout.haproxyStateFile)),
+                };
+            };
+            for (const reply of [dump, "Unknown command.\n"]) {
+                const nixos = outcome(nixosScript, reply);
+                assert.deepStrictEqual(nixos, outcome(debianScript, reply));
+                assert.strictEqual(nixos.asked, "show servers state");
+                assert.strictEqual(nixos.state, reply === dump ? dump : "previous state\n");
+                assert.deepStrictEqual(nixos.left, [path.basename(layout.haproxyStateFile)]);
+            }
+        } finally {
+            server.close();
+        }
     });
 });

@@ -83,19 +83,23 @@ describe("image choice", () => {
     });
 
     it("names the official image families", () => {
-        assert.strictEqual(amiNamePattern("debian", "x86_64", "25.05"), "debian-12-amd64-*");
-        assert.strictEqual(amiNamePattern("debian", "arm64", "25.05"), "debian-12-arm64-*");
-        assert.strictEqual(amiNamePattern("nixos", "x86_64", "25.05"), "nixos/25.05*-x86_64-linux");
+        assert.strictEqual(amiNamePattern("debian", "x86_64", "26.05"), "debian-12-amd64-*");
+        assert.strictEqual(amiNamePattern("debian", "arm64", "26.05"), "debian-12-arm64-*");
+        assert.strictEqual(amiNamePattern("nixos", "x86_64", "26.05"), "nixos/26.05*-x86_64-linux");
     });
 });
 
 describe("NixOS apply script", () => {
     const AMI_CONFIG = '{ modulesPath, ... }:\n{\n  imports = [ "${modulesPath}/virtualisation/amazon-image.nix" ];\n}\n';
 
-    function apply(etcDir: string, module: string) {
+    // The stand-in switch creates the deploy directory, as the module's tmpfiles rules do.
+    function apply(etcDir: string, module: string, agentJson = '{ "appName": "shop" }\n') {
         const log = path.join(etcDir, "rebuilds");
-        const script = nixosApplyScript("shop", module, { etcDir, rebuild: `echo switched >> ${shellQuote(log)}` });
-        return spawnSync("bash", ["-s"], { input: script, encoding: "utf8" });
+        const deployDir = path.join(etcDir, "deploy");
+        const rebuild = `echo switched >> ${shellQuote(log)} && mkdir -p -m 0700 ${shellQuote(deployDir)}`;
+        const agentConfig = { path: path.join(deployDir, "agent.json"), content: agentJson };
+        const script = nixosApplyScript("shop", module, agentConfig, { etcDir, rebuild });
+        return { ...spawnSync("bash", ["-s"], { input: script, encoding: "utf8" }), agentConfig: agentConfig.path };
     }
 
     it("installs the module, imports it exactly once, and switches every time", () => {
@@ -113,6 +117,26 @@ describe("NixOS apply script", () => {
         if (spawnSync("sh", ["-c", "command -v nix-instantiate"]).status === 0) {
             assert.strictEqual(spawnSync("nix-instantiate", ["--parse", path.join(etc, "configuration.nix")]).status, 0, "still valid Nix");
         }
+    });
+
+    it("writes the agent's settings after the switch, 0600, outside the module; rewrites them only when they change", () => {
+        const etc = tempDir("nixos");
+        fs.writeFileSync(path.join(etc, "configuration.nix"), AMI_CONFIG);
+        const settings = '{\n  "appName": "shop",\n  "smokePaths": [\n    "/"\n  ]\n}\n';
+        const first = apply(etc, "{ ... }: { }\n", settings);
+        assert.strictEqual(first.status, 0, first.stderr);
+        assert.strictEqual(fs.readFileSync(first.agentConfig, "utf8"), settings);
+        assert.strictEqual(fs.statSync(first.agentConfig).mode & 0o777, 0o600);
+        assert.ok(!fs.readFileSync(nixosModulePath("shop", etc), "utf8").includes("smokePaths"));
+        const inode = fs.statSync(first.agentConfig).ino;
+        fs.chmodSync(first.agentConfig, 0o644);
+        assert.strictEqual(apply(etc, "{ ... }: { }\n", settings).status, 0);
+        assert.strictEqual(fs.statSync(first.agentConfig).ino, inode, "an unchanged file was replaced");
+        assert.strictEqual(fs.statSync(first.agentConfig).mode & 0o777, 0o600, "mode not enforced");
+        const changed = settings.replace('"/"', '"/healthz"');
+        assert.strictEqual(apply(etc, "{ ... }: { }\n", changed).status, 0);
+        assert.strictEqual(fs.readFileSync(first.agentConfig, "utf8"), changed);
+        assert.deepStrictEqual(fs.readdirSync(path.dirname(first.agentConfig)), ["agent.json"], "staged copies left behind");
     });
 
     it("stops, without switching, when configuration.nix has no imports list", () => {
@@ -259,6 +283,22 @@ describe("proxy apply script", () => {
         const r = apply(sb, context(sb.dir), "nixos");
         assert.strictEqual(r.status, 0, r.stderr);
         assert.ok(!r.calls.includes("nginx -t -q"));
+    });
+
+    it("ACME on NixOS: orders the first certificate through the acme module once the site is written, not with certbot", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir, { tlsMode: "acme", acmeEmail: "ops@example.com", osFlavour: "nixos" });
+        const r = apply(sb, ctx, "nixos");
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(!r.calls.some((c) => c.startsWith("certbot ")), r.calls.join("\n"));
+        const order = r.calls.indexOf("systemctl start acme-order-renew-shop.example.com.service");
+        assert.ok(order >= 0, r.calls.join("\n"));
+        assert.ok(r.calls.slice(0, order).includes("systemctl start nginx"), "the site answers the challenge before the order");
+        assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), new RegExp(`root ${ctx.layout.nixosAcmeWebroot};`));
+        // Once the module has seen a certificate, the next run leaves renewals to its timer.
+        fs.mkdirSync(path.join(ctx.layout.nixosAcmeDir, "shop.example.com"), { recursive: true });
+        fs.writeFileSync(path.join(ctx.layout.nixosAcmeDir, "shop.example.com", "acme-success"), "");
+        assert.ok(!apply(sb, ctx, "nixos").calls.some((c) => c.includes("acme-order-renew")));
     });
 
     it("ACME: gets the first certificate through a port-80 site, then writes the full site", () => {

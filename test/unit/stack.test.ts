@@ -456,7 +456,7 @@ describe("nixos", () => {
         const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos", instanceType: "t4g.small" }) });
         const ami = r.calls.find((c) => c.token === "aws:ec2/getAmi:getAmi")!;
         assert.deepStrictEqual(ami.inputs.owners, ["427812963091"]);
-        assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "name").values, ["nixos/25.05*-aarch64-linux"]);
+        assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "name").values, ["nixos/26.05*-aarch64-linux"]);
         assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "architecture").values, ["arm64"]);
         const instance = r.byName("shop-host-nixos").inputs;
         assert.strictEqual(instance.userData, undefined, "NixOS's amazon-init would treat user data as its configuration");
