@@ -76,7 +76,8 @@ if ! command -v npm >/dev/null; then
     log "installing Debian's npm (only to download the pinned Node.js and npm)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends npm >/dev/null
+    # ca-certificates: npm reaches the registry over HTTPS (it is only a recommendation of npm).
+    apt-get install -y -qq --no-install-recommends npm ca-certificates >/dev/null
 fi
 
 work=$(mktemp -d)
@@ -126,6 +127,5 @@ for old in "$prefix"/lib/slotshift-node/node-v*; do
     [ "$old" = "$home" ] || rm -rf -- "$old"
 done
 
-hash -r
 log "node $("$prefix/bin/node" --version), npm $(PATH="$prefix/bin:$PATH" npm --version) in $prefix/bin ($((SECONDS - start)) s)"
 printf '%s\n' "$prefix/bin"

@@ -37,9 +37,15 @@ describe("Node.js setup (scripts/setup.sh)", function () {
     let first: RunResult;
 
     before(() => {
-        requireTools("bash", "npm", "sha512sum", "tar");
+        requireTools("bash", "npm", "sha512sum", "tar", "shellcheck");
         prefix = tempDir("node-prefix");
         first = setup(prefix, { SLOTSHIFT_NODE_PINNED: "1" });
+    });
+
+    it("passes shellcheck, with the scripts .ci/run calls beside it", () => {
+        const scripts = ["scripts/setup.sh", "scripts/actionlint.sh", "scripts/release-archive.sh", ".ci/run"];
+        const r = run("shellcheck", ["--shell=bash", "--severity=style", ...scripts], { cwd: REPO });
+        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
     });
 
     it("pins a version that satisfies package.json's engines", () => {
