@@ -18,7 +18,17 @@ import { runMigrationStep } from "./migrate";
 import { isPrepared } from "./releases";
 import { ShiftOptions, toShiftSettings } from "./shift-options";
 import { walkShift } from "./shift";
-import { applyWeights, drainAndStop, pointSlotAt, retireOldSlotSafely, slotTarget, smokeTest, swapCurrent, waitForHaproxyUp, waitForReadiness } from "./slot-ops";
+import {
+    applyWeights,
+    drainAndStop,
+    pointSlotAt,
+    retireOldSlotSafely,
+    slotTarget,
+    smokeTest,
+    swapCurrent,
+    waitForHaproxyUp,
+    waitForReadiness,
+} from "./slot-ops";
 import { idleSlot, liveVersion, readSlotsState, SlotsState, writeSlotsState } from "./slots-state";
 
 export type DeployCommand = "activate" | "rollback";
@@ -177,13 +187,19 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
     }
     const ready = await waitForReadiness(ctx, newSlot, opts.healthTimeoutMs);
     if (!ready.ok) {
-        throw new PhaseFailure("health", `health gate failed: ${newName} did not answer 200 on ${settings.health.path} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`);
+        throw new PhaseFailure(
+            "health",
+            `health gate failed: ${newName} did not answer 200 on ${settings.health.path} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`,
+        );
     }
     log.info(`${newName} is ready: ${settings.health.path} answered 200 after ${seconds(ready.elapsedMs)}`);
     const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
     const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
     if (!up.ok) {
-        throw new PhaseFailure("haproxy-check", `HAProxy check gate failed: ${newName} answers its health path but HAProxy does not see it UP/L7OK within ${seconds(haproxyBudget)} (${up.detail})`);
+        throw new PhaseFailure(
+            "haproxy-check",
+            `HAProxy check gate failed: ${newName} answers its health path but HAProxy does not see it UP/L7OK within ${seconds(haproxyBudget)} (${up.detail})`,
+        );
     }
     log.info(`HAProxy sees ${newName} ${up.detail}`);
     d.durations.health = Date.now() - tStart;
@@ -289,7 +305,15 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
     d.durations.total = Date.now() - d.startedAt;
     const result = d.weightMoved ? "rolled-back" : "failed";
     appendAudit(layout.auditLog, { command, version, from, to: slotLabel(version, newSlot), result, reason: message, gate, durations: secondsOf(d.durations) });
-    Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(d.durations), ...(d.migrations ? { migrations: d.migrations } : {}) });
+    Object.assign(ctx.result, {
+        ok: false,
+        command,
+        version,
+        gate,
+        error: message,
+        durations: secondsOf(d.durations),
+        ...(d.migrations ? { migrations: d.migrations } : {}),
+    });
     const tail = oldSlot ? (d.weightMoved ? `; traffic is back on ${oldName}` : `; traffic never left ${oldName}`) : "";
     throw new GateError(gate, `${message}${tail}; ${newSlot} stopped`);
 }

@@ -38,7 +38,9 @@ export class HaproxyRuntime {
             } catch (e) {
                 const code = (e as NodeJS.ErrnoException).code ?? "";
                 if (!RETRYABLE.has(code) || Date.now() > deadline) {
-                    throw new Error(`HAProxy runtime API (${this.socketPath}) "${command.split(" ").slice(0, 2).join(" ")}": ${(e as Error).message}`);
+                    throw new Error(`HAProxy runtime API (${this.socketPath}) "${command.split(" ").slice(0, 2).join(" ")}": ${(e as Error).message}`, {
+                        cause: e,
+                    });
                 }
                 await new Promise((r) => setTimeout(r, 200));
             }
@@ -49,7 +51,10 @@ export class HaproxyRuntime {
         return new Promise((resolve, reject) => {
             const sock = net.createConnection(this.socketPath);
             const chunks: Buffer[] = [];
-            const timer = setTimeout(() => sock.destroy(Object.assign(new Error(`timed out after ${this.timeoutMs} ms`), { code: "ETIMEDOUT" })), this.timeoutMs);
+            const timer = setTimeout(
+                () => sock.destroy(Object.assign(new Error(`timed out after ${this.timeoutMs} ms`), { code: "ETIMEDOUT" })),
+                this.timeoutMs,
+            );
             sock.on("connect", () => sock.write(`${command}\n`));
             sock.on("data", (c) => chunks.push(c));
             sock.on("error", (e) => {

@@ -57,7 +57,12 @@ interface AgentCommand {
     label?(request: unknown): string;
 }
 
-function command<R>(spec: CommandSpec, parse: (args: RawArgs) => R, run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>, detached?: { label: (request: R) => string }): AgentCommand {
+function command<R>(
+    spec: CommandSpec,
+    parse: (args: RawArgs) => R,
+    run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>,
+    detached?: { label: (request: R) => string },
+): AgentCommand {
     return {
         spec,
         detached: !!detached,

@@ -24,5 +24,11 @@ export function resolveShiftOptions(req: ShiftRequest, keepWarmDefault: boolean,
 
 /** What slots.json records of a shift, for a later cold rollback and retire. */
 export function toShiftSettings(o: ShiftOptions): ShiftSettings {
-    return { plan: formatShiftPlan(o.plan), maxErrorRatio: o.maxErrorRatio, healthTimeoutSeconds: o.healthTimeoutMs / 1000, drainTimeoutSeconds: o.drainTimeoutMs / 1000, keepWarm: o.keepWarm };
+    return {
+        plan: formatShiftPlan(o.plan),
+        maxErrorRatio: o.maxErrorRatio,
+        healthTimeoutSeconds: o.healthTimeoutMs / 1000,
+        drainTimeoutSeconds: o.drainTimeoutMs / 1000,
+        keepWarm: o.keepWarm,
+    };
 }

@@ -170,7 +170,13 @@ export async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlo
 }
 
 /** After the commit a failure around the old slot must not fail the deploy: it sits at weight 0. */
-export async function retireOldSlotSafely(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
+export async function retireOldSlotSafely(
+    ctx: AgentContext,
+    state: SlotsState,
+    oldSlot: Slot,
+    opts: ShiftOptions,
+    durations: Record<string, number>,
+): Promise<void> {
     try {
         await retireOldSlot(ctx, state, oldSlot, opts, durations);
         await ctx.runtime.saveState(ctx.layout.haproxyStateFile);

@@ -37,7 +37,10 @@ export function prepareCommand(sshUser: string, layout: HostLayout, version: str
     const staged = artifactUploadPath(sshUser, layout, version);
     if (!uploaded || staged === target) return prepare;
     // Only when the staged copy is there: a re-run after a failed prepare finds it moved already.
-    const move = asRoot(sshUser, `sh -c ${shellQuote(`${shellJoin(["install", "-m", "0600", "-o", "root", "-g", "root", staged, target])} && ${shellJoin(["rm", "-f", staged])}`)}`);
+    const move = asRoot(
+        sshUser,
+        `sh -c ${shellQuote(`${shellJoin(["install", "-m", "0600", "-o", "root", "-g", "root", staged, target])} && ${shellJoin(["rm", "-f", staged])}`)}`,
+    );
     return `cd && if [ -f ${shellQuote(staged)} ]; then ${move}; fi && ${prepare}`;
 }
 

@@ -56,7 +56,8 @@ export const DEFAULT_PLAN: readonly ShiftStep[] = parseShiftPlan(DEFAULTS.shiftP
 
 /** Versions become directory names, unit descriptions and CLI arguments: keep them inert. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/;
-export const VERSION_RULE = "must be 1-63 characters of letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no '/', spaces, quotes or shell metacharacters)";
+export const VERSION_RULE =
+    "must be 1-63 characters of letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no '/', spaces, quotes or shell metacharacters)";
 
 /** App names become a Unix user, a directory and unit names. */
 export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
@@ -315,7 +316,11 @@ export const ACTIVATE: CommandSpec = {
     name: "activate",
     synopsis: "--version V [shift options] [--allow-contract MIGRATION:OPERATION:TARGET,...]",
     summary: "migration-safety gate + migrations (once per version), then the gated shift",
-    flags: [{ name: "version", value: "V", help: "release version (prepared)" }, ...SHIFT_FLAGS, { name: "allow-contract", value: "LIST", help: "acknowledged contract operations, comma-separated" }],
+    flags: [
+        { name: "version", value: "V", help: "release version (prepared)" },
+        ...SHIFT_FLAGS,
+        { name: "allow-contract", value: "LIST", help: "acknowledged contract operations, comma-separated" },
+    ],
 };
 
 export function formatActivateArgs(r: ActivateRequest): string[] {
@@ -371,7 +376,12 @@ export const MIGRATE: CommandSpec = {
 };
 
 export function formatMigrateArgs(r: MigrateRequest): string[] {
-    return ["--version", r.version, ...(r.allowContract.length > 0 ? ["--allow-contract", joinContractOperations(r.allowContract)] : []), ...(r.checkOnly ? ["--check-only"] : [])];
+    return [
+        "--version",
+        r.version,
+        ...(r.allowContract.length > 0 ? ["--allow-contract", joinContractOperations(r.allowContract)] : []),
+        ...(r.checkOnly ? ["--check-only"] : []),
+    ];
 }
 
 export function parseMigrateArgs(args: RawArgs): MigrateRequest {
@@ -478,7 +488,9 @@ export const formatReloadProxyArgs = (_: NoRequest): string[] => [];
 export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY];
 
 /** Flags that never take a value, across every command: the tokenizer needs them before it knows the command. */
-export const ALL_SWITCHES: ReadonlySet<string> = new Set([...GLOBAL_FLAGS, ...COMMAND_SPECS.flatMap((c) => c.flags)].filter((f) => !f.value).map((f) => f.name));
+export const ALL_SWITCHES: ReadonlySet<string> = new Set(
+    [...GLOBAL_FLAGS, ...COMMAND_SPECS.flatMap((c) => c.flags)].filter((f) => !f.value).map((f) => f.name),
+);
 
 // --- agent.json ----------------------------------------------------------------------------------
 

@@ -9,5 +9,7 @@ import { withDeployLock } from "../with-lock";
 
 export async function activateCommand(ctx: AgentContext, req: ActivateRequest): Promise<void> {
     const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm);
-    await withDeployLock(ctx, "activate", req.version, () => deployRelease(ctx, { command: "activate", version: req.version, opts, migrate: { allow: req.allowContract } }));
+    await withDeployLock(ctx, "activate", req.version, () =>
+        deployRelease(ctx, { command: "activate", version: req.version, opts, migrate: { allow: req.allowContract } }),
+    );
 }

@@ -47,7 +47,8 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
     try {
         log.info(`unpacking ${path.basename(archive)} into releases/${version}`);
         const tar = spawnSync("tar", ["-xzf", archive, "-C", tmp, "--no-same-owner", "--no-overwrite-dir"], { encoding: "utf8" });
-        if (tar.status !== 0) throw new AgentError(`unpacking ${archive} failed: ${(tar.stderr || tar.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
+        if (tar.status !== 0)
+            throw new AgentError(`unpacking ${archive} failed: ${(tar.stderr || tar.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
         if (owner) chownTree(tmp, owner.uid, owner.gid);
         linkShared(ctx, tmp);
 
@@ -106,4 +107,3 @@ function chownTree(dir: string, uid: number, gid: number): void {
         else fs.lchownSync(p, uid, gid);
     }
 }
-

@@ -40,7 +40,9 @@ describe("NixOS module", () => {
             it("declares the slot template unit with exactly the Debian unit's [Service] settings", () => {
                 const slot = m.systemd.services[`${APP}@`];
                 assert.ok(slot, "no template unit");
-                const debian = unitDirectives(renderSlotUnit(debianCtx)).map(([k, v]) => `${k}=${v}`).sort();
+                const debian = unitDirectives(renderSlotUnit(debianCtx))
+                    .map(([k, v]) => `${k}=${v}`)
+                    .sort();
                 assert.deepStrictEqual(asDirectives(slot.serviceConfig), debian);
                 // A rebuild must never restart a slot behind the agent's back (no drain).
                 assert.strictEqual(slot.restartIfChanged, false);
@@ -85,7 +87,10 @@ describe("NixOS module", () => {
                 const sshd = /^Port (\d+)$/m.exec(sshdConfig)?.[1];
                 assert.ok(nginxPorts.length > 0 && sshd, "no listen ports parsed");
                 const expected = [...new Set([...nginxPorts, Number(sshd)])].sort((a, b) => a - b);
-                assert.deepStrictEqual([...m.networking.firewall.allowedTCPPorts].sort((a, b) => a - b), expected);
+                assert.deepStrictEqual(
+                    [...m.networking.firewall.allowedTCPPorts].sort((a, b) => a - b),
+                    expected,
+                );
                 for (const port of [ctx.ports.haproxy, ...ctx.slots.map((slot) => slot.port)]) {
                     assert.ok(!m.networking.firewall.allowedTCPPorts.includes(port), `port ${port} is loopback-only`);
                 }
@@ -166,15 +171,21 @@ describe("NixOS module", () => {
 
             it("embeds shell scripts that pass bash -n and shellcheck", () => {
                 const scripts = embeddedScripts(m.systemd.services);
-                assert.ok(scripts.some((text) => text.includes("show servers state")), "the HAProxy state save is not among them");
-                if (ctx.tls.mode === "self-signed") assert.ok(scripts.some((text) => text.includes("openssl req -x509")), "the certificate script is not among them");
+                assert.ok(
+                    scripts.some((text) => text.includes("show servers state")),
+                    "the HAProxy state save is not among them",
+                );
+                if (ctx.tls.mode === "self-signed")
+                    assert.ok(
+                        scripts.some((text) => text.includes("openssl req -x509")),
+                        "the certificate script is not among them",
+                    );
                 for (const text of scripts) {
                     assert.strictEqual(run("bash", ["-n"], { input: text }).status, 0, text);
                     const r = run("shellcheck", ["--shell=bash", "-"], { input: text });
                     assert.strictEqual(r.status, 0, `${r.stdout}\n${text}`);
                 }
             });
-
         });
     }
 
@@ -191,7 +202,10 @@ describe("NixOS module", () => {
 
     it("fails evaluation-time checks for ACME without an e-mail", () => {
         const m = evaluate(render({ tlsMode: "acme", acmeEmail: undefined }));
-        assert.ok(m.assertions?.some((a) => a.assertion === false), "expected a failing assertion");
+        assert.ok(
+            m.assertions?.some((a) => a.assertion === false),
+            "expected a failing assertion",
+        );
     });
 });
 
@@ -208,14 +222,16 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
 
     /** What each step of an ExecReload=/ExecStop= list does, in order. */
     function steps(commands: string[], saveScript: (command: string) => boolean): string[] {
-        return commands.map((command) => {
-            if (command.startsWith("-") && saveScript(command.slice(1))) return "save state, failure ignored";
-            if (/\bhaproxy\b.* -c( |$)/.test(command)) return "check config";
-            if (/kill -USR2 \$MAINPID$/.test(command)) return "signal the master (USR2)";
-            // NixOS only: the master re-executes argv[0] on USR2; re-pointing it picks up a new package.
-            if (/\bln -sf \S+\/bin\/haproxy \/run\/haproxy\/haproxy$/.test(command)) return "";
-            return `unknown: ${command}`;
-        }).filter(Boolean);
+        return commands
+            .map((command) => {
+                if (command.startsWith("-") && saveScript(command.slice(1))) return "save state, failure ignored";
+                if (/\bhaproxy\b.* -c( |$)/.test(command)) return "check config";
+                if (/kill -USR2 \$MAINPID$/.test(command)) return "signal the master (USR2)";
+                // NixOS only: the master re-executes argv[0] on USR2; re-pointing it picks up a new package.
+                if (/\bln -sf \S+\/bin\/haproxy \/run\/haproxy\/haproxy$/.test(command)) return "";
+                return `unknown: ${command}`;
+            })
+            .filter(Boolean);
     }
 
     it("saves the state before the check and the USR2 reload, and before a stop, as the Debian drop-in does", () => {
@@ -223,7 +239,12 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
         const h = evaluate(renderNixosModule(ctx)).systemd.services.haproxy;
         const dropIn = heredoc(renderDebianSetupScript(contextFor({}), agentFor({})), "SLOTSHIFT_DROPIN_END");
         // An unquoted heredoc: bash turns \$ into $ when it writes the drop-in.
-        const debian = (key: string) => dropIn.split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1).replace(/\\\$/g, "$")).filter(Boolean);
+        const debian = (key: string) =>
+            dropIn
+                .split("\n")
+                .filter((l) => l.startsWith(`${key}=`))
+                .map((l) => l.slice(key.length + 1).replace(/\\\$/g, "$"))
+                .filter(Boolean);
         const debianSave = (command: string) => command === "$SAVE_STATE_SCRIPT";
         const nixosSave = (command: string) => /-haproxy-save-state<<</.test(command);
         assert.deepStrictEqual(steps(h.serviceConfig.ExecReload as string[], nixosSave), steps(debian("ExecReload"), debianSave));
@@ -237,7 +258,11 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
         const layout = ctx.layout;
         const bin = path.join(root, "bin");
         // socat stand-in: takes the command from stdin and answers with $REPLY_FILE.
-        writeFile(path.join(bin, "socat"), '#!/bin/sh\n[ "$4" = "UNIX-CONNECT:$EXPECT_SOCKET" ] || exit 9\ncat > "$REPLY_FILE.command"\ncat "$REPLY_FILE"\n', 0o755);
+        writeFile(
+            path.join(bin, "socat"),
+            '#!/bin/sh\n[ "$4" = "UNIX-CONNECT:$EXPECT_SOCKET" ] || exit 9\ncat > "$REPLY_FILE.command"\ncat "$REPLY_FILE"\n',
+            0o755,
+        );
         const nixosScript = embeddedScripts(evaluate(renderNixosModule(ctx)).systemd.services.haproxy)
             .find((text) => text.includes("show servers state"))!
             // Stand-in store paths of socat and coreutils: the stub above, and this machine's tools.
@@ -248,7 +273,8 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
         const server = net.createServer();
         await new Promise<void>((resolve) => server.listen(layout.haproxySocket, resolve));
         try {
-            const dump = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n3 app 1 blue 127.0.0.1 2 0 90 100\n3 app 2 green 127.0.0.1 2 0 10 100\n";
+            const dump =
+                "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight\n3 app 1 blue 127.0.0.1 2 0 90 100\n3 app 2 green 127.0.0.1 2 0 10 100\n";
             const outcome = (script: string, reply: string) => {
                 writeFile(path.join(root, "reply"), reply);
                 writeFile(layout.haproxyStateFile, "previous state\n", 0o600);

@@ -40,10 +40,36 @@ function releaseUnits(certNames: string[]): Set<string> {
 }
 
 /** Package attributes that are end of life (and refused or removed) in the target release. */
-const END_OF_LIFE_PACKAGES = ["nodejs_14", "nodejs_16", "nodejs_18", "nodejs_20", "nodejs-18_x", "nodejs-20_x", "nodejs_latest", "python38", "python39", "postgresql_12", "postgresql_13"];
+const END_OF_LIFE_PACKAGES = [
+    "nodejs_14",
+    "nodejs_16",
+    "nodejs_18",
+    "nodejs_20",
+    "nodejs-18_x",
+    "nodejs-20_x",
+    "nodejs_latest",
+    "python38",
+    "python39",
+    "postgresql_12",
+    "postgresql_13",
+];
 
 /** Unit dependency and ordering options of systemd.services.<name> (nixos/lib/systemd-unit-options.nix). */
-const UNIT_LIST_OPTIONS = ["after", "before", "wants", "requires", "wantedBy", "requiredBy", "upholds", "upheldBy", "bindsTo", "partOf", "conflicts", "onFailure", "onSuccess"];
+const UNIT_LIST_OPTIONS = [
+    "after",
+    "before",
+    "wants",
+    "requires",
+    "wantedBy",
+    "requiredBy",
+    "upholds",
+    "upheldBy",
+    "bindsTo",
+    "partOf",
+    "conflicts",
+    "onFailure",
+    "onSuccess",
+];
 
 function render(inputs: Partial<TemplateInputs>): string {
     return renderNixosModule(contextFor({ ...inputs, osFlavour: "nixos" }));
@@ -116,7 +142,10 @@ describe("NixOS module against its target release", () => {
             it("uses no end-of-life package attribute", () => {
                 const used = [...module.matchAll(/\bpkgs\.([A-Za-z0-9_-]+)/g)].map((x) => x[1]);
                 assert.ok(used.length > 0, "no package attribute found");
-                assert.deepStrictEqual(used.filter((name) => END_OF_LIFE_PACKAGES.includes(name)), []);
+                assert.deepStrictEqual(
+                    used.filter((name) => END_OF_LIFE_PACKAGES.includes(name)),
+                    [],
+                );
             });
 
             it("never restarts or stops a slot on a switch; only the agent starts slots", () => {

@@ -43,7 +43,11 @@ describe("release archive (scripts/release-archive.sh)", () => {
         const archive = path.join(out, "v1.0.0.tar.gz");
         assert.strictEqual(r.stdout.trim(), archive);
         const list = run("tar", ["-tzvf", archive]).stdout;
-        const names = list.trim().split("\n").map((l) => l.split(/\s+/).pop()).sort();
+        const names = list
+            .trim()
+            .split("\n")
+            .map((l) => l.split(/\s+/).pop())
+            .sort();
         assert.deepStrictEqual(names, ["./", "./VERSION", "./manage.py", "./shop/", "./shop/settings.py"]);
         assert.match(list, /^-rwxr-xr-x 0\/0 .* \.\/manage\.py$/m);
         assert.strictEqual(run("tar", ["-xzOf", archive, "./manage.py"]).stdout, "print('v1')\n");

@@ -28,7 +28,11 @@ function withPath(bin: string): NodeJS.ProcessEnv {
     return { ...shellEnv(), PATH: `${bin}:${process.env.PATH}` };
 }
 
-const newer = (a: string, b: string) => a.split(".").map(Number).reduce((d, x, i) => d || x - Number(b.split(".")[i]), 0) >= 0;
+const newer = (a: string, b: string) =>
+    a
+        .split(".")
+        .map(Number)
+        .reduce((d, x, i) => d || x - Number(b.split(".")[i]), 0) >= 0;
 
 describe("Node.js setup (scripts/setup.sh)", function () {
     // A cold run downloads about 50 MB through npm (then cached in npm's cache).

@@ -36,7 +36,10 @@ function strings(node: unknown): string[] {
     return [];
 }
 
-const workflowFiles = fs.readdirSync(WORKFLOWS).filter((f) => /\.ya?ml$/.test(f)).sort();
+const workflowFiles = fs
+    .readdirSync(WORKFLOWS)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort();
 
 describe("GitHub Actions workflows", () => {
     before(function () {
@@ -61,17 +64,20 @@ describe("GitHub Actions workflows", () => {
     it("actionlint reports a broken workflow and the shellcheck finding in a run: block", () => {
         // The control for the checks above: a pass must mean something.
         const dir = tempDir("actionlint");
-        writeFile(path.join(dir, "broken.yml"), [
-            "name: broken",
-            "on: push",
-            "jobs:",
-            "  a:",
-            "    runs-on: ubuntu-latest",
-            "    steps:",
-            "      - run: echo $UNQUOTED",
-            "      - run: echo \"${{ github.no_such_context }}\"",
-            "",
-        ].join("\n"));
+        writeFile(
+            path.join(dir, "broken.yml"),
+            [
+                "name: broken",
+                "on: push",
+                "jobs:",
+                "  a:",
+                "    runs-on: ubuntu-latest",
+                "    steps:",
+                "      - run: echo $UNQUOTED",
+                '      - run: echo "${{ github.no_such_context }}"',
+                "",
+            ].join("\n"),
+        );
         const r = actionlint(["broken.yml"], dir);
         assert.strictEqual(r.status, 1, `expected findings (exit 1), got exit ${r.status}:\n${r.stdout}${r.stderr}`);
         assert.match(r.stdout, /SC2086/, r.stdout);
@@ -120,7 +126,10 @@ describe("GitHub Actions workflows", () => {
             assert.match(configMap, /"slotshift:releaseVersion": \{value: "\$\{\{ needs\.build\.outputs\.version \}\}"/);
             assert.match(configMap, /"slotshift:releaseSource": \{value: "dist\/release\/\$\{\{ needs\.build\.outputs\.archive \}\}"/);
             assert.deepStrictEqual(deploy.needs, "build");
-            assert.ok(steps.some((s) => typeof s.run === "string" && /sha256sum -c/.test(s.run)), "the downloaded archive is checked against the build's sha256");
+            assert.ok(
+                steps.some((s) => typeof s.run === "string" && /sha256sum -c/.test(s.run)),
+                "the downloaded archive is checked against the build's sha256",
+            );
         });
 
         it("has the preview's secrets story: OIDC role, passphrase secret, backend variable", () => {

@@ -96,7 +96,10 @@ describe("agent contract: command lines", () => {
     });
 
     it("the agent runs exactly the contract's commands", () => {
-        assert.deepStrictEqual([...AGENT_COMMAND_NAMES], COMMAND_SPECS.map((c) => c.name));
+        assert.deepStrictEqual(
+            [...AGENT_COMMAND_NAMES],
+            COMMAND_SPECS.map((c) => c.name),
+        );
     });
 
     it("takes the version as a plain argument too, and rejects what is left over", () => {
@@ -122,7 +125,11 @@ describe("agent contract: command lines", () => {
         ];
         const parsers: Record<string, (a: RawArgs) => unknown> = { activate: parseActivateArgs, prepare: parsePrepareArgs, prune: parsePruneArgs };
         for (const [argv, expect] of bad) {
-            assert.throws(() => parsers[argv[0]](tokenize(argv)), (e: Error) => e instanceof ArgsError && expect.test(e.message), argv.join(" "));
+            assert.throws(
+                () => parsers[argv[0]](tokenize(argv)),
+                (e: Error) => e instanceof ArgsError && expect.test(e.message),
+                argv.join(" "),
+            );
         }
     });
 });
@@ -161,15 +168,43 @@ describe("agent contract: defaults and agent.json", () => {
         });
         assert.deepStrictEqual(s.shiftPlan, parseShiftPlan(DEFAULTS.shiftPlan));
         assert.deepStrictEqual(
-            [s.maxErrorRatio, s.healthTimeout, s.drainTimeout, s.dbLockTimeout, s.sshPort, s.keepPreviousWarm, s.releasesToKeep, s.healthPath, s.smokePaths, s.slotBasePort],
-            [DEFAULTS.maxErrorRatio, DEFAULTS.healthTimeoutSeconds, DEFAULTS.drainTimeoutSeconds, DEFAULTS.dbLockTimeoutSeconds, DEFAULTS.sshPort, DEFAULTS.keepPreviousWarm, DEFAULTS.releasesToKeep, DEFAULTS.healthPath, DEFAULTS.smokePaths, DEFAULTS.slotBasePort],
+            [
+                s.maxErrorRatio,
+                s.healthTimeout,
+                s.drainTimeout,
+                s.dbLockTimeout,
+                s.sshPort,
+                s.keepPreviousWarm,
+                s.releasesToKeep,
+                s.healthPath,
+                s.smokePaths,
+                s.slotBasePort,
+            ],
+            [
+                DEFAULTS.maxErrorRatio,
+                DEFAULTS.healthTimeoutSeconds,
+                DEFAULTS.drainTimeoutSeconds,
+                DEFAULTS.dbLockTimeoutSeconds,
+                DEFAULTS.sshPort,
+                DEFAULTS.keepPreviousWarm,
+                DEFAULTS.releasesToKeep,
+                DEFAULTS.healthPath,
+                DEFAULTS.smokePaths,
+                DEFAULTS.slotBasePort,
+            ],
         );
     });
 
     it("Pulumi.yaml declares the contract's defaults (Pulumi needs them there to make a key optional)", () => {
-        const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
+        const project = YAML.parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+            config: Record<string, { default?: unknown }>;
+        };
         // Config keys whose contract name carries a unit: the stack config spells the duration.
-        const durationKeys: Record<string, keyof typeof DEFAULTS> = { healthTimeout: "healthTimeoutSeconds", drainTimeout: "drainTimeoutSeconds", dbLockTimeout: "dbLockTimeoutSeconds" };
+        const durationKeys: Record<string, keyof typeof DEFAULTS> = {
+            healthTimeout: "healthTimeoutSeconds",
+            drainTimeout: "drainTimeoutSeconds",
+            dbLockTimeout: "dbLockTimeoutSeconds",
+        };
         const checked: string[] = [];
         for (const [key, decl] of Object.entries(project.config)) {
             if (decl.default === undefined) continue;
@@ -184,15 +219,30 @@ describe("agent contract: defaults and agent.json", () => {
     });
 
     it("agent.json carries its schema version, and the agent refuses another one with a clear message", () => {
-        const settings = buildAgentSettings({ appName: "shop", domain: "shop.example.com", healthPath: "/healthz", smokePaths: ["/"], slotBasePort: 8001, haproxyPort: 8080, keepPreviousWarm: true, releasesToKeep: 5 });
+        const settings = buildAgentSettings({
+            appName: "shop",
+            domain: "shop.example.com",
+            healthPath: "/healthz",
+            smokePaths: ["/"],
+            slotBasePort: 8001,
+            haproxyPort: 8080,
+            keepPreviousWarm: true,
+            releasesToKeep: 5,
+        });
         assert.strictEqual(settings.schemaVersion, AGENT_SETTINGS_SCHEMA_VERSION);
         const written = JSON.parse(JSON.stringify(settings));
         assert.deepStrictEqual(checkAgentSettings(written, "agent.json"), written);
         const old = { ...settings } as Record<string, unknown>;
         delete old.schemaVersion;
-        assert.throws(() => checkAgentSettings(old, "/srv/shop/deploy/agent.json"), /agent settings \/srv\/shop\/deploy\/agent.json have schema version \(none\), but this agent reads version \d+: .*run `pulumi up`/);
+        assert.throws(
+            () => checkAgentSettings(old, "/srv/shop/deploy/agent.json"),
+            /agent settings \/srv\/shop\/deploy\/agent.json have schema version \(none\), but this agent reads version \d+: .*run `pulumi up`/,
+        );
         assert.throws(() => checkAgentSettings({ ...settings, schemaVersion: 99 }, "agent.json"), /schema version 99/);
-        assert.throws(() => checkAgentSettings({ ...settings, haproxy: undefined }, "agent.json"), /lack haproxy\.backend, haproxy\.reloadCommand, haproxy\.frontend\.port/);
+        assert.throws(
+            () => checkAgentSettings({ ...settings, haproxy: undefined }, "agent.json"),
+            /lack haproxy\.backend, haproxy\.reloadCommand, haproxy\.frontend\.port/,
+        );
         // One name per fact: the HAProxy socket and state file are layout paths, not settings.
         assert.ok(!JSON.stringify(settings).includes(".state"), "no HAProxy state-file path in agent.json");
     });
@@ -201,15 +251,29 @@ describe("agent contract: defaults and agent.json", () => {
 describe("env-file", () => {
     it("parses KEY=value lines, skipping blanks and comments", () => {
         const env = parseEnvLines("# c\nA=1\n\nB=x=y\r\nC=\n");
-        assert.deepStrictEqual([...env], [["A", "1"], ["B", "x=y"], ["C", ""]]);
+        assert.deepStrictEqual(
+            [...env],
+            [
+                ["A", "1"],
+                ["B", "x=y"],
+                ["C", ""],
+            ],
+        );
     });
 
     it("names the bad line without echoing it", () => {
-        assert.throws(() => parseEnvLines("A=1\nsecret-value\n"), (e: Error) => /line 2/.test(e.message) && !e.message.includes("secret"));
+        assert.throws(
+            () => parseEnvLines("A=1\nsecret-value\n"),
+            (e: Error) => /line 2/.test(e.message) && !e.message.includes("secret"),
+        );
     });
 
     it("writes values systemd unquotes back to the literal value", () => {
-        const env = new Map([["A", `p"a$$w\\o\`rd`], ["B", "x y  "], ["C", ""]]);
+        const env = new Map([
+            ["A", `p"a$$w\\o\`rd`],
+            ["B", "x y  "],
+            ["C", ""],
+        ]);
         const text = formatSystemdEnvFile(env);
         assert.strictEqual(text.split("\n")[0], `A="p\\"a\\$\\$w\\\\o\\\`rd"`);
         assert.deepStrictEqual([...parseSystemdEnvFile(text)], [...env]);

@@ -54,14 +54,21 @@ describe("Pulumi.yaml template section (pulumi new)", () => {
             });
 
             it("has a default of the declared type, as the string pulumi new sets", () => {
-                if (entry.default === undefined) return assert.ok(declared[key]?.default === undefined, `${key} has a program default; give the template one too`);
+                if (entry.default === undefined)
+                    return assert.ok(declared[key]?.default === undefined, `${key} has a program default; give the template one too`);
                 assert.strictEqual(typeof entry.default, "string", `${fullKey}: template defaults are strings`);
                 const value = String(entry.default);
                 switch (declared[key]?.type) {
-                    case "string": break;
-                    case "integer": assert.match(value, /^-?\d+$/); break;
-                    case "boolean": assert.match(value, /^(true|false)$/); break;
-                    default: assert.fail(`${key} is of type ${declared[key]?.type}: pulumi new sets it as a plain string`);
+                    case "string":
+                        break;
+                    case "integer":
+                        assert.match(value, /^-?\d+$/);
+                        break;
+                    case "boolean":
+                        assert.match(value, /^(true|false)$/);
+                        break;
+                    default:
+                        assert.fail(`${key} is of type ${declared[key]?.type}: pulumi new sets it as a plain string`);
                 }
             });
 
@@ -73,8 +80,13 @@ describe("Pulumi.yaml template section (pulumi new)", () => {
 
     it("asks for every key a new stack must set (declared without a default), secrets aside", () => {
         const asked = new Set(entries.map(([k]) => k.slice(CONFIG_NAMESPACE.length + 1)));
-        const required = Object.entries(declared).filter(([, d]) => d.default === undefined && d.secret !== true).map(([k]) => k);
+        const required = Object.entries(declared)
+            .filter(([, d]) => d.default === undefined && d.secret !== true)
+            .map(([k]) => k);
         assert.ok(required.length > 0);
-        assert.deepStrictEqual(required.filter((k) => !asked.has(k)), []);
+        assert.deepStrictEqual(
+            required.filter((k) => !asked.has(k)),
+            [],
+        );
     });
 });
