@@ -4,11 +4,20 @@ import { z } from "zod";
 import { parseEnvLines } from "./env-lines";
 import { djangoManageCommand, parseContractOperation, parseMigrationCheck } from "./migrations";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
+import { isReservedAccountName } from "./system-accounts";
 
 /** Versions become directory names, unit descriptions and CLI arguments: keep them inert. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/;
 export const APP_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
-const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
+/**
+ * A request path with an optional query, as HAProxy's `http-check send uri` reads it unquoted: no
+ * quote (HAProxy's quoting), space or tab (a word break), '#' (a comment), '\\' (an escape), '$'
+ * (variable expansion) or control character, and '%' only as a %XX escape.
+ */
+export const HTTP_PATH_PATTERN = /^\/(?:[A-Za-z0-9._~!&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$/;
+const HTTP_PATH_RULE = "letters, digits, - . _ ~ / ? & = + , ; : @ ! * ( ) and %XX escapes (no quotes, spaces, '#', '$', '\\' or control characters)";
+/** PostgreSQL's port on the host when the stack installs it. */
+export const POSTGRESQL_PORT = 5432;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 const version = z
@@ -77,8 +86,8 @@ export const stackConfigSchema = z
                 return z.NEVER;
             }
         }).default(5),
-        healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default("/healthz"),
-        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(["/"]),
+        healthPath: z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /healthz, of ${HTTP_PATH_RULE}`).default("/healthz"),
+        smokePaths: z.array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`)).max(50).default(["/"]),
         shiftPlan: z.array(z.string()).min(1).default(["10%:30s", "50%:30s", "100%"]).transform((steps, ctx): ShiftStep[] => {
             try {
                 return parseShiftPlan(steps);
@@ -102,6 +111,7 @@ export const stackConfigSchema = z
         osFlavour: z.enum(["debian", "nixos"]).default("debian"),
         nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default("25.05"),
         allowedSshCidrs: z.array(cidr).default([]),
+        allowSshFromAnywhere: z.boolean().default(false),
         sshPublicKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line").optional(),
         sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").optional(),
         sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public host key line (as in known_hosts, without the host name)").optional(),
@@ -143,6 +153,11 @@ export const stackConfigSchema = z
         if (c.hostTarget === "aws" && c.osFlavour === "nixos" && c.sshUser && c.sshUser !== "root") {
             ctx.addIssue({ code: "custom", path: ["sshUser"], message: "must be root (or unset) on the NixOS images" });
         }
+        if (isReservedAccountName(c.appName)) {
+            ctx.addIssue({ code: "custom", path: ["appName"], message: `must not be "${c.appName}": it names an existing system account or group, and the app runs as a user (and group) of its own name` });
+        } else if (c.appName === effectiveSshUser(c)) {
+            ctx.addIssue({ code: "custom", path: ["appName"], message: `must not be "${c.appName}", the SSH user the deploys log in as: the app runs as a user of its own name` });
+        }
         const ports = { slotBasePort: c.slotBasePort, "slotBasePort+1": c.slotBasePort + 1, haproxyPort: c.haproxyPort, httpPort: c.httpPort, httpsPort: c.httpsPort };
         const seen = new Map<number, string>();
         for (const [name, p] of Object.entries(ports)) {
@@ -150,7 +165,28 @@ export const stackConfigSchema = z
             if (other) ctx.addIssue({ code: "custom", path: [name.replace("+1", "")], message: `port ${p} is also used by ${other}` });
             seen.set(p, name);
         }
+        // Ports the host's own daemons hold (sshd on every address, PostgreSQL on loopback): the
+        // port that moves is the one this stack chose for a slot or a proxy.
+        const held: [number, string][] = [[c.sshPort, "is also used by sshPort"]];
+        if (c.postgresql) held.push([POSTGRESQL_PORT, "is PostgreSQL's (postgresql is true)"]);
+        for (const [p, why] of held) {
+            const user = seen.get(p);
+            if (!user) continue;
+            const key = user.replace("+1", "");
+            ctx.addIssue({ code: "custom", path: [key], message: `port ${p}${key === user ? "" : ` (${user})`} ${why}` });
+        }
         if (c.slotBasePort + 1 > 65535) ctx.addIssue({ code: "custom", path: ["slotBasePort"], message: "needs room for two ports" });
+        if (c.tlsMode === "acme" && c.httpPort !== 80) {
+            ctx.addIssue({ code: "custom", path: ["httpPort"], message: "must be 80 when tlsMode is acme (Let's Encrypt's HTTP-01 challenge always connects to port 80)" });
+        }
+        if (c.protect && !c.allowSshFromAnywhere) {
+            c.allowedSshCidrs.forEach((block, i) => {
+                // Any prefix length 0 is every address; other spellings (::/0) are refused as not IPv4 above.
+                if (/^[\d.]+\/0$/.test(block)) {
+                    ctx.addIssue({ code: "custom", path: ["allowedSshCidrs", i], message: `"${block}" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true to mean it, or list the deploy networks` });
+                }
+            });
+        }
         const check = parseMigrationCheck(c.migrationCheck);
         if (c.migrateCommand) {
             if (check.kind === "django" && !djangoManageCommand(c.migrateCommand)) {
@@ -205,6 +241,7 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     osFlavour: "string",
     nixosRelease: "string",
     allowedSshCidrs: "array",
+    allowSshFromAnywhere: "boolean",
     sshPublicKey: "string",
     sshUser: "string",
     sshHostKey: "string",
