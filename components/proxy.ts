@@ -33,7 +33,7 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
     const files = renderProxyFiles(ctx);
     const L = ctx.layout;
     const q = shellQuote;
-    const maintenancePage = `${L.maintenanceDir}/maintenance.html`;
+    const maintenancePage = L.maintenancePage;
     const swapIn = (target: string) => `swap_in ${q(stagedPath(target))} ${q(target)}`;
     const siteBackup = stagedPath(L.nginxSiteFile, "slotshift-old");
     // Debian's `systemctl reload nginx` signals without checking (a bad file is only logged), so
@@ -52,15 +52,18 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         "    if systemctl is-active --quiet nginx; then systemctl reload nginx; else systemctl start nginx; fi",
         "}",
         "",
-        "# Maintenance page first: NGINX serves it whenever HAProxy cannot answer.",
+        "# Maintenance page first: NGINX serves it whenever HAProxy cannot answer, and haproxy.cfg",
+        "# reads it (HAProxy's own 503), so a new page is a HAProxy reload too.",
         `install -d -m 0755 ${q(L.maintenanceDir)}`,
         stageFileScript(maintenancePage, files.maintenancePage, "0644"),
-        `${swapIn(maintenancePage)} || true`,
+        "haproxy_changed=no",
+        `if ${swapIn(maintenancePage)}; then haproxy_changed=yes; fi`,
         "",
         "# HAProxy: the candidate is checked before it replaces the live file.",
         stageFileScript(L.haproxyConfigFile, files.haproxyCfg, "0644"),
         `haproxy -c -q -f ${q(stagedPath(L.haproxyConfigFile))}`,
-        `if ${swapIn(L.haproxyConfigFile)}; then`,
+        `if ${swapIn(L.haproxyConfigFile)}; then haproxy_changed=yes; fi`,
+        'if [ "$haproxy_changed" = yes ]; then',
         "    if systemctl is-active --quiet haproxy; then",
         `        ${agentCommand(L, "reload-proxy")}`,
         "    else",

@@ -46,6 +46,8 @@ export interface HostLayout {
     nginxSiteFile: string;
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
+    /** <maintenanceDir>/maintenance.html — also HAProxy's own 503 when no slot is up. */
+    maintenancePage: string;
     tlsDir: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
@@ -84,6 +86,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
+        maintenancePage: `${r}/var/www/${appName}-maintenance/maintenance.html`,
         tlsDir: `${r}/etc/ssl/${appName}`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
