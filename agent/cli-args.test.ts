@@ -25,15 +25,29 @@ describe("cli-args", () => {
 describe("env-file", () => {
     it("parses KEY=value lines, skipping blanks and comments", () => {
         const env = parseEnvLines("# c\nA=1\n\nB=x=y\r\nC=\n");
-        assert.deepStrictEqual([...env], [["A", "1"], ["B", "x=y"], ["C", ""]]);
+        assert.deepStrictEqual(
+            [...env],
+            [
+                ["A", "1"],
+                ["B", "x=y"],
+                ["C", ""],
+            ],
+        );
     });
 
     it("names the bad line without echoing it", () => {
-        assert.throws(() => parseEnvLines("A=1\nsecret-value\n"), (e: Error) => /line 2/.test(e.message) && !e.message.includes("secret"));
+        assert.throws(
+            () => parseEnvLines("A=1\nsecret-value\n"),
+            (e: Error) => /line 2/.test(e.message) && !e.message.includes("secret"),
+        );
     });
 
     it("writes values systemd unquotes back to the literal value", () => {
-        const env = new Map([["A", `p"a$$w\\o\`rd`], ["B", "x y  "], ["C", ""]]);
+        const env = new Map([
+            ["A", `p"a$$w\\o\`rd`],
+            ["B", "x y  "],
+            ["C", ""],
+        ]);
         const text = formatSystemdEnvFile(env);
         assert.strictEqual(text.split("\n")[0], `A="p\\"a\\$\\$w\\\\o\\\`rd"`);
         assert.deepStrictEqual([...parseSystemdEnvFile(text)], [...env]);

@@ -26,7 +26,14 @@ function logsDir(layout: HostLayout): string {
  * Starts `agent __worker --result-file F <argv>` detached and streams its log to `out` until it
  * exits. Returns its exit code.
  */
-export async function runDetached(layout: HostLayout, label: string, argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream, log: Logger): Promise<DetachedRun> {
+export async function runDetached(
+    layout: HostLayout,
+    label: string,
+    argv: string[],
+    out: NodeJS.WritableStream,
+    err: NodeJS.WritableStream,
+    log: Logger,
+): Promise<DetachedRun> {
     const dir = logsDir(layout);
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     pruneLogs(dir);
@@ -103,7 +110,10 @@ export async function runDetached(layout: HostLayout, label: string, argv: strin
 
 function pruneLogs(dir: string): void {
     try {
-        const logs = fs.readdirSync(dir).filter((n) => n.endsWith(".log")).sort();
+        const logs = fs
+            .readdirSync(dir)
+            .filter((n) => n.endsWith(".log"))
+            .sort();
         for (const name of logs.slice(0, Math.max(0, logs.length - KEEP_LOGS))) {
             fs.rmSync(path.join(dir, name), { force: true });
             fs.rmSync(path.join(dir, name.replace(/\.log$/, ".result.json")), { force: true });

@@ -57,7 +57,10 @@ export interface DjangoPlan {
 
 /** The helper's result line, found among whatever else settings or the shell printed. */
 export function parseDjangoPlanOutput(output: string): DjangoPlan {
-    const line = output.split("\n").reverse().find((l) => l.startsWith(PLAN_MARKER));
+    const line = output
+        .split("\n")
+        .reverse()
+        .find((l) => l.startsWith(PLAN_MARKER));
     if (!line) throw new Error("the Django migration plan helper printed no result");
     const raw = JSON.parse(line.slice(PLAN_MARKER.length)) as Partial<DjangoPlan>;
     if (!Array.isArray(raw.plan)) throw new Error("the Django migration plan helper printed no plan");

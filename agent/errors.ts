@@ -6,7 +6,10 @@ export const EXIT_USAGE = 2;
 export const EXIT_LOCKED = 3;
 
 export class AgentError extends Error {
-    constructor(message: string, readonly exitCode: number = EXIT_FAILED) {
+    constructor(
+        message: string,
+        readonly exitCode: number = EXIT_FAILED,
+    ) {
         super(message);
         this.name = "AgentError";
     }
@@ -28,7 +31,10 @@ export class LockBusyError extends AgentError {
 
 /** A deploy gate (health, smoke, HAProxy check, error rate) failed; the message names it and its figures. */
 export class GateError extends AgentError {
-    constructor(readonly gate: string, message: string) {
+    constructor(
+        readonly gate: string,
+        message: string,
+    ) {
         super(message, EXIT_FAILED);
         this.name = "GateError";
     }

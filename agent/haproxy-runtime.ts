@@ -49,7 +49,10 @@ export class HaproxyRuntime {
         return new Promise((resolve, reject) => {
             const sock = net.createConnection(this.socketPath);
             const chunks: Buffer[] = [];
-            const timer = setTimeout(() => sock.destroy(Object.assign(new Error(`timed out after ${this.timeoutMs} ms`), { code: "ETIMEDOUT" })), this.timeoutMs);
+            const timer = setTimeout(
+                () => sock.destroy(Object.assign(new Error(`timed out after ${this.timeoutMs} ms`), { code: "ETIMEDOUT" })),
+                this.timeoutMs,
+            );
             sock.on("connect", () => sock.write(`${command}\n`));
             sock.on("data", (c) => chunks.push(c));
             sock.on("error", (e) => {

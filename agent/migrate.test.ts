@@ -89,7 +89,11 @@ function fixture(migrations: { command?: string; check?: string } = {}): Fixture
 }
 
 function setPlan(f: Fixture, plan: { migration: string; sql: string[] }[]): void {
-    fs.writeFileSync(path.join(f.release, "plan.json"), JSON.stringify({ vendor: "postgresql", conflicts: {}, plan: plan.map((m) => ({ ...m, atomic: true, backwards: false, operations: ["op"] })) }), { mode: 0o644 });
+    fs.writeFileSync(
+        path.join(f.release, "plan.json"),
+        JSON.stringify({ vendor: "postgresql", conflicts: {}, plan: plan.map((m) => ({ ...m, atomic: true, backwards: false, operations: ["op"] })) }),
+        { mode: 0o644 },
+    );
 }
 
 const DROP = [{ migration: "app.0002_x", sql: ['ALTER TABLE "notes_note" DROP COLUMN "author" CASCADE;'] }];
@@ -147,9 +151,16 @@ describe("migration step", function () {
     it("acknowledged: migrates once per version, with the lock timeout after the app's PGOPTIONS", async () => {
         const f = make();
         setPlan(f, DROP);
-        const o = await runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: ["app.0002_x:drop_column:notes_note.author", "app.0009_z:drop_table:t"] });
+        const o = await runMigrationStep(f.ctx, {
+            version: "v2",
+            liveVersion: "v1",
+            allow: ["app.0002_x:drop_column:notes_note.author", "app.0009_z:drop_table:t"],
+        });
         assert.deepStrictEqual([o.ran, o.applied, o.allowed, o.pending], [true, ["app.0002_x"], ["app.0002_x:drop_column:notes_note.author"], ["app.0002_x"]]);
-        assert.ok(f.lines.some((l) => /warning: allowContractOperations entry app\.0009_z:drop_table:t matches no pending operation of v2/.test(l)), f.lines.join("\n"));
+        assert.ok(
+            f.lines.some((l) => /warning: allowContractOperations entry app\.0009_z:drop_table:t matches no pending operation of v2/.test(l)),
+            f.lines.join("\n"),
+        );
         const env = fs.readFileSync(path.join(f.out, "migrate-env"), "utf8");
         assert.match(env, /^PGOPTIONS=-c statement_timeout=10000 -c lock_timeout=2500ms$/m);
         assert.match(env, /^LIVE_VERSION=v1$/m);
@@ -169,7 +180,10 @@ describe("migration step", function () {
         fs.writeFileSync(path.join(f.release, "fail"), "");
         const e = await rejected(runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] }));
         assert.strictEqual(e.gate, "migration");
-        assert.match(e.message, /^migration of v2 failed in app\.0003_y \(exit 1\): django\.db\.utils\.IntegrityError: check constraint "c" of relation "t" is violated by some row; applied before it: app\.0002_x$/);
+        assert.match(
+            e.message,
+            /^migration of v2 failed in app\.0003_y \(exit 1\): django\.db\.utils\.IntegrityError: check constraint "c" of relation "t" is violated by some row; applied before it: app\.0002_x$/,
+        );
         assert.strictEqual(readMigrationMarker(f.ctx, "v2"), undefined);
         fs.rmSync(path.join(f.release, "fail"));
         assert.strictEqual((await runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] })).ran, true);
@@ -210,10 +224,20 @@ describe("migration step", function () {
         assert.deepStrictEqual([f.ctx.result.live, f.ctx.result.ran, f.ctx.result.pending, runs(f)], ["v1", false, ["app.0002_x"], 0]);
         await migrateCommand(f.ctx, parseArgs(["migrate", "v2", "--allow-contract", "app.0002_x:drop_table:t"]));
         assert.deepStrictEqual([f.ctx.result.ran, runs(f)], [true, 1]);
-        const audit = fs.readFileSync(f.ctx.layout.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
-        assert.deepStrictEqual(audit.map((a) => [a.command, a.result]), [["migrate", "ok"]]);
+        const audit = fs
+            .readFileSync(f.ctx.layout.auditLog, "utf8")
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
+        assert.deepStrictEqual(
+            audit.map((a) => [a.command, a.result]),
+            [["migrate", "ok"]],
+        );
         assert.ok(!fs.existsSync(f.ctx.layout.lockFile), "the lock is released");
-        await assert.rejects(migrateCommand(f.ctx, parseArgs(["migrate", "v2", "--allow-contract", "drop everything"])), /--allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/);
+        await assert.rejects(
+            migrateCommand(f.ctx, parseArgs(["migrate", "v2", "--allow-contract", "drop everything"])),
+            /--allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/,
+        );
     });
 
     it("migrationCheck none: no gate", async () => {
@@ -236,7 +260,11 @@ describe("migration step", function () {
         assert.match(e.message, /Nothing was migrated; traffic never left blue \(v1\)$/);
         assert.strictEqual(fs.readFileSync(f.ctx.layout.stateFile, "utf8"), before);
         assert.strictEqual(readSlotsState(f.ctx.layout.stateFile).deploying, null);
-        const audit = fs.readFileSync(f.ctx.layout.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        const audit = fs
+            .readFileSync(f.ctx.layout.auditLog, "utf8")
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
         assert.deepStrictEqual([audit.length, audit[0].result, audit[0].gate, audit[0].from], [1, "failed", "migration-safety", "v1@blue"]);
         assert.strictEqual(f.ctx.result.gate, "migration-safety");
     });
@@ -249,7 +277,10 @@ describe("migration step: pure parts", () => {
     });
 
     it("reads Django's migrate progress, including a line a traceback was glued to", () => {
-        assert.deepStrictEqual(parseMigrateOutput(["  Applying a.1... OK", "  Applying a.2...Traceback (most recent call last):", "x"]), { applied: ["a.1"], failedIn: "a.2" });
+        assert.deepStrictEqual(parseMigrateOutput(["  Applying a.1... OK", "  Applying a.2...Traceback (most recent call last):", "x"]), {
+            applied: ["a.1"],
+            failedIn: "a.2",
+        });
         assert.deepStrictEqual(parseMigrateOutput(["  Applying a.1... OK", "  Applying a.2... OK"]), { applied: ["a.1", "a.2"], failedIn: undefined });
     });
 });

@@ -82,7 +82,12 @@ export function parseMigrateOutput(lines: readonly string[]): { applied: string[
 
 /** The line that says what went wrong: the last non-blank one (an exception's message). */
 function lastMeaningfulLine(r: RunResult): string {
-    return [...r.lines].reverse().find((l) => l.trim() !== "")?.trim() ?? "";
+    return (
+        [...r.lines]
+            .reverse()
+            .find((l) => l.trim() !== "")
+            ?.trim() ?? ""
+    );
 }
 
 /** The gate's refusal: every operation, why, and the acknowledgement that would let it through. */
@@ -147,7 +152,14 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         throw new GateError("migration", `migration of ${req.version} failed${where} (exit ${r.code}): ${lastMeaningfulLine(r) || command}${before}`);
     }
     const durationMs = Date.now() - t0;
-    const marker: MigrationMarker = { version: req.version, migratedAt: new Date().toISOString(), command, applied: parsed.applied, allowed: gate.allowed, durationMs };
+    const marker: MigrationMarker = {
+        version: req.version,
+        migratedAt: new Date().toISOString(),
+        command,
+        applied: parsed.applied,
+        allowed: gate.allowed,
+        durationMs,
+    };
     writeFileAtomic(migrationMarkerPath(ctx, req.version), JSON.stringify(marker, null, 1) + "\n", { mode: 0o644 });
     log.info(`migrations of ${req.version} done in ${seconds(durationMs)}${parsed.applied.length ? `: ${parsed.applied.join(", ")}` : ""}`);
     return { ran: true, pending: gate.pending, applied: parsed.applied, allowed: gate.allowed, durationMs };
@@ -160,7 +172,13 @@ interface RunContext {
     log: AgentContext["log"];
 }
 
-async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: MigrationCheck, migrateCommand: string, run: RunContext): Promise<{ pending?: string[]; allowed: string[] }> {
+async function safetyGate(
+    ctx: AgentContext,
+    req: MigrationRequest,
+    check: MigrationCheck,
+    migrateCommand: string,
+    run: RunContext,
+): Promise<{ pending?: string[]; allowed: string[] }> {
     const { log } = ctx;
     if (check.kind === "none") {
         log.info("migration-safety gate: none (migrationCheck is none)");
@@ -175,8 +193,14 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
         log.info(`migration-safety gate: ${check.command}${run.asUser ? ` (as ${run.asUser})` : ""}`);
         const r = await runCommand(check.command, { ...run, timeoutMs: 600_000 });
         if (r.code !== 0) {
-            const output = r.lines.slice(-20).map((l) => `  ${l}`).join("\n");
-            throw new GateError("migration-safety", `migration-safety gate refused ${req.version}: ${check.command} exited ${r.code}${output ? `\n${output}` : ""}\nNothing was migrated`);
+            const output = r.lines
+                .slice(-20)
+                .map((l) => `  ${l}`)
+                .join("\n");
+            throw new GateError(
+                "migration-safety",
+                `migration-safety gate refused ${req.version}: ${check.command} exited ${r.code}${output ? `\n${output}` : ""}\nNothing was migrated`,
+            );
         }
         log.info(`migration-safety gate passed: ${check.command} exited 0`);
         return { allowed: [] };
@@ -197,7 +221,10 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
         if (parsed.vendor !== "postgresql") log.warn(`the database is ${parsed.vendor}; the SQL is read as PostgreSQL's`);
         plan = parsed.plan;
     } catch (e) {
-        throw new GateError("migration-safety", `migration-safety gate could not read the migration plan of ${req.version}: ${errorMessage(e)}. Nothing was migrated`);
+        throw new GateError(
+            "migration-safety",
+            `migration-safety gate could not read the migration plan of ${req.version}: ${errorMessage(e)}. Nothing was migrated`,
+        );
     }
     if (plan.length === 0) {
         log.info("migration-safety gate passed: no pending migrations");
@@ -217,6 +244,8 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
         if (!findings.some((f) => findingKey(f) === key)) log.warn(`allowContractOperations entry ${key} matches no pending operation of ${req.version}`);
     }
     if (refused.length) throw new GateError("migration-safety", refusalMessage(req.version, live, refused));
-    log.info(`migration-safety gate passed: ${plan.length} pending migration(s); ${allowed.length ? `${allowed.length} contract operation(s) acknowledged, ` : ""}nothing else the live release ${live} cannot survive`);
+    log.info(
+        `migration-safety gate passed: ${plan.length} pending migration(s); ${allowed.length ? `${allowed.length} contract operation(s) acknowledged, ` : ""}nothing else the live release ${live} cannot survive`,
+    );
     return { pending: plan.map((m) => m.migration), allowed };
 }

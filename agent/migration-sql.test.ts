@@ -6,9 +6,12 @@ const one = (...sql: string[]): PendingMigration[] => [{ migration: "app.0002_x"
 
 // SQL as Django 3.2's collect_sql (what sqlmigrate prints) gives it on PostgreSQL 15.
 const DJANGO = {
-    addNullable: ['--', '-- Add field author to note', '--', 'ALTER TABLE "notes_note" ADD COLUMN "author" varchar(100) NULL;'],
-    removeField: ['--', '-- Remove field created_at from note', '--', 'ALTER TABLE "notes_note" DROP COLUMN "created_at" CASCADE;'],
-    addNotNullWithDefault: ['ALTER TABLE "notes_note" ADD COLUMN "score" integer DEFAULT 0 NOT NULL;', 'ALTER TABLE "notes_note" ALTER COLUMN "score" DROP DEFAULT;'],
+    addNullable: ["--", "-- Add field author to note", "--", 'ALTER TABLE "notes_note" ADD COLUMN "author" varchar(100) NULL;'],
+    removeField: ["--", "-- Remove field created_at from note", "--", 'ALTER TABLE "notes_note" DROP COLUMN "created_at" CASCADE;'],
+    addNotNullWithDefault: [
+        'ALTER TABLE "notes_note" ADD COLUMN "score" integer DEFAULT 0 NOT NULL;',
+        'ALTER TABLE "notes_note" ALTER COLUMN "score" DROP DEFAULT;',
+    ],
     widenVarchar: ['ALTER TABLE "notes_note" ALTER COLUMN "author" TYPE varchar(200);'],
     toText: ['ALTER TABLE "notes_note" ALTER COLUMN "text" TYPE text USING "text"::text;'],
     renameField: ['ALTER TABLE "notes_note" RENAME COLUMN "created_at" TO "created";'],
@@ -36,13 +39,15 @@ describe("migration safety: SQL classifier", () => {
         assert.deepStrictEqual(keys(one(...DJANGO.createModelThenAlter)), []);
         assert.deepStrictEqual(keys(one(...DJANGO.stateOnly)), []);
         assert.deepStrictEqual(
-            keys(one(
-                'ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0), ADD CONSTRAINT u UNIQUE (y)',
-                "UPDATE t SET a = 'DROP COLUMN b' WHERE a IS NULL",
-                "CREATE INDEX CONCURRENTLY i ON t (a)",
-                "ALTER TABLE t ALTER COLUMN a DROP NOT NULL, ALTER COLUMN a SET DEFAULT 1",
-                "ALTER TABLE t ADD COLUMN n bigserial, ADD COLUMN g int GENERATED ALWAYS AS (a * 2) STORED NOT NULL",
-            )),
+            keys(
+                one(
+                    "ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0), ADD CONSTRAINT u UNIQUE (y)",
+                    "UPDATE t SET a = 'DROP COLUMN b' WHERE a IS NULL",
+                    "CREATE INDEX CONCURRENTLY i ON t (a)",
+                    "ALTER TABLE t ALTER COLUMN a DROP NOT NULL, ALTER COLUMN a SET DEFAULT 1",
+                    "ALTER TABLE t ADD COLUMN n bigserial, ADD COLUMN g int GENERATED ALWAYS AS (a * 2) STORED NOT NULL",
+                ),
+            ),
             [],
         );
     });
@@ -75,12 +80,21 @@ describe("migration safety: SQL classifier", () => {
     it("ignores what happens to tables and columns the same plan created, except NOT NULL on a new column", () => {
         const plan = [
             { migration: "a.1", sql: ['CREATE TABLE "tag" (id int)', 'ALTER TABLE "note" ADD COLUMN "flag" boolean NULL'] },
-            { migration: "a.2", sql: ['ALTER TABLE "tag" RENAME TO "label"', 'ALTER TABLE "note" ALTER COLUMN "flag" TYPE int USING 1', 'ALTER TABLE "note" RENAME COLUMN "flag" TO "flag2"'] },
+            {
+                migration: "a.2",
+                sql: [
+                    'ALTER TABLE "tag" RENAME TO "label"',
+                    'ALTER TABLE "note" ALTER COLUMN "flag" TYPE int USING 1',
+                    'ALTER TABLE "note" RENAME COLUMN "flag" TO "flag2"',
+                ],
+            },
             { migration: "a.3", sql: ['DROP TABLE "label"', 'ALTER TABLE "note" DROP COLUMN "flag2"', 'ALTER TABLE "tag2" ADD COLUMN x int'] },
         ];
         assert.deepStrictEqual(keys(plan), []);
         // The live release inserts rows without the new column: NOT NULL there breaks it.
-        const notNull = [{ migration: "a.1", sql: ['ALTER TABLE "note" ADD COLUMN "flag" boolean NULL', 'ALTER TABLE "note" ALTER COLUMN "flag" SET NOT NULL'] }];
+        const notNull = [
+            { migration: "a.1", sql: ['ALTER TABLE "note" ADD COLUMN "flag" boolean NULL', 'ALTER TABLE "note" ALTER COLUMN "flag" SET NOT NULL'] },
+        ];
         assert.deepStrictEqual(keys(notNull), ["a.1:set_not_null:note.flag"]);
     });
 
@@ -111,7 +125,7 @@ describe("migration safety: SQL classifier", () => {
             "INSERT INTO log VALUES (E'it\\'s; DROP TABLE x')",
             "CREATE FUNCTION f() RETURNS void AS $body$ BEGIN DROP TABLE y; END $body$ LANGUAGE plpgsql",
             "DO $$ BEGIN ALTER TABLE z DROP COLUMN q; END $$",
-            '-- DROP TABLE commented;',
+            "-- DROP TABLE commented;",
             'ALTER TABLE "a;b" ADD COLUMN "x;y" int NULL',
         ].join(";\n");
         assert.deepStrictEqual(keys(one(sql)), []);
@@ -125,8 +139,17 @@ describe("migration safety: SQL classifier", () => {
     });
 
     it("splits statements at top-level semicolons only, and lexes quoted identifiers exactly", () => {
-        assert.deepStrictEqual(splitStatements("a; 'b;c'; \"d;\"\"e\"; $t$ f; $t$ ;; -- g;\n h").map((s) => s.text), ["a", "'b;c'", '"d;""e"', "$t$ f; $t$", "h"]);
+        assert.deepStrictEqual(
+            splitStatements('a; \'b;c\'; "d;""e"; $t$ f; $t$ ;; -- g;\n h').map((s) => s.text),
+            ["a", "'b;c'", '"d;""e"', "$t$ f; $t$", "h"],
+        );
         const t = tokenize('"Ab""c" xY');
-        assert.deepStrictEqual(t.map((x) => [x.kind, x.ident]), [["quoted", 'Ab"c'], ["word", "xy"]]);
+        assert.deepStrictEqual(
+            t.map((x) => [x.kind, x.ident]),
+            [
+                ["quoted", 'Ab"c'],
+                ["word", "xy"],
+            ],
+        );
     });
 });

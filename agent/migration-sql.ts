@@ -244,7 +244,8 @@ export function classifyPlan(plan: readonly PendingMigration[]): Finding[] {
     for (const m of plan) {
         for (const sql of m.sql) {
             for (const st of splitStatements(sql)) {
-                const add = (operation: ContractOperation, target: string) => findings.push({ migration: m.migration, operation, target, statement: short(st.text) });
+                const add = (operation: ContractOperation, target: string) =>
+                    findings.push({ migration: m.migration, operation, target, statement: short(st.text) });
                 classifyStatement(st, { created, addedColumns, notNullWithDefault, add });
             }
         }

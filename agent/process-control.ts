@@ -36,8 +36,14 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
         // enable/disable: the slots that run now are the ones that come back after a reboot
         // (HAProxy's saved state then restores their weights).
         start: (slot) =>
-            runChecked(`systemctl restart ${unit(slot)}`, `systemctl enable --quiet '${unit(slot)}' && systemctl restart '${unit(slot)}'`, { log, timeoutMs: 300_000 }),
+            runChecked(`systemctl restart ${unit(slot)}`, `systemctl enable --quiet '${unit(slot)}' && systemctl restart '${unit(slot)}'`, {
+                log,
+                timeoutMs: 300_000,
+            }),
         stop: (slot) =>
-            runChecked(`systemctl stop ${unit(slot)}`, `systemctl disable --quiet '${unit(slot)}' && systemctl stop '${unit(slot)}'`, { log, timeoutMs: 600_000 }),
+            runChecked(`systemctl stop ${unit(slot)}`, `systemctl disable --quiet '${unit(slot)}' && systemctl stop '${unit(slot)}'`, {
+                log,
+                timeoutMs: 600_000,
+            }),
     };
 }

@@ -26,8 +26,22 @@ class FakeProxy {
         readonly rps = 100,
     ) {
         const mk = (name: string): ServerStats => ({
-            name, status: "UP", checkStatus: "L7OK", weight: 0, scur: 0, stot: 0,
-            hrsp1xx: 0, hrsp2xx: 0, hrsp3xx: 0, hrsp4xx: 0, hrsp5xx: 0, hrspOther: 0, eresp: 0, econ: 0, wretr: 0, wredis: 0,
+            name,
+            status: "UP",
+            checkStatus: "L7OK",
+            weight: 0,
+            scur: 0,
+            stot: 0,
+            hrsp1xx: 0,
+            hrsp2xx: 0,
+            hrsp3xx: 0,
+            hrsp4xx: 0,
+            hrsp5xx: 0,
+            hrspOther: 0,
+            eresp: 0,
+            econ: 0,
+            wretr: 0,
+            wredis: 0,
         });
         this.servers = { blue: mk("blue"), green: mk("green") };
     }

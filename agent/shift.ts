@@ -87,12 +87,17 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
             last = now[p.newSlot];
             // A proxy reload without the saved state (or someone at the socket) reset the weights.
             if (now[p.newSlot]?.weight !== newWeight || now[p.oldSlot]?.weight !== oldWeight) {
-                io.log.warn(`weights were changed under the deploy (${p.newSlot}=${now[p.newSlot]?.weight}, ${p.oldSlot}=${now[p.oldSlot]?.weight}); setting them again`);
+                io.log.warn(
+                    `weights were changed under the deploy (${p.newSlot}=${now[p.newSlot]?.weight}, ${p.oldSlot}=${now[p.oldSlot]?.weight}); setting them again`,
+                );
                 await io.setWeights(weights);
             }
             const h = classifyHealth(last);
             if (h.state === "down") {
-                return fail("haproxy-check", `HAProxy check gate failed at ${label}: ${newName} is not passing HAProxy's checks (${h.detail}) after ${seconds(io.now() - stepStart)}`);
+                return fail(
+                    "haproxy-check",
+                    `HAProxy check gate failed at ${label}: ${newName} is not passing HAProxy's checks (${h.detail}) after ${seconds(io.now() - stepStart)}`,
+                );
             }
         }
 

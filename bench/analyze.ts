@@ -103,7 +103,13 @@ export function analyzeRun(records: ResponseRecord[], errors: ErrorRecord[], m: 
         rollback: windowFigures(records, errors, m.rollbackStart, m.rollbackEnd + tailMs),
         deployS: (m.deployEnd - m.deployStart) / 1000,
         rollbackS: (m.rollbackEnd - m.rollbackStart) / 1000,
-        marks: { steadyStart: rel(m.steadyStart), deployEnd: rel(m.deployEnd), rollbackStart: rel(m.rollbackStart), rollbackEnd: rel(m.rollbackEnd), end: rel(m.end) },
+        marks: {
+            steadyStart: rel(m.steadyStart),
+            deployEnd: rel(m.deployEnd),
+            rollbackStart: rel(m.rollbackStart),
+            rollbackEnd: rel(m.rollbackEnd),
+            end: rel(m.end),
+        },
         perSecond,
     };
 }

@@ -35,7 +35,9 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
     const H = HEADER + panels.length * PANEL_H + 10;
 
     const out: string[] = [];
-    out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+    out.push(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    );
     out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
     out.push(`<text x="${M.left}" y="20" font-size="15" font-weight="bold">${esc(heading)}</text>`);
     out.push(`<text x="${M.left}" y="37" fill="#555">${esc(note)}</text>`);
@@ -66,14 +68,18 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
         out.push(`<text x="${M.left}" y="${top + 31}" fill="#444">${esc(p.subtitle)}</text>`);
         // Windows
         out.push(`<rect x="${sx(0)}" y="${top + M.top}" width="${Math.max(1, sx(marks.deployEnd) - sx(0))}" height="${plotH}" fill="#fff4d6"/>`);
-        out.push(`<rect x="${sx(marks.rollbackStart)}" y="${top + M.top}" width="${Math.max(1, sx(marks.rollbackEnd) - sx(marks.rollbackStart))}" height="${plotH}" fill="#ece4f7"/>`);
+        out.push(
+            `<rect x="${sx(marks.rollbackStart)}" y="${top + M.top}" width="${Math.max(1, sx(marks.rollbackEnd) - sx(marks.rollbackStart))}" height="${plotH}" fill="#ece4f7"/>`,
+        );
         // Grid and axes
         for (let v = 0; v <= yMax; v += yMax / 4) {
             out.push(`<line x1="${M.left}" y1="${y(v)}" x2="${W - M.right}" y2="${y(v)}" stroke="#e6e6e6"/>`);
             out.push(`<text x="${M.left - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${v}</text>`);
             out.push(`<text x="${W - M.right + 6}" y="${y(v) + 4}" fill="#555">${Math.round((v / yMax) * 100)}%</text>`);
         }
-        out.push(`<text x="14" y="${top + M.top + plotH / 2}" transform="rotate(-90 14 ${top + M.top + plotH / 2})" text-anchor="middle" fill="#555">requests/s</text>`);
+        out.push(
+            `<text x="14" y="${top + M.top + plotH / 2}" transform="rotate(-90 14 ${top + M.top + plotH / 2})" text-anchor="middle" fill="#555">requests/s</text>`,
+        );
         for (let s = Math.ceil(x0 / 5) * 5; s <= x1; s += 5) {
             out.push(`<line x1="${sx(s)}" y1="${top + M.top + plotH}" x2="${sx(s)}" y2="${top + M.top + plotH + 4}" stroke="#555"/>`);
             out.push(`<text x="${sx(s)}" y="${top + M.top + plotH + 16}" text-anchor="middle" fill="#555">${s}s</text>`);
@@ -90,7 +96,9 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
             };
             const v1 = b.ok.v1 ?? 0;
             const v2 = b.ok.v2 ?? 0;
-            const other = Object.entries(b.ok).filter(([v]) => v !== "v1" && v !== "v2").reduce((a, [, n]) => a + n, 0);
+            const other = Object.entries(b.ok)
+                .filter(([v]) => v !== "v1" && v !== "v2")
+                .reduce((a, [, n]) => a + n, 0);
             stack(v1, COLORS.v1);
             stack(v2, COLORS.v2);
             stack(other, COLORS.other);
@@ -100,7 +108,10 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
         }
         if (sharePts.length) out.push(`<polyline points="${sharePts.join(" ")}" fill="none" stroke="#222" stroke-width="1.5" stroke-dasharray="3 2"/>`);
         // Marks
-        for (const [t, label] of [[0, "deploy starts"], [marks.rollbackStart, "rollback starts"]] as [number, string][]) {
+        for (const [t, label] of [
+            [0, "deploy starts"],
+            [marks.rollbackStart, "rollback starts"],
+        ] as [number, string][]) {
             out.push(`<line x1="${sx(t)}" y1="${top + M.top}" x2="${sx(t)}" y2="${top + M.top + plotH}" stroke="#777" stroke-dasharray="2 2"/>`);
             out.push(`<text x="${sx(t) + 3}" y="${top + M.top + 10}" fill="#555">${label}</text>`);
         }

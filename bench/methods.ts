@@ -64,7 +64,9 @@ function pointCurrent(ctx: MethodContext, version: string): void {
 
 /** The project's haproxy.cfg with its backend's server lines (and the slot-forcing rules that name them) replaced. */
 export function naiveConfig(projectConfig: string, servers: { name: string; port: number }[]): string {
-    const kept = projectConfig.split("\n").filter((l) => !/^\s+(server |acl forced_|use-server |force-persist )/.test(l) && !/^\s+# Pre-traffic smoke tests/.test(l));
+    const kept = projectConfig
+        .split("\n")
+        .filter((l) => !/^\s+(server |acl forced_|use-server |force-persist )/.test(l) && !/^\s+# Pre-traffic smoke tests/.test(l));
     while (kept.length && kept[kept.length - 1].trim() === "") kept.pop();
     return [...kept, ...servers.map((s) => `    server ${s.name} 127.0.0.1:${s.port} weight 100 check`), ""].join("\n");
 }

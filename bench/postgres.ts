@@ -46,12 +46,23 @@ export function startPostgres(dir: string, database: string, appUser: string): P
     }
     const run = (exe: string, args: string[]) => {
         // setpriv execs in place: the server's pid is the one pg_ctl records, nothing in between.
-        const argv = root ? ["setpriv", `--reuid=${server}`, `--regid=${server}`, "--init-groups", "--", path.join(bin, exe), ...args] : [path.join(bin, exe), ...args];
+        const argv = root
+            ? ["setpriv", `--reuid=${server}`, `--regid=${server}`, "--init-groups", "--", path.join(bin, exe), ...args]
+            : [path.join(bin, exe), ...args];
         return execFileSync(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], cwd: dir, encoding: "utf8" });
     };
     run("initdb", ["-D", data, "--auth-local=peer", "--auth-host=reject", "-E", "UTF8", "--locale=C.UTF-8"]);
     // fsync off: the data is thrown away, and the disk is shared with whatever else runs here.
-    run("pg_ctl", ["-D", data, "-l", path.join(dir, "pg.log"), "-w", "-o", `-c listen_addresses='' -c unix_socket_directories='${socketDir}' -c fsync=off`, "start"]);
+    run("pg_ctl", [
+        "-D",
+        data,
+        "-l",
+        path.join(dir, "pg.log"),
+        "-w",
+        "-o",
+        `-c listen_addresses='' -c unix_socket_directories='${socketDir}' -c fsync=off`,
+        "start",
+    ]);
     let stopped = false;
     const stop = () => {
         if (stopped) return;

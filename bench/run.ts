@@ -53,12 +53,22 @@ export interface MethodResult {
 
 function usage(message?: string): never {
     if (message) console.error(`bench: ${message}`);
-    console.error("usage: npm run bench -- [--runs N | --quick] [--rate R] [--connections C] [--post-every N] [--methods 1,2,3,4] [--plan 10%:3s,50%:3s,100%] [--out DIR]");
+    console.error(
+        "usage: npm run bench -- [--runs N | --quick] [--rate R] [--connections C] [--post-every N] [--methods 1,2,3,4] [--plan 10%:3s,50%:3s,100%] [--out DIR]",
+    );
     process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-    const o: Options = { runs: 3, rate: 100, connections: 20, postEvery: 5, methods: ["1", "2", "3", "4"], out: path.join(REPO, "docs", "bench"), plan: "10%:3s,50%:3s,100%" };
+    const o: Options = {
+        runs: 3,
+        rate: 100,
+        connections: 20,
+        postEvery: 5,
+        methods: ["1", "2", "3", "4"],
+        out: path.join(REPO, "docs", "bench"),
+        plan: "10%:3s,50%:3s,100%",
+    };
     const int = (v: string | undefined, name: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer >= ${min}`);
@@ -84,7 +94,9 @@ function parseArgs(argv: string[]): Options {
 
 function tool(cmd: string, args: string[]): string {
     try {
-        return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim().split("\n")[0];
+        return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+            .trim()
+            .split("\n")[0];
     } catch (e) {
         return `unknown (${(e as Error).message.split("\n")[0]})`;
     }
@@ -99,7 +111,10 @@ function machine(): Record<string, unknown> {
         node: process.version,
         haproxy: tool("haproxy", ["-v"]),
         nginx: execFileSync("sh", ["-c", "nginx -v 2>&1"], { encoding: "utf8" }).trim(),
-        python: tool(PYTHON, ["-c", "import sys, django, gunicorn, psycopg2; print(sys.version.split()[0], 'django', django.get_version(), 'gunicorn', gunicorn.__version__, 'psycopg2', psycopg2.__version__.split()[0])"]),
+        python: tool(PYTHON, [
+            "-c",
+            "import sys, django, gunicorn, psycopg2; print(sys.version.split()[0], 'django', django.get_version(), 'gunicorn', gunicorn.__version__, 'psycopg2', psycopg2.__version__.split()[0])",
+        ]),
         postgres: tool(path.join(pgBin(), "postgres"), ["--version"]),
     };
 }
@@ -109,7 +124,9 @@ const round1 = (n: number) => Math.round(n * 10) / 10;
 const lat = (w: { p50: number; p99: number; max: number }) => [w.p50, w.p99, w.max].map((n) => Math.round(n)).join("/");
 
 function describeRun(f: RunFigures): string {
-    const by = Object.entries(f.deploy.failedBy).map(([k, n]) => `${k}×${n}`).join(" ");
+    const by = Object.entries(f.deploy.failedBy)
+        .map(([k, n]) => `${k}×${n}`)
+        .join(" ");
     return (
         `${f.deploy.requests} requests, ${f.deploy.failed} failed${by ? ` (${by})` : ""} in the deploy window; ` +
         `deploy ${round1(f.deployS)} s; rollback ${round1(f.rollbackS)} s (${f.rollback.failed} failed of ${f.rollback.requests}); ` +
@@ -167,7 +184,12 @@ async function main(): Promise<void> {
             DATABASE_HOST: pg.socketDir,
             DATABASE_NAME: pg.database,
         };
-        const env = await stack.agent(["write-env"], Object.entries(appEnv).map(([k, v]) => `${k}=${v}\n`).join(""));
+        const env = await stack.agent(
+            ["write-env"],
+            Object.entries(appEnv)
+                .map(([k, v]) => `${k}=${v}\n`)
+                .join(""),
+        );
         if (env.code !== 0) throw new Error(`write-env: ${env.stderr}`);
         for (const v of ["v1", "v2"]) {
             // Unpacked, migrated (as the app user) and static merged once; no method's deploy includes it.
@@ -180,7 +202,9 @@ async function main(): Promise<void> {
         const results: MethodResult[] = methods.map((m) => ({ id: m.id, title: m.title, runs: [] }));
         const raw: unknown[] = [];
         const machineStart = { ...machine(), loadavgStart: os.loadavg().map(round1) };
-        log(`load: ${opts.rate} req/s through NGINX over ${opts.connections} keep-alive connections (every ${opts.postEvery}th a POST /api/notes); ${opts.runs} run(s) of each method, interleaved`);
+        log(
+            `load: ${opts.rate} req/s through NGINX over ${opts.connections} keep-alive connections (every ${opts.postEvery}th a POST /api/notes); ${opts.runs} run(s) of each method, interleaved`,
+        );
 
         // Rounds interleave the methods, so a noisy neighbour on this machine hits them alike.
         for (let r = 1; r <= opts.runs; r++) {
@@ -236,7 +260,9 @@ async function main(): Promise<void> {
         }
 
         const table = textTable(results);
-        console.log(`\nDeploy v1 -> v2 and roll back, ${opts.rate} req/s through NGINX; median [min–max] over runs; the deploy window is its start to its end + ${TAIL_MS / 1000} s\n`);
+        console.log(
+            `\nDeploy v1 -> v2 and roll back, ${opts.rate} req/s through NGINX; median [min–max] over runs; the deploy window is its start to its end + ${TAIL_MS / 1000} s\n`,
+        );
         console.log(table);
         const md = markdownTable(results);
         console.log(`\n${md}\n`);
@@ -313,7 +339,9 @@ async function main(): Promise<void> {
         const rawDir = path.join(REPO, "bench", "out");
         fs.mkdirSync(rawDir, { recursive: true });
         fs.writeFileSync(path.join(rawDir, "records.json"), JSON.stringify(raw));
-        log(`wrote ${path.relative(REPO, path.join(opts.out, "results.json"))}, ${path.relative(REPO, path.join(opts.out, "deploys.svg"))}; per-request records in bench/out/records.json`);
+        log(
+            `wrote ${path.relative(REPO, path.join(opts.out, "results.json"))}, ${path.relative(REPO, path.join(opts.out, "deploys.svg"))}; per-request records in bench/out/records.json`,
+        );
         if (results.some((m) => m.runs.some((x) => x.error))) process.exitCode = 1;
     } finally {
         await cleanup();

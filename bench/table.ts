@@ -39,11 +39,26 @@ export function tableRows(results: MethodResult[]): string[][] {
             ok.length === m.runs.length ? String(ok.length) : `${ok.length}/${m.runs.length}`,
             cell(s((r) => f(r).deploy.requests)),
             cell(s((r) => f(r).deploy.failed)),
-            latencyCell(s((r) => f(r).steady.p50), s((r) => f(r).deploy.p50)),
-            latencyCell(s((r) => f(r).steady.p99), s((r) => f(r).deploy.p99)),
-            latencyCell(s((r) => f(r).steady.max), s((r) => f(r).deploy.max)),
-            cell(s((r) => f(r).deployS), 1),
-            cell(s((r) => f(r).rollbackS), 1),
+            latencyCell(
+                s((r) => f(r).steady.p50),
+                s((r) => f(r).deploy.p50),
+            ),
+            latencyCell(
+                s((r) => f(r).steady.p99),
+                s((r) => f(r).deploy.p99),
+            ),
+            latencyCell(
+                s((r) => f(r).steady.max),
+                s((r) => f(r).deploy.max),
+            ),
+            cell(
+                s((r) => f(r).deployS),
+                1,
+            ),
+            cell(
+                s((r) => f(r).rollbackS),
+                1,
+            ),
             cell(s((r) => f(r).rollback.failed)),
         ];
     });
@@ -58,5 +73,9 @@ export function textTable(results: MethodResult[]): string {
 
 export function markdownTable(results: MethodResult[]): string {
     const rows = tableRows(results);
-    return [`| ${HEADERS.join(" | ")} |`, `| ${HEADERS.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+    return [
+        `| ${HEADERS.join(" | ")} |`,
+        `| ${HEADERS.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+        ...rows.map((r) => `| ${r.join(" | ")} |`),
+    ].join("\n");
 }

@@ -121,7 +121,12 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
         } else {
             vpcId = ec2.getVpcOutput({ default: true }, parent).id;
             const subnets = ec2.getSubnetsOutput(
-                { filters: [{ name: "vpc-id", values: [vpcId] }, { name: "default-for-az", values: ["true"] }] },
+                {
+                    filters: [
+                        { name: "vpc-id", values: [vpcId] },
+                        { name: "default-for-az", values: ["true"] },
+                    ],
+                },
                 parent,
             );
             // Sorted, so the choice is stable from run to run (a different subnet replaces the instance).

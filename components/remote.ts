@@ -54,12 +54,7 @@ export function stageFileScript(path: string, content: string, mode: string): st
     if (content.split("\n").includes(delimiter)) throw new Error(`content for ${path} contains its here-document delimiter`);
     const body = content.endsWith("\n") ? content.slice(0, -1) : content;
     const tmp = stagedPath(path);
-    return [
-        `cat > ${shellQuote(tmp)} <<'${delimiter}'`,
-        body,
-        delimiter,
-        `chmod ${mode} ${shellQuote(tmp)}`,
-    ].join("\n");
+    return [`cat > ${shellQuote(tmp)} <<'${delimiter}'`, body, delimiter, `chmod ${mode} ${shellQuote(tmp)}`].join("\n");
 }
 
 /**

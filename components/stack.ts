@@ -87,16 +87,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         // Children inherit it: the instance, its address, key pair and security group.
         { protect: s.protect },
     );
-    const setup = new HostSetup(
-        `${s.appName}-setup`,
-        { host, osFlavour: s.osFlavour, context, agentSettings, agent },
-        { dependsOn: [host] },
-    );
-    const proxy = new Proxy(
-        `${s.appName}-proxy`,
-        { host, osFlavour: s.osFlavour, context },
-        { dependsOn: [setup] },
-    );
+    const setup = new HostSetup(`${s.appName}-setup`, { host, osFlavour: s.osFlavour, context, agentSettings, agent }, { dependsOn: [host] });
+    const proxy = new Proxy(`${s.appName}-proxy`, { host, osFlavour: s.osFlavour, context }, { dependsOn: [setup] });
     const release = new Release(
         `${s.appName}-release`,
         {

@@ -22,45 +22,70 @@ const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a
 
 const version = z
     .string()
-    .regex(VERSION_PATTERN, "must be 1-63 characters of letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no '/', spaces, quotes or shell metacharacters)")
+    .regex(
+        VERSION_PATTERN,
+        "must be 1-63 characters of letters, digits, '.', '_', '+' or '-', starting with a letter or digit (no '/', spaces, quotes or shell metacharacters)",
+    )
     .refine((v) => !v.includes(".."), "must not contain '..'");
 
 const port = z.number().int().min(1).max(65535);
 
-const singleLine = z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line");
+const singleLine = z
+    .string()
+    .max(1024)
+    .refine((s) => !/[\n\r\0]/.test(s), "must be a single line");
 
 const cidr = z.string().refine((value) => {
     const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
     return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
 }, "must be an IPv4 CIDR such as 203.0.113.7/32");
 
-const releaseSource = z.string().min(1).refine(
-    (s) => /^https:\/\/[^\s'"`$\\]+$/.test(s) || (!/^[a-z]+:\/\//i.test(s) && /\.(tar\.gz|tgz)$/.test(s) && !/[\s'"`$\\;&|<>]/.test(s)),
-    "must be an https:// URL or a local path to a .tar.gz/.tgz archive, without spaces, quotes or shell metacharacters",
-);
+const releaseSource = z
+    .string()
+    .min(1)
+    .refine(
+        (s) => /^https:\/\/[^\s'"`$\\]+$/.test(s) || (!/^[a-z]+:\/\//i.test(s) && /\.(tar\.gz|tgz)$/.test(s) && !/[\s'"`$\\;&|<>]/.test(s)),
+        "must be an https:// URL or a local path to a .tar.gz/.tgz archive, without spaces, quotes or shell metacharacters",
+    );
 
-const durationString = (max: number) => z.union([z.number(), z.string()]).transform((v, ctx) => {
-    try {
-        const s = typeof v === "number" ? v : parseDuration(v);
-        if (s < 1 || s > max) throw new Error(`must be between 1s and ${max}s`);
-        return s;
-    } catch (e) {
-        ctx.addIssue({ code: "custom", message: (e as Error).message });
-        return z.NEVER;
-    }
-});
+const durationString = (max: number) =>
+    z.union([z.number(), z.string()]).transform((v, ctx) => {
+        try {
+            const s = typeof v === "number" ? v : parseDuration(v);
+            if (s < 1 || s > max) throw new Error(`must be between 1s and ${max}s`);
+            return s;
+        } catch (e) {
+            ctx.addIssue({ code: "custom", message: (e as Error).message });
+            return z.NEVER;
+        }
+    });
 
 export const stackConfigSchema = z
     .object({
         appName: z.string().regex(APP_NAME_PATTERN, "must be 2-32 lowercase letters, digits or '-', starting with a letter"),
         releaseVersion: version,
         releaseSource,
-        startCommand: z.string().min(1).max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
+        startCommand: z
+            .string()
+            .min(1)
+            .max(1024)
+            .refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
             .refine((s) => s.includes("$PORT") || s.includes("${PORT}"), "must use $PORT (the slot's port) so each slot listens on its own port")
             // The unit runs `exec <command>` so the app is the unit's main process and gets its signals.
-            .refine((s) => !/(;|&&|\|\||\||`|\$\()/.test(s), "must be one simple command (the slot runs `exec <command>`): no ';', '&&', '||', '|' or command substitution"),
-        buildCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
-        checkCommand: z.string().max(1024).refine((s) => !/[\n\r\0]/.test(s), "must be a single line").optional(),
+            .refine(
+                (s) => !/(;|&&|\|\||\||`|\$\()/.test(s),
+                "must be one simple command (the slot runs `exec <command>`): no ';', '&&', '||', '|' or command substitution",
+            ),
+        buildCommand: z
+            .string()
+            .max(1024)
+            .refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
+            .optional(),
+        checkCommand: z
+            .string()
+            .max(1024)
+            .refine((s) => !/[\n\r\0]/.test(s), "must be a single line")
+            .optional(),
         migrateCommand: singleLine.optional(),
         migrationCheck: singleLine.default("django"),
         allowContractOperations: z
@@ -76,26 +101,36 @@ export const stackConfigSchema = z
             .max(100)
             .default([]),
         // Sub-second values are fine here: it bounds how long the live release's queries may queue.
-        dbLockTimeout: z.union([z.number(), z.string()]).transform((v, ctx) => {
-            try {
-                const s = typeof v === "number" ? v : parseDuration(v);
-                if (s < 0.1 || s > 3600) throw new Error("must be between 100ms and 1h");
-                return s;
-            } catch (e) {
-                ctx.addIssue({ code: "custom", message: (e as Error).message });
-                return z.NEVER;
-            }
-        }).default(5),
+        dbLockTimeout: z
+            .union([z.number(), z.string()])
+            .transform((v, ctx) => {
+                try {
+                    const s = typeof v === "number" ? v : parseDuration(v);
+                    if (s < 0.1 || s > 3600) throw new Error("must be between 100ms and 1h");
+                    return s;
+                } catch (e) {
+                    ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    return z.NEVER;
+                }
+            })
+            .default(5),
         healthPath: z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /healthz, of ${HTTP_PATH_RULE}`).default("/healthz"),
-        smokePaths: z.array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`)).max(50).default(["/"]),
-        shiftPlan: z.array(z.string()).min(1).default(["10%:30s", "50%:30s", "100%"]).transform((steps, ctx): ShiftStep[] => {
-            try {
-                return parseShiftPlan(steps);
-            } catch (e) {
-                ctx.addIssue({ code: "custom", message: (e as Error).message });
-                return z.NEVER;
-            }
-        }),
+        smokePaths: z
+            .array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`))
+            .max(50)
+            .default(["/"]),
+        shiftPlan: z
+            .array(z.string())
+            .min(1)
+            .default(["10%:30s", "50%:30s", "100%"])
+            .transform((steps, ctx): ShiftStep[] => {
+                try {
+                    return parseShiftPlan(steps);
+                } catch (e) {
+                    ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    return z.NEVER;
+                }
+            }),
         maxErrorRatio: z.coerce.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1").default(0.01),
         healthTimeout: durationString(3600).default(120),
         drainTimeout: durationString(3600).default(60),
@@ -105,27 +140,57 @@ export const stackConfigSchema = z
         tlsMode: z.enum(["self-signed", "acme"]).default("self-signed"),
         acmeEmail: z.email("must be an e-mail address").optional(),
         hostTarget: z.enum(["aws", "existing"]),
-        instanceType: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.small").default("t3.small"),
+        instanceType: z
+            .string()
+            .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.small")
+            .default("t3.small"),
         rootVolumeGiB: z.number().int().min(8).max(16384).default(20),
-        subnetId: z.string().regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123").optional(),
+        subnetId: z
+            .string()
+            .regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123")
+            .optional(),
         osFlavour: z.enum(["debian", "nixos"]).default("debian"),
-        nixosRelease: z.string().regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05").default("25.05"),
+        nixosRelease: z
+            .string()
+            .regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 25.05")
+            .default("25.05"),
         allowedSshCidrs: z.array(cidr).default([]),
         allowSshFromAnywhere: z.boolean().default(false),
-        sshPublicKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line").optional(),
-        sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name").optional(),
-        sshHostKey: z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public host key line (as in known_hosts, without the host name)").optional(),
-        hostAddress: z.string().regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address").optional(),
+        sshPublicKey: z
+            .string()
+            .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line")
+            .optional(),
+        sshUser: z
+            .string()
+            .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name")
+            .optional(),
+        sshHostKey: z
+            .string()
+            .regex(
+                /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/,
+                "must be one OpenSSH public host key line (as in known_hosts, without the host name)",
+            )
+            .optional(),
+        hostAddress: z
+            .string()
+            .regex(/^[A-Za-z0-9.:-]+$/, "must be a host name or IP address")
+            .optional(),
         sshPort: port.default(22),
-        sshPrivateKey: z.string().refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), "must be a PEM/OpenSSH private key").optional(),
-        appEnv: z.string().default("").transform((text, ctx) => {
-            try {
-                return Object.fromEntries(parseEnvLines(text));
-            } catch (e) {
-                ctx.addIssue({ code: "custom", message: (e as Error).message });
-                return z.NEVER;
-            }
-        }),
+        sshPrivateKey: z
+            .string()
+            .refine((k) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(k), "must be a PEM/OpenSSH private key")
+            .optional(),
+        appEnv: z
+            .string()
+            .default("")
+            .transform((text, ctx) => {
+                try {
+                    return Object.fromEntries(parseEnvLines(text));
+                } catch (e) {
+                    ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    return z.NEVER;
+                }
+            }),
         slotBasePort: port.default(8001),
         haproxyPort: port.default(8080),
         httpPort: port.default(80),
@@ -154,11 +219,25 @@ export const stackConfigSchema = z
             ctx.addIssue({ code: "custom", path: ["sshUser"], message: "must be root (or unset) on the NixOS images" });
         }
         if (isReservedAccountName(c.appName)) {
-            ctx.addIssue({ code: "custom", path: ["appName"], message: `must not be "${c.appName}": it names an existing system account or group, and the app runs as a user (and group) of its own name` });
+            ctx.addIssue({
+                code: "custom",
+                path: ["appName"],
+                message: `must not be "${c.appName}": it names an existing system account or group, and the app runs as a user (and group) of its own name`,
+            });
         } else if (c.appName === effectiveSshUser(c)) {
-            ctx.addIssue({ code: "custom", path: ["appName"], message: `must not be "${c.appName}", the SSH user the deploys log in as: the app runs as a user of its own name` });
+            ctx.addIssue({
+                code: "custom",
+                path: ["appName"],
+                message: `must not be "${c.appName}", the SSH user the deploys log in as: the app runs as a user of its own name`,
+            });
         }
-        const ports = { slotBasePort: c.slotBasePort, "slotBasePort+1": c.slotBasePort + 1, haproxyPort: c.haproxyPort, httpPort: c.httpPort, httpsPort: c.httpsPort };
+        const ports = {
+            slotBasePort: c.slotBasePort,
+            "slotBasePort+1": c.slotBasePort + 1,
+            haproxyPort: c.haproxyPort,
+            httpPort: c.httpPort,
+            httpsPort: c.httpsPort,
+        };
         const seen = new Map<number, string>();
         for (const [name, p] of Object.entries(ports)) {
             const other = seen.get(p);
@@ -177,24 +256,46 @@ export const stackConfigSchema = z
         }
         if (c.slotBasePort + 1 > 65535) ctx.addIssue({ code: "custom", path: ["slotBasePort"], message: "needs room for two ports" });
         if (c.tlsMode === "acme" && c.httpPort !== 80) {
-            ctx.addIssue({ code: "custom", path: ["httpPort"], message: "must be 80 when tlsMode is acme (Let's Encrypt's HTTP-01 challenge always connects to port 80)" });
+            ctx.addIssue({
+                code: "custom",
+                path: ["httpPort"],
+                message: "must be 80 when tlsMode is acme (Let's Encrypt's HTTP-01 challenge always connects to port 80)",
+            });
         }
         if (c.protect && !c.allowSshFromAnywhere) {
             c.allowedSshCidrs.forEach((block, i) => {
                 // Any prefix length 0 is every address; other spellings (::/0) are refused as not IPv4 above.
                 if (/^[\d.]+\/0$/.test(block)) {
-                    ctx.addIssue({ code: "custom", path: ["allowedSshCidrs", i], message: `"${block}" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true to mean it, or list the deploy networks` });
+                    ctx.addIssue({
+                        code: "custom",
+                        path: ["allowedSshCidrs", i],
+                        message: `"${block}" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true to mean it, or list the deploy networks`,
+                    });
                 }
             });
         }
         const check = parseMigrationCheck(c.migrationCheck);
         if (c.migrateCommand) {
             if (check.kind === "django" && !djangoManageCommand(c.migrateCommand)) {
-                ctx.addIssue({ code: "custom", path: ["migrationCheck"], message: `must be "none" or a check command of your own when migrateCommand does not run Django's "manage.py migrate"` });
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["migrationCheck"],
+                    message: `must be "none" or a check command of your own when migrateCommand does not run Django's "manage.py migrate"`,
+                });
             }
         } else {
-            if (check.kind === "command") ctx.addIssue({ code: "custom", path: ["migrationCheck"], message: "is a check command, which runs only before migrateCommand: set migrateCommand too" });
-            if (c.allowContractOperations.length > 0) ctx.addIssue({ code: "custom", path: ["allowContractOperations"], message: "needs migrateCommand (it acknowledges operations of the migration-safety gate)" });
+            if (check.kind === "command")
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["migrationCheck"],
+                    message: "is a check command, which runs only before migrateCommand: set migrateCommand too",
+                });
+            if (c.allowContractOperations.length > 0)
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["allowContractOperations"],
+                    message: "needs migrateCommand (it acknowledges operations of the migration-safety gate)",
+                });
         }
         const seenOps = new Set<string>();
         c.allowContractOperations.forEach((op, i) => {
@@ -271,7 +372,10 @@ export function effectiveSshUser(s: Pick<StackSettings, "sshUser" | "hostTarget"
 }
 
 export class StackConfigError extends Error {
-    constructor(readonly problems: { key: string; reason: string }[], namespace: string) {
+    constructor(
+        readonly problems: { key: string; reason: string }[],
+        namespace: string,
+    ) {
         super(
             problems.length === 1
                 ? `Invalid stack config: ${namespace}:${problems[0].key} ${problems[0].reason}`

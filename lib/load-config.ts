@@ -4,16 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import {
-    CONFIG_KEY_TYPES,
-    ConfigKey,
-    ConfigKeyType,
-    parseStackConfig,
-    SECRET_KEYS,
-    SecretKey,
-    StackConfigError,
-    StackSettings,
-} from "./config-schema";
+import { CONFIG_KEY_TYPES, ConfigKey, ConfigKeyType, parseStackConfig, SECRET_KEYS, SecretKey, StackConfigError, StackSettings } from "./config-schema";
 
 export const CONFIG_NAMESPACE = "slotshift";
 

@@ -66,7 +66,10 @@ export function joinContractOperations(list: readonly string[]): string {
 }
 
 export function splitContractOperations(text: string): string[] {
-    return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    return text
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
 }
 
 /** What migrationCheck selects: Django's own plan and SQL, nothing, or a command of the app's. */

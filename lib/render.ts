@@ -22,7 +22,11 @@ function environment(): nunjucks.Environment {
     // A systemd command-line argument: double-quoted, with \, " and specifiers (%) and $ escaped.
     // Line breaks become C escapes (systemd unescapes them), so a value can never start a new line
     // of the unit file.
-    env.addFilter("systemdQuote", (v: unknown) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$").replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`);
+    env.addFilter(
+        "systemdQuote",
+        (v: unknown) =>
+            `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/%/g, "%%").replace(/\$/g, "$$$$").replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`,
+    );
     // A shell command line run by `sh -c` whose first command replaces the shell, so the app is the
     // service's main process and gets its signals (an explicit leading `exec` is kept as is).
     env.addFilter("execCommand", (v: unknown) => (/^\s*exec\s/.test(String(v)) ? String(v) : `exec ${String(v)}`));

@@ -80,7 +80,9 @@ function ticker(load: RunningLoad, started: number): NodeJS.Timeout {
             byVersion[s.version] = (byVersion[s.version] ?? 0) + 1;
             if (s.error !== undefined || s.status >= 500) failed++;
         }
-        const versions = Object.entries(byVersion).map(([v, n]) => `${v} ${n}`).join(", ");
+        const versions = Object.entries(byVersion)
+            .map(([v, n]) => `${v} ${n}`)
+            .join(", ");
         say(`   [load ${Math.round((Date.now() - started) / 1000)}s] ${load.samples.length} requests, ${failed} failed; answered by ${versions || "-"}`);
     }, 5000);
 }
@@ -107,7 +109,9 @@ async function up(stack: EngineStack, site: Site, withLoad: boolean): Promise<{ 
 async function servedVersion(site: Site): Promise<{ serving: boolean; what: string }> {
     try {
         const page = await siteRequest(site, "/", { timeoutMs: 5000 });
-        return page.status === 200 ? { serving: true, what: String(page.headers["x-release-version"] ?? "?") } : { serving: false, what: `HTTP ${page.status}` };
+        return page.status === 200
+            ? { serving: true, what: String(page.headers["x-release-version"] ?? "?") }
+            : { serving: false, what: `HTTP ${page.status}` };
     } catch (e) {
         return { serving: false, what: `no answer (${(e as Error).message})` };
     }
@@ -124,7 +128,10 @@ async function deploy(): Promise<number> {
 
     const host = new LocalHost({ stateDir: HOST_DIR });
     await timed("host", `local host (${path.relative(REPO, HOST_DIR)})`, async () => {
-        const r = await run(LOCAL_HOST_SCRIPT, ["start"], { env: { ...process.env, SLOTSHIFT_LOCAL_DIR: HOST_DIR, SLOTSHIFT_SSH_PORT: String(host.sshPort) }, echo: true });
+        const r = await run(LOCAL_HOST_SCRIPT, ["start"], {
+            env: { ...process.env, SLOTSHIFT_LOCAL_DIR: HOST_DIR, SLOTSHIFT_SSH_PORT: String(host.sshPort) },
+            echo: true,
+        });
         if (r.code !== 0) throw new Failure("scripts/local-host.sh start failed");
     });
 
@@ -156,7 +163,8 @@ async function deploy(): Promise<number> {
               : `pulumi up: back to v1 (${liveBefore.version} is live from an earlier run)`;
     const first = await timed("up v1", title, () => up(stack, site, liveBefore.serving));
     if (first.r.code !== 0) throw new Failure(`pulumi up of v1 failed (exit ${first.r.code}); its output is above`);
-    if (first.load && first.load.failed.length > 0) throw new Failure(`${first.load.failed.length} request(s) failed during the shift back to v1: ${describeLoad(first.load)}`);
+    if (first.load && first.load.failed.length > 0)
+        throw new Failure(`${first.load.failed.length} request(s) failed during the shift back to v1: ${describeLoad(first.load)}`);
 
     // 2. v2 under a constant load through NGINX.
     await setVersion(stack, "v2");
@@ -167,12 +175,16 @@ async function deploy(): Promise<number> {
     header("summary");
     const load = second.load!;
     const times = parseShiftTimes(second.r.out, "v2");
-    const byVersion = Object.entries(load.byVersion).map(([v, n]) => `${v} ${n}`).join(", ");
+    const byVersion = Object.entries(load.byVersion)
+        .map(([v, n]) => `${v} ${n}`)
+        .join(", ");
     say(`    pulumi up v2      ${second.r.code === 0 ? "succeeded" : `FAILED (exit ${second.r.code})`} in ${secs(second.r.ms)}`);
     say(`    requests          ${load.requests} in ${load.durationS.toFixed(1)} s (answered by ${byVersion})`);
     say(`    failed requests   ${load.failed.length}${load.failed.length ? `: ${describeLoad(load).split("\n").slice(1).join(" ")}` : ""}`);
     say(`    p99 latency       ${load.p99Ms} ms`);
-    say(`    shift duration    ${times ? `${times.totalS} s (readiness ${times.healthS} s, weight steps ${times.shiftS} s, drain ${times.drainS} s)` : "unknown (no closing line from the agent)"}`);
+    say(
+        `    shift duration    ${times ? `${times.totalS} s (readiness ${times.healthS} s, weight steps ${times.shiftS} s, drain ${times.drainS} s)` : "unknown (no closing line from the agent)"}`,
+    );
     say(`    live version      ${String(outputs.liveVersion ?? "?")} (stack output); the site answers ${served.what}`);
     if (first.load) say(`    back to v1 first  ${first.load.requests} requests, ${first.load.failed.length} failed, p99 ${first.load.p99Ms} ms`);
     say(`    steps             ${timings.map(([name, ms]) => `${name} ${secs(ms)}`).join(", ")}`);

@@ -87,7 +87,12 @@ export async function activateCommand(ctx: AgentContext, args: ParsedArgs): Prom
 }
 
 function toSettings(o: ShiftOptions): ShiftSettings {
-    return { plan: formatShiftPlan(o.plan), maxErrorRatio: o.maxErrorRatio, healthTimeoutSeconds: o.healthTimeoutMs / 1000, drainTimeoutSeconds: o.drainTimeoutMs / 1000 };
+    return {
+        plan: formatShiftPlan(o.plan),
+        maxErrorRatio: o.maxErrorRatio,
+        healthTimeoutSeconds: o.healthTimeoutMs / 1000,
+        drainTimeoutSeconds: o.drainTimeoutMs / 1000,
+    };
 }
 
 /**
@@ -95,7 +100,13 @@ function toSettings(o: ShiftOptions): ShiftSettings {
  * previous release is not warm (its migrations ran when it was first activated: `migrate` is
  * unset). Must be called under the deploy lock.
  */
-export async function deployRelease(ctx: AgentContext, version: string, opts: ShiftOptions, command: "activate" | "rollback", migrate?: { allow: readonly string[] }): Promise<void> {
+export async function deployRelease(
+    ctx: AgentContext,
+    version: string,
+    opts: ShiftOptions,
+    command: "activate" | "rollback",
+    migrate?: { allow: readonly string[] },
+): Promise<void> {
     const t0 = Date.now();
     const { log, layout, settings } = ctx;
     if (!isPrepared(ctx, version)) throw new AgentError(`release ${version} is not prepared (no ${layout.releasesDir}/${version}); run prepare first`);
@@ -130,7 +141,16 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
             const gate = e instanceof GateError ? e.gate : "migration";
             const message = errorMessage(e);
             durations.total = Date.now() - t0;
-            appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: null, result: "failed", reason: message, gate, durations: secondsOf(durations) });
+            appendAudit(layout.auditLog, {
+                command,
+                version,
+                from: slotLabel(oldVersion, oldSlot),
+                to: null,
+                result: "failed",
+                reason: message,
+                gate,
+                durations: secondsOf(durations),
+            });
             Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(durations) });
             throw new GateError(gate, `${message}${oldSlot ? `; traffic never left ${oldName}` : ""}`);
         }
@@ -158,8 +178,25 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
         writeSlotsState(layout.stateFile, state);
         durations.total = Date.now() - t0;
         const result = weightMoved ? "rolled-back" : "failed";
-        appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), result, reason: message, gate, durations: secondsOf(durations) });
-        Object.assign(ctx.result, { ok: false, command, version, gate, error: message, durations: secondsOf(durations), ...(migrations ? { migrations } : {}) });
+        appendAudit(layout.auditLog, {
+            command,
+            version,
+            from: slotLabel(oldVersion, oldSlot),
+            to: slotLabel(version, newSlot),
+            result,
+            reason: message,
+            gate,
+            durations: secondsOf(durations),
+        });
+        Object.assign(ctx.result, {
+            ok: false,
+            command,
+            version,
+            gate,
+            error: message,
+            durations: secondsOf(durations),
+            ...(migrations ? { migrations } : {}),
+        });
         const tail = oldSlot ? (weightMoved ? `; traffic is back on ${oldName}` : `; traffic never left ${oldName}`) : "";
         throw new GateError(gate, `${message}${tail}; ${newSlot} stopped`);
     };
@@ -204,13 +241,19 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
         }
         const ready = await waitForReadiness(ctx, newSlot, opts.healthTimeoutMs);
         if (!ready.ok) {
-            await finishFailed("health", `health gate failed: ${newName} did not answer 200 on ${settings.health.path} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`);
+            await finishFailed(
+                "health",
+                `health gate failed: ${newName} did not answer 200 on ${settings.health.path} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`,
+            );
         }
         log.info(`${newName} is ready: ${settings.health.path} answered 200 after ${seconds(ready.elapsedMs)}`);
         const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
         const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
         if (!up.ok) {
-            await finishFailed("haproxy-check", `HAProxy check gate failed: ${newName} answers its health path but HAProxy does not see it UP/L7OK within ${seconds(haproxyBudget)} (${up.detail})`);
+            await finishFailed(
+                "haproxy-check",
+                `HAProxy check gate failed: ${newName} answers its health path but HAProxy does not see it UP/L7OK within ${seconds(haproxyBudget)} (${up.detail})`,
+            );
         }
         log.info(`HAProxy sees ${newName} ${up.detail}`);
         durations.health = Date.now() - tStart;
@@ -235,7 +278,16 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
         }
         const outcome = await walkShift(
             { setWeights: (w) => applyWeights(ctx, w), stats: () => ctx.runtime.stats(), sleep, now: Date.now, aborted: ctx.abortReason, log },
-            { plan: opts.plan, newSlot, oldSlot, newVersion: version, oldVersion: oldVersion ?? "?", maxErrorRatio: opts.maxErrorRatio, pollMs: 500, settleMs: 3000 },
+            {
+                plan: opts.plan,
+                newSlot,
+                oldSlot,
+                newVersion: version,
+                oldVersion: oldVersion ?? "?",
+                maxErrorRatio: opts.maxErrorRatio,
+                pollMs: 500,
+                settleMs: 3000,
+            },
         );
         if (!outcome.ok) await finishFailed(outcome.gate, outcome.message);
         durations.shift = Date.now() - tShift;
@@ -254,8 +306,27 @@ export async function deployRelease(ctx: AgentContext, version: string, opts: Sh
 
     durations.total = Date.now() - t0;
     const extra = migrations ? { migrations } : {};
-    appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), result: "ok", durations: secondsOf(durations), steps, ...extra });
-    Object.assign(ctx.result, { ok: true, command, version, slot: newSlot, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, newSlot), durations: secondsOf(durations), steps, ...extra });
+    appendAudit(layout.auditLog, {
+        command,
+        version,
+        from: slotLabel(oldVersion, oldSlot),
+        to: slotLabel(version, newSlot),
+        result: "ok",
+        durations: secondsOf(durations),
+        steps,
+        ...extra,
+    });
+    Object.assign(ctx.result, {
+        ok: true,
+        command,
+        version,
+        slot: newSlot,
+        from: slotLabel(oldVersion, oldSlot),
+        to: slotLabel(version, newSlot),
+        durations: secondsOf(durations),
+        steps,
+        ...extra,
+    });
     log.info(
         `${command} ${version} done in ${seconds(durations.total)} (${durations.migrate !== undefined ? `migrate ${seconds(durations.migrate)}, ` : ""}health ${seconds(durations.health)}, shift ${seconds(durations.shift)}, drain ${seconds(durations.drain ?? 0)})`,
     );
@@ -278,7 +349,13 @@ export async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlo
 }
 
 /** After the commit a failure around the old slot must not fail the deploy: it sits at weight 0. */
-export async function retireOldSlotSafely(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
+export async function retireOldSlotSafely(
+    ctx: AgentContext,
+    state: SlotsState,
+    oldSlot: Slot,
+    opts: ShiftOptions,
+    durations: Record<string, number>,
+): Promise<void> {
     try {
         await retireOldSlot(ctx, state, oldSlot, opts, durations);
         await ctx.runtime.saveState(ctx.settings.haproxy.stateFile);

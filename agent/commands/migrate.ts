@@ -24,7 +24,8 @@ export async function migrateCommand(ctx: AgentContext, args: ParsedArgs): Promi
         try {
             const outcome = await runMigrationStep(ctx, { version, liveVersion: live, allow, checkOnly });
             Object.assign(ctx.result, { version, live, ...outcome });
-            if (!checkOnly) appendAudit(ctx.layout.auditLog, { command, version, result: outcome.ran ? "ok" : "noop", applied: outcome.applied, allowed: outcome.allowed });
+            if (!checkOnly)
+                appendAudit(ctx.layout.auditLog, { command, version, result: outcome.ran ? "ok" : "noop", applied: outcome.applied, allowed: outcome.allowed });
         } catch (e) {
             const gate = e instanceof GateError ? e.gate : "migration";
             appendAudit(ctx.layout.auditLog, { command, version, result: "failed", gate, reason: errorMessage(e) });

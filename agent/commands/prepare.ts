@@ -54,7 +54,8 @@ export async function prepareRelease(ctx: AgentContext, version: string, source:
     try {
         log.info(`unpacking ${path.basename(archive)} into releases/${version}`);
         const tar = spawnSync("tar", ["-xzf", archive, "-C", tmp, "--no-same-owner", "--no-overwrite-dir"], { encoding: "utf8" });
-        if (tar.status !== 0) throw new AgentError(`unpacking ${archive} failed: ${(tar.stderr || tar.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
+        if (tar.status !== 0)
+            throw new AgentError(`unpacking ${archive} failed: ${(tar.stderr || tar.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
         if (owner) chownTree(tmp, owner.uid, owner.gid);
         linkShared(ctx, tmp);
 

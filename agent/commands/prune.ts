@@ -55,7 +55,14 @@ export function pruneReleases(ctx: AgentContext, keep: number): string[] {
         log.info(`pruned release ${r.version} (${removedFiles} static file(s) only it used)`);
     }
     removeDeadTemps(ctx);
-    log.info(`releases kept: ${releases.filter((r) => kept.has(r.version)).map((r) => r.version).join(", ") || "(none)"}`);
+    log.info(
+        `releases kept: ${
+            releases
+                .filter((r) => kept.has(r.version))
+                .map((r) => r.version)
+                .join(", ") || "(none)"
+        }`,
+    );
     return doomed.map((r) => r.version);
 }
 

@@ -29,8 +29,11 @@ export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Prom
         const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
 
         if (!(warm && health.state === "up")) {
-            if (!isPrepared(ctx, prev.version)) throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
-            log.info(`previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`);
+            if (!isPrepared(ctx, prev.version))
+                throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
+            log.info(
+                `previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`,
+            );
             await deployRelease(ctx, prev.version, opts, "rollback");
             return;
         }
@@ -53,8 +56,26 @@ export async function rollbackCommand(ctx: AgentContext, args: ParsedArgs): Prom
         const durations: Record<string, number> = { flip: flipAt - t0 };
         await retireOldSlotSafely(ctx, state, live, opts, durations);
         durations.total = Date.now() - t0;
-        appendAudit(layout.auditLog, { command: "rollback", version: prev.version, from: slotLabel(liveVer, live), to: slotLabel(prev.version, prev.slot), result: "ok", mode: "warm-flip", durations: secondsOf(durations) });
-        Object.assign(ctx.result, { ok: true, command: "rollback", mode: "warm-flip", version: prev.version, slot: prev.slot, from: slotLabel(liveVer, live), to: slotLabel(prev.version, prev.slot), flipAt, durations: secondsOf(durations) });
+        appendAudit(layout.auditLog, {
+            command: "rollback",
+            version: prev.version,
+            from: slotLabel(liveVer, live),
+            to: slotLabel(prev.version, prev.slot),
+            result: "ok",
+            mode: "warm-flip",
+            durations: secondsOf(durations),
+        });
+        Object.assign(ctx.result, {
+            ok: true,
+            command: "rollback",
+            mode: "warm-flip",
+            version: prev.version,
+            slot: prev.slot,
+            from: slotLabel(liveVer, live),
+            to: slotLabel(prev.version, prev.slot),
+            flipAt,
+            durations: secondsOf(durations),
+        });
         log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);
     });
 }

@@ -69,13 +69,29 @@ export async function statusCommand(ctx: AgentContext, args: ParsedArgs, json: b
     const out: string[] = [];
     out.push(`${settings.appName}: live ${liveVersion ? `${liveVersion} on ${state.live}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
     if (state.previous) out.push(`previous: ${state.previous.version} on ${state.previous.slot} (${warm ? "warm" : "cold"})`);
-    if (state.deploying) out.push(`deploying: ${state.deploying.version} on ${state.deploying.slot} (pid ${state.deploying.pid}, since ${state.deploying.startedAt})`);
+    if (state.deploying)
+        out.push(`deploying: ${state.deploying.version} on ${state.deploying.slot} (pid ${state.deploying.pid}, since ${state.deploying.startedAt})`);
     const rows = [["slot", "port", "version", "role", "weight", "haproxy", "check", "in-flight"]];
     for (const s of slots) {
-        rows.push([s.slot, String(s.port), s.version ?? "-", s.role, s.weight === null ? "?" : `${s.weight}%`, s.status ?? "?", s.checkStatus ?? "?", s.sessions === null ? "?" : String(s.sessions)]);
+        rows.push([
+            s.slot,
+            String(s.port),
+            s.version ?? "-",
+            s.role,
+            s.weight === null ? "?" : `${s.weight}%`,
+            s.status ?? "?",
+            s.checkStatus ?? "?",
+            s.sessions === null ? "?" : String(s.sessions),
+        ]);
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) out.push(r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+    for (const r of rows)
+        out.push(
+            r
+                .map((c, i) => c.padEnd(widths[i]))
+                .join("  ")
+                .trimEnd(),
+        );
     if (haproxyError) out.push(`HAProxy: unreachable (${haproxyError})`);
     if (lock.state === "held") out.push(`lock: held by ${describeLock(lock.info)}`);
     else if (lock.state === "stale") out.push(`lock: STALE, holder is gone (${describeLock(lock.info)}); the next activate/rollback/retire recovers it`);

@@ -149,7 +149,8 @@ export function checkInputs(news: Record<string, any>): pulumi.dynamic.CheckFail
             if (known(c.dialErrorLimit) && !(Number.isInteger(c.dialErrorLimit) && (c.dialErrorLimit >= 1 || c.dialErrorLimit === -1))) {
                 fail("connection.dialErrorLimit", "must be a positive integer, or -1 for no limit");
             }
-            if (known(c.perDialTimeout) && !(typeof c.perDialTimeout === "number" && c.perDialTimeout > 0)) fail("connection.perDialTimeout", "must be a positive number of seconds");
+            if (known(c.perDialTimeout) && !(typeof c.perDialTimeout === "number" && c.perDialTimeout > 0))
+                fail("connection.perDialTimeout", "must be a positive number of seconds");
         }
     }
     if (news.create === undefined || news.create === null) fail("create", "is required");
@@ -361,7 +362,13 @@ function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Client> {
         });
         client.on("error", (err: Error) => {
             if (presented) {
-                fail(dialError(`host key mismatch: expected ${pinned!.type} ${fingerprint(pinned!.blob)}, the server presented ${presented}; refusing to connect`, false, true));
+                fail(
+                    dialError(
+                        `host key mismatch: expected ${pinned!.type} ${fingerprint(pinned!.blob)}, the server presented ${presented}; refusing to connect`,
+                        false,
+                        true,
+                    ),
+                );
             } else {
                 fail(dialError(err.message, true));
             }
@@ -466,7 +473,12 @@ export interface ExecResult {
 }
 
 /** Runs one command (no pty); stdin, when given, is written and closed, else closed at once. */
-export function execute(client: Client, command: string, stdin: string | undefined, emit: (stream: "stdout" | "stderr", line: string) => void): Promise<ExecResult> {
+export function execute(
+    client: Client,
+    command: string,
+    stdin: string | undefined,
+    emit: (stream: "stdout" | "stderr", line: string) => void,
+): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
         client.exec(command, (err, stream) => {
             if (err) return reject(new Error(`cannot start the command: ${err.message}`));
@@ -508,11 +520,7 @@ function shows(logging: SshLogging, stream: "stdout" | "stderr"): boolean {
  */
 export function failureMessage(op: string, command: string, r: ExecResult, lastLines: readonly string[], logging: SshLogging): string {
     const shown = command.length > 200 ? `${command.slice(0, 197)}...` : command;
-    const how = !r.exited
-        ? "lost the connection before the command exited"
-        : r.signal
-          ? `killed by signal ${r.signal}`
-          : `exit code ${r.code}`;
+    const how = !r.exited ? "lost the connection before the command exited" : r.signal ? `killed by signal ${r.signal}` : `exit code ${r.code}`;
     const lines = [`${op} failed (${how})${lastLines.length > 0 ? `: ${lastLines[lastLines.length - 1]}` : ""}`, `command: ${shown}`];
     if (lastLines.length > 0) lines.push("last output:", ...lastLines.map((l) => `    ${l}`));
     else if (logging === "none") lines.push("its output is not shown (logging: none)");

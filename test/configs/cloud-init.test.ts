@@ -76,7 +76,7 @@ describe("cloud-init user data", () => {
         const hostile: Partial<TemplateInputs> = {
             sshUser: "deploy",
             sshPublicKey: 'ssh-ed25519 AAAA x"\nruncmd: [["rm", "-rf", "/"]]\n#',
-            domain: "x.example.com\"\nbootcmd: [reboot]\n",
+            domain: 'x.example.com"\nbootcmd: [reboot]\n',
         };
         const cfg = load(renderCloudInit(contextFor(hostile)));
         assert.deepStrictEqual(Object.keys(cfg).sort(), ["disable_root", "package_update", "package_upgrade", "runcmd", "ssh_pwauth", "users", "write_files"]);

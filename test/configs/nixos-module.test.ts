@@ -100,7 +100,9 @@ describe("NixOS module", () => {
             it("declares the slot template unit with exactly the Debian unit's [Service] settings", () => {
                 const slot = m.systemd.services[`${APP}@`];
                 assert.ok(slot, "no template unit");
-                const debian = unitDirectives(renderSlotUnit(ctx)).map(([k, v]) => `${k}=${v}`).sort();
+                const debian = unitDirectives(renderSlotUnit(ctx))
+                    .map(([k, v]) => `${k}=${v}`)
+                    .sort();
                 assert.deepStrictEqual(asDirectives(slot.serviceConfig), debian);
                 // A rebuild must never restart a slot behind the agent's back (no drain).
                 assert.strictEqual(slot.restartIfChanged, false);
@@ -209,6 +211,9 @@ describe("NixOS module", () => {
 
     it("fails evaluation-time checks for ACME without an e-mail", () => {
         const m = evaluate(render({ tlsMode: "acme", acmeEmail: undefined }));
-        assert.ok(m.assertions?.some((a) => a.assertion === false), "expected a failing assertion");
+        assert.ok(
+            m.assertions?.some((a) => a.assertion === false),
+            "expected a failing assertion",
+        );
     });
 });

@@ -52,7 +52,16 @@ describe("proxy configs serving requests (real haproxy and nginx)", function () 
     const get = (p: string): Promise<Answer> =>
         new Promise((resolve, reject) => {
             const req = https.request(
-                { host: "127.0.0.1", port: ctx.ports.https, path: p, servername: ctx.domain, headers: { host: ctx.domain }, rejectUnauthorized: false, agent: false, timeout: 15_000 },
+                {
+                    host: "127.0.0.1",
+                    port: ctx.ports.https,
+                    path: p,
+                    servername: ctx.domain,
+                    headers: { host: ctx.domain },
+                    rejectUnauthorized: false,
+                    agent: false,
+                    timeout: 15_000,
+                },
                 (res) => {
                     let body = "";
                     res.setEncoding("utf8");
@@ -84,7 +93,14 @@ describe("proxy configs serving requests (real haproxy and nginx)", function () 
         ctx = contextFor({ slotBasePort: base, haproxyPort, httpPort, httpsPort, systemService: false }, root);
         const L = ctx.layout;
         const files = renderProxyFiles(ctx);
-        for (const dir of [path.dirname(L.haproxySocket), path.dirname(L.haproxyStateFile), L.mediaDir, L.deployDir, path.join(root, "log"), path.join(root, "cache")]) {
+        for (const dir of [
+            path.dirname(L.haproxySocket),
+            path.dirname(L.haproxyStateFile),
+            L.mediaDir,
+            L.deployDir,
+            path.join(root, "log"),
+            path.join(root, "cache"),
+        ]) {
             fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
         }
         // In the proxy step's order: the maintenance page before haproxy.cfg, which reads it.
@@ -92,7 +108,23 @@ describe("proxy configs serving requests (real haproxy and nginx)", function () 
         writeFile(L.haproxyConfigFile, files.haproxyCfg);
         writeFile(L.nginxSiteFile, files.nginxSite);
         fs.mkdirSync(path.dirname(ctx.tls.certFile), { recursive: true });
-        const cert = run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${ctx.domain}`, "-keyout", ctx.tls.keyFile, "-out", ctx.tls.certFile]);
+        const cert = run("openssl", [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            `/CN=${ctx.domain}`,
+            "-keyout",
+            ctx.tls.keyFile,
+            "-out",
+            ctx.tls.certFile,
+        ]);
         assert.strictEqual(cert.status, 0, cert.stderr);
 
         // Uploads as a compromised app could leave them: active documents, a file of unknown
@@ -161,7 +193,10 @@ describe("proxy configs serving requests (real haproxy and nginx)", function () 
             assert.strictEqual(a.headers["content-disposition"], undefined, "images stay inline");
         });
 
-        for (const [file, type] of [["page.html", "text/html"], ["drawing.svg", "image/svg+xml"]]) {
+        for (const [file, type] of [
+            ["page.html", "text/html"],
+            ["drawing.svg", "image/svg+xml"],
+        ]) {
             it(`serves ${file} (${type}) as a download in a sandbox, never as a page of the site`, async () => {
                 const a = await get(`/media/${file}`);
                 assert.strictEqual(a.status, 200);

@@ -10,8 +10,21 @@ import { CASES, contextFor, requireTools, run, tempDir, writeFile } from "./help
 function makeCert(ctx: TemplateContext): void {
     fs.mkdirSync(path.dirname(ctx.tls.certFile), { recursive: true });
     const r = run("openssl", [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-        "-subj", `/CN=${ctx.domain}`, "-keyout", ctx.tls.keyFile, "-out", ctx.tls.certFile,
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${ctx.domain}`,
+        "-keyout",
+        ctx.tls.keyFile,
+        "-out",
+        ctx.tls.certFile,
     ]);
     assert.strictEqual(r.status, 0, r.stderr);
 }

@@ -103,7 +103,9 @@ describe("Debian setup script", () => {
         const group = run("id", ["-gn"]).stdout.trim();
 
         function putFile(file: string, content: string, mode: string): { changed: string; stdout: string } {
-            const r = run("bash", ["-c", `${preamble(script)}\nput_file "$1" ${mode} ${user} ${group}\necho "changed=$CHANGED"`, "bash", file], { input: content });
+            const r = run("bash", ["-c", `${preamble(script)}\nput_file "$1" ${mode} ${user} ${group}\necho "changed=$CHANGED"`, "bash", file], {
+                input: content,
+            });
             assert.strictEqual(r.status, 0, r.stderr);
             return { changed: /changed=(\d)/.exec(r.stdout)![1], stdout: r.stdout };
         }

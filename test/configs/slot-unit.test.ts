@@ -126,8 +126,14 @@ describe("slot unit (app@.service)", function () {
             it("is ordered after the network, and after a local PostgreSQL it pulls in", () => {
                 const u = unitDirectives(unit, "Unit");
                 const pg = c.inputs.postgresql ? ["postgresql.service"] : [];
-                assert.deepStrictEqual(u.filter(([k]) => k === "After").map(([, v]) => v.split(" ")), [["network.target", ...pg]]);
-                assert.deepStrictEqual(u.filter(([k]) => k === "Wants").map(([, v]) => v), pg);
+                assert.deepStrictEqual(
+                    u.filter(([k]) => k === "After").map(([, v]) => v.split(" ")),
+                    [["network.target", ...pg]],
+                );
+                assert.deepStrictEqual(
+                    u.filter(([k]) => k === "Wants").map(([, v]) => v),
+                    pg,
+                );
                 assert.deepStrictEqual(unitDirectives(unit, "Install"), [["WantedBy", "multi-user.target"]]);
             });
 
@@ -184,7 +190,10 @@ describe("slot unit (app@.service)", function () {
 
         it("cannot inject a directive with a line break", () => {
             const unit = renderSlotUnit(contextFor({ startCommand: "node app.js $PORT\nUser=root\n[Service]\nExecStartPre=/bin/rm -rf /" }));
-            assert.deepStrictEqual(unitDirectives(unit).filter(([k]) => k === "User"), [["User", APP]]);
+            assert.deepStrictEqual(
+                unitDirectives(unit).filter(([k]) => k === "User"),
+                [["User", APP]],
+            );
             assert.ok(!/^ExecStartPre=/m.test(unit));
             assert.strictEqual(verify(unit).status, 0);
         });

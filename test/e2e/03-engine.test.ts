@@ -40,7 +40,9 @@ describe("pulumi up of the local stack through the engine", function () {
     const figures = (what: string, r: PulumiRun, load?: LoadReport, version?: string) => {
         const times = version ? parseShiftTimes(r.out, version) : undefined;
         const shift = times ? `; agent: activate ${version} ${times.totalS}s (health ${times.healthS}s, shift ${times.shiftS}s, drain ${times.drainS}s)` : "";
-        console.log(`      ${what}: pulumi ${r.args[0]} ${(r.ms / 1000).toFixed(1)}s, exit ${r.code}${shift}${load ? `\n        load: ${describeLoad(load)}` : ""}`);
+        console.log(
+            `      ${what}: pulumi ${r.args[0]} ${(r.ms / 1000).toFixed(1)}s, exit ${r.code}${shift}${load ? `\n        load: ${describeLoad(load)}` : ""}`,
+        );
     };
     const must = (r: PulumiRun, what: string) => assert.strictEqual(r.code, 0, `${what} failed:\n${tail(r.out, 80)}`);
 
@@ -96,7 +98,13 @@ describe("pulumi up of the local stack through the engine", function () {
         await host.destroy();
         await host.start();
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-engine-"));
-        local = new EngineStack({ stack: "local", dir: tmp, bin, passphrase: crypto.randomBytes(16).toString("hex"), logFile: path.join(tmp, "pulumi-output.log") });
+        local = new EngineStack({
+            stack: "local",
+            dir: tmp,
+            bin,
+            passphrase: crypto.randomBytes(16).toString("hex"),
+            logFile: path.join(tmp, "pulumi-output.log"),
+        });
         await configure(local, host, "v1");
     });
 
@@ -132,7 +140,11 @@ describe("pulumi up of the local stack through the engine", function () {
             [`replace ${app}-release-prepare`, `replace ${app}-shift-activate`],
             `expected only the release's prepare step and the shift to be replaced:\n${tail(r.out, 80)}`,
         );
-        for (const s of changed) assert.ok(s.parents.some((t) => RELEASE_COMPONENTS.includes(t)), `${s.urn} is outside the release and the shift`);
+        for (const s of changed)
+            assert.ok(
+                s.parents.some((t) => RELEASE_COMPONENTS.includes(t)),
+                `${s.urn} is outside the release and the shift`,
+            );
         assert.deepStrictEqual(Object.keys(p.counts).sort(), ["to replace", "unchanged"], JSON.stringify(p.counts));
         // The diff names what the shift will run.
         assert.match(r.out, /~ create\s+: "node \S+agent\.js activate .*--version v1 .*" => "node \S+agent\.js activate .*--version v2 /);
@@ -184,7 +196,10 @@ describe("pulumi up of the local stack through the engine", function () {
         const exported = await local.exportText();
         assert.ok(exported.length > 1000 && exported.includes(`${app}-shift-activate`), "an export of the deployed stack");
         assert.ok(!exported.includes(appSecret), "the app secret is in the state in plain text");
-        const keyLines = host.privateKey().split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"));
+        const keyLines = host
+            .privateKey()
+            .split("\n")
+            .filter((l) => l.length > 20 && !l.startsWith("-----"));
         assert.ok(keyLines.length > 0);
         for (const line of keyLines) assert.ok(!exported.includes(line), "the private key is in the state in plain text");
         // ...nor in the stack's config file, where they are encrypted; and the tracked file has neither.
@@ -219,7 +234,13 @@ describe("pulumi up of the local stack through the engine", function () {
 
         await host.destroy();
         await host.start();
-        const staging = new EngineStack({ stack: "e2e-staging", dir: tmp, bin, passphrase: local.env.PULUMI_CONFIG_PASSPHRASE, logFile: path.join(tmp, "pulumi-output.log") });
+        const staging = new EngineStack({
+            stack: "e2e-staging",
+            dir: tmp,
+            bin,
+            passphrase: local.env.PULUMI_CONFIG_PASSPHRASE,
+            logFile: path.join(tmp, "pulumi-output.log"),
+        });
         await configure(staging, host, "v2");
         const r = await staging.up();
         figures("up v2 (new stack, fresh host)", r, undefined, "v2");

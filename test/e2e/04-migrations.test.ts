@@ -177,7 +177,9 @@ describe("migrations during a shift: expand/contract on the local host", functio
         await stack.prepare("v2");
         // A slow reader on the live release's table: ALTER TABLE has to wait for it, and every query
         // after the ALTER waits behind the ALTER.
-        const holder = host.ssh(`cd / && runuser -u postgres -- psql -X -q -d ${stack.settings.appName} -c "BEGIN; LOCK TABLE notes_note IN ACCESS SHARE MODE; SELECT pg_sleep(10); COMMIT;"`);
+        const holder = host.ssh(
+            `cd / && runuser -u postgres -- psql -X -q -d ${stack.settings.appName} -c "BEGIN; LOCK TABLE notes_note IN ACCESS SHARE MODE; SELECT pg_sleep(10); COMMIT;"`,
+        );
         try {
             await new Promise((r) => setTimeout(r, 1000));
             const { report, result } = await underLoad("v2 (lock timeout)", () => stack.activate("v2", false));
@@ -207,7 +209,9 @@ describe("migrations during a shift: expand/contract on the local host", functio
             assetReport = await assets.stop();
         }
         const { report, result } = step;
-        console.log(`      assets: ${assetReport.fetches} fetches, ${assetReport.failed.length} failed, stylesheets seen ${[...assetReport.stylesheets].join(" ")}`);
+        console.log(
+            `      assets: ${assetReport.fetches} fetches, ${assetReport.failed.length} failed, stylesheets seen ${[...assetReport.stylesheets].join(" ")}`,
+        );
         assert.match(output(result), /migration-safety gate passed: 1 pending migration/);
         assert.match(output(result), /Applying notes\.0002_note_author\.\.\. OK/);
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
@@ -254,7 +258,10 @@ describe("migrations during a shift: expand/contract on the local host", functio
         assert.match(output(result), new RegExp(`acknowledged contract operation: ${DROP_AUTHOR.replace(/\./g, "\\.")}`));
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
         assert.ok(report.byVersion.v2b > 0 && report.byVersion.v2c > 0, describeLoad(report));
-        assert.deepStrictEqual(await schema(), { columns: "created_at,id,text", applied: "0001_initial,0002_note_author,0003_stop_using_note_author,0004_drop_note_author" });
+        assert.deepStrictEqual(await schema(), {
+            columns: "created_at,id,text",
+            applied: "0001_initial,0002_note_author,0003_stop_using_note_author,0004_drop_note_author",
+        });
         await assertRowsKept();
     });
 
@@ -265,7 +272,10 @@ describe("migrations during a shift: expand/contract on the local host", functio
             return stack.activate("v2-failing", false);
         });
         assert.notStrictEqual(result.code, 0);
-        assert.match(output(result), /migration of v2-failing failed in notes\.0005_note_title_short_text \(exit 1\): .*check constraint "notes_note_text_short"/);
+        assert.match(
+            output(result),
+            /migration of v2-failing failed in notes\.0005_note_title_short_text \(exit 1\): .*check constraint "notes_note_text_short"/,
+        );
         assert.match(output(result), /traffic never left \w+ \(v2c\)/);
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
         assert.deepStrictEqual(Object.keys(report.byVersion), ["v2c"]);

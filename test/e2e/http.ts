@@ -35,7 +35,11 @@ export function siteRequest(site: Site, path: string, opts: RequestOptions = {})
                 servername: site.domain,
                 method: opts.method ?? "GET",
                 path,
-                headers: { host: site.domain, ...(opts.body !== undefined ? { "content-length": Buffer.byteLength(opts.body).toString() } : {}), ...opts.headers },
+                headers: {
+                    host: site.domain,
+                    ...(opts.body !== undefined ? { "content-length": Buffer.byteLength(opts.body).toString() } : {}),
+                    ...opts.headers,
+                },
                 rejectUnauthorized: false,
                 agent: opts.agent,
                 timeout: opts.timeoutMs ?? 15_000,
@@ -43,7 +47,9 @@ export function siteRequest(site: Site, path: string, opts: RequestOptions = {})
             (res) => {
                 const chunks: Buffer[] = [];
                 res.on("data", (c: Buffer) => chunks.push(c));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8"), ms: Date.now() - started }));
+                res.on("end", () =>
+                    resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8"), ms: Date.now() - started }),
+                );
                 res.on("error", reject);
             },
         );

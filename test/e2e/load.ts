@@ -112,6 +112,8 @@ export function startLoad(opts: LoadOptions): RunningLoad {
 
 export function describeLoad(r: LoadReport): string {
     const failed = r.failed.slice(0, 10).map((s) => `${new Date(s.t).toISOString()} ${s.method} ${s.error ?? s.status}`);
-    return `${r.requests} requests in ${r.durationS.toFixed(1)}s, statuses ${JSON.stringify(r.statusCounts)}, by release ${JSON.stringify(r.byVersion)}, p99 ${r.p99Ms} ms` +
-        (failed.length ? `\nfailed (first ${failed.length} of ${r.failed.length}):\n  ${failed.join("\n  ")}` : "");
+    return (
+        `${r.requests} requests in ${r.durationS.toFixed(1)}s, statuses ${JSON.stringify(r.statusCounts)}, by release ${JSON.stringify(r.byVersion)}, p99 ${r.p99Ms} ms` +
+        (failed.length ? `\nfailed (first ${failed.length} of ${r.failed.length}):\n  ${failed.join("\n  ")}` : "")
+    );
 }

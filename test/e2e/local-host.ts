@@ -65,7 +65,10 @@ function tail(text: string, lines = 30): string {
 }
 
 export class CommandError extends Error {
-    constructor(readonly what: string, readonly result: RunResult) {
+    constructor(
+        readonly what: string,
+        readonly result: RunResult,
+    ) {
         super(`${what} failed (exit ${result.code ?? result.signal}):\n${tail(result.stderr || result.stdout)}`);
         this.name = "CommandError";
     }
@@ -110,7 +113,10 @@ export class LocalHost {
 
     /** "ssh-ed25519 AAAA..." of the running host (the stack's sshHostKey). */
     hostKey(): string {
-        const line = fs.readFileSync(this.knownHostsPath, "utf8").split("\n").find((l) => l.includes(" ssh-ed25519 "));
+        const line = fs
+            .readFileSync(this.knownHostsPath, "utf8")
+            .split("\n")
+            .find((l) => l.includes(" ssh-ed25519 "));
         if (!line) throw new Error(`no ed25519 host key in ${this.knownHostsPath}`);
         return line.split(" ").slice(1, 3).join(" ");
     }
@@ -152,14 +158,22 @@ export class LocalHost {
     /** Options shared by ssh and scp: our key, our known_hosts, never a password prompt. */
     commonOptions(): string[] {
         return [
-            "-i", this.keyPath,
-            "-o", "IdentitiesOnly=yes",
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=accept-new",
-            "-o", `UserKnownHostsFile=${this.knownHostsPath}`,
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=10",
+            "-i",
+            this.keyPath,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+            `UserKnownHostsFile=${this.knownHostsPath}`,
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
         ];
     }
 

@@ -37,7 +37,8 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
     let liveSlot: Slot = "blue";
     let liveVersion = "v1";
 
-    const load = (name: string, postEvery = 0) => startLoad({ port: stack.ports.https, host: stack.domain, rate: RATE, postEvery, runId: `${name}-${Date.now()}` });
+    const load = (name: string, postEvery = 0) =>
+        startLoad({ port: stack.ports.https, host: stack.domain, rate: RATE, postEvery, runId: `${name}-${Date.now()}` });
 
     const assertAllOn = async (slot: Slot, why: string) => {
         const w = await stack.weights();
@@ -124,7 +125,10 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.strictEqual(failed.code, 1, out(failed));
         assert.match(failed.stderr, /check command failed/);
         assert.ok(!fs.existsSync(path.join(stack.layout.releasesDir, "v10")));
-        assert.deepStrictEqual(fs.readdirSync(stack.layout.releasesDir).filter((n) => n.startsWith(".")), []);
+        assert.deepStrictEqual(
+            fs.readdirSync(stack.layout.releasesDir).filter((n) => n.startsWith(".")),
+            [],
+        );
         const fixed = await stack.agent(["prepare", "--version", "v10", "--source", stack.makeArtifact("v10")]);
         assert.strictEqual(fixed.code, 0, out(fixed));
     });
@@ -145,7 +149,11 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         await assertAllOn("green", "after a");
         assert.ok(!fs.existsSync(path.join(stack.runDir, "app-blue.pid")), "old slot stopped (--no-keep-warm)");
         assert.strictEqual(fs.readlinkSync(stack.layout.currentLink), "releases/v2");
-        const audit = fs.readFileSync(stack.layout.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        const audit = fs
+            .readFileSync(stack.layout.auditLog, "utf8")
+            .trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
         const last = audit[audit.length - 1];
         assert.deepStrictEqual([last.command, last.from, last.to, last.result], ["activate", "v1@blue", "v2@green", "ok"]);
         assert.ok(last.durations.total > 0 && last.durations.shift > 0);
@@ -159,7 +167,10 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const r = await l.stop();
         figures(formatLoad("b. v3-unhealthy", r));
         assert.strictEqual(run.code, 1, out(run));
-        assert.match(run.stderr, /error: health gate failed: blue \(v3-unhealthy\) did not answer 200 on \/healthz within 5\.0s \(last answer: HTTP 503.*\); traffic never left green \(v2\); blue stopped/);
+        assert.match(
+            run.stderr,
+            /error: health gate failed: blue \(v3-unhealthy\) did not answer 200 on \/healthz within 5\.0s \(last answer: HTTP 503.*\); traffic never left green \(v2\); blue stopped/,
+        );
         assert.strictEqual(r.failures, 0);
         assert.deepStrictEqual(Object.keys(r.byVersion), [liveVersion], "every response came from the live release");
         await assertAllOn(liveSlot, "after b");
@@ -175,10 +186,16 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         figures(formatLoad("c. v3-errors", r));
         figures(`c. requests that reached v3-errors: ${reachedNew}; failures seen by clients: ${r.failures}`);
         assert.strictEqual(run.code, 1, out(run));
-        assert.match(run.stderr, /error: error-rate gate failed at step 1\/3 \(10%\): blue \(v3-errors\) 5xx \d+ \+ errors 0 of \d+ responses = \d+\.\d% \(max 1\.0%\); traffic is back on green \(v2\); blue stopped/);
+        assert.match(
+            run.stderr,
+            /error: error-rate gate failed at step 1\/3 \(10%\): blue \(v3-errors\) 5xx \d+ \+ errors 0 of \d+ responses = \d+\.\d% \(max 1\.0%\); traffic is back on green \(v2\); blue stopped/,
+        );
         assert.ok(r.failures > 0, "some 500s reached clients (the gate measures real traffic)");
         assert.strictEqual(r.errors, 0, "no connection errors");
-        assert.deepStrictEqual(Object.keys(r.statusCounts).filter((s) => s !== "200"), ["500"]);
+        assert.deepStrictEqual(
+            Object.keys(r.statusCounts).filter((s) => s !== "200"),
+            ["500"],
+        );
         assert.ok(r.failures <= reachedNew, `failures ${r.failures} bounded by what reached the new release (${reachedNew})`);
         assert.ok(r.failures <= Math.ceil(0.2 * 0.1 * RATE * 6), "bounded by 20 % of one 10 % step");
         await assertAllOn(liveSlot, "after c");
@@ -195,8 +212,14 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         figures(formatLoad("d. v4 (slow requests)", r));
         figures(`d. slow requests: ${results.map((s) => `${s.status}/${s.version}/${s.ms}ms`).join(", ")}`);
         assert.strictEqual(run.code, 0, out(run));
-        assert.ok(results.every((s) => s.status === 200), "every in-flight request completed with 200");
-        assert.ok(results.some((s) => s.version === "v2"), "some were on the old slot when it drained");
+        assert.ok(
+            results.every((s) => s.status === 200),
+            "every in-flight request completed with 200",
+        );
+        assert.ok(
+            results.some((s) => s.version === "v2"),
+            "some were on the old slot when it drained",
+        );
         assert.match(run.stdout, /green: \d+ request\(s\) still in flight; waiting/);
         const drained = /green \(v2\) drained in (\d+\.\d)s/.exec(run.stdout);
         assert.ok(drained && Number(drained[1]) >= 2, `the drain waited for them: ${drained?.[0]}`);
@@ -263,7 +286,10 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         figures(`g. ${loser} failed after ${lose.ms} ms; ${winner} completed in ${(win.ms / 1000).toFixed(1)} s`);
         assert.strictEqual(win.code, 0, out(win));
         assert.strictEqual(lose.code, 3, out(lose));
-        assert.match(lose.stderr, new RegExp(`error: another deploy holds the lock .*: pid \\d+, activate ${winner}, started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(\\d+ s ago\\)`));
+        assert.match(
+            lose.stderr,
+            new RegExp(`error: another deploy holds the lock .*: pid \\d+, activate ${winner}, started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(\\d+ s ago\\)`),
+        );
         assert.ok(lose.ms < 3000, `failed fast (${lose.ms} ms)`);
         await assertAllOn("blue", "after g");
         liveSlot = "blue";
@@ -363,7 +389,11 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.match(run.stdout, /step 1\/2 \(50%\) gate passed/);
         assert.strictEqual(r.failures, 0);
         await assertAllOn("green", "after the cold rollback");
-        const audit = fs.readFileSync(stack.layout.auditLog, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+        const audit = fs
+            .readFileSync(stack.layout.auditLog, "utf8")
+            .trim()
+            .split("\n")
+            .map((line) => JSON.parse(line));
         assert.deepStrictEqual([audit[audit.length - 1].command, audit[audit.length - 1].result], ["rollback", "ok"]);
         liveSlot = "green";
         liveVersion = "v9";

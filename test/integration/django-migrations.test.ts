@@ -30,7 +30,8 @@ const APP = isRoot() ? "postgres" : "shop";
 
 function missing(): string | undefined {
     if (!PG_BIN) return "no PostgreSQL server binaries (apt-get install postgresql)";
-    if (spawnSync(PYTHON, ["-c", "import django, psycopg2"]).status !== 0) return `${PYTHON} cannot import django and psycopg2 (apt-get install python3-django python3-psycopg2)`;
+    if (spawnSync(PYTHON, ["-c", "import django, psycopg2"]).status !== 0)
+        return `${PYTHON} cannot import django and psycopg2 (apt-get install python3-django python3-psycopg2)`;
     if (isRoot() && !lookupUser("postgres")) return "no postgres user";
     return undefined;
 }
@@ -44,7 +45,8 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
     const releases = () => path.join(root, "releases-out");
 
     /** Runs as the database's owner (psql over the socket). */
-    const asDbUser = (file: string, args: string[]) => (isRoot() ? ["setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", file, ...args]] as const : [file, args] as const);
+    const asDbUser = (file: string, args: string[]) =>
+        isRoot() ? (["setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", file, ...args]] as const) : ([file, args] as const);
     const sql = (query: string): string => {
         const [f, a] = asDbUser(`${PG_BIN}/psql`, ["-X", "-q", "-tA", "-h", sock, "-d", "shop", "-c", query]);
         return execFileSync(f, a, { encoding: "utf8" }).trim();
@@ -80,7 +82,16 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
             execFileSync(f, a, { stdio: "pipe" });
         };
         run(`${PG_BIN}/initdb`, ["-D", path.join(root, "pg"), "--auth-local=trust", "--auth-host=reject", "-E", "UTF8", "--locale=C.UTF-8"]);
-        run(`${PG_BIN}/pg_ctl`, ["-D", path.join(root, "pg"), "-l", path.join(root, "pg.log"), "-w", "-o", `-c listen_addresses='' -c unix_socket_directories='${sock}'`, "start"]);
+        run(`${PG_BIN}/pg_ctl`, [
+            "-D",
+            path.join(root, "pg"),
+            "-l",
+            path.join(root, "pg.log"),
+            "-w",
+            "-o",
+            `-c listen_addresses='' -c unix_socket_directories='${sock}'`,
+            "start",
+        ]);
         run(`${PG_BIN}/createdb`, ["-h", sock, "shop"]);
 
         execFileSync(path.join(REPO, "scripts", "build-example-releases.sh"), [releases()], { stdio: "pipe" });
@@ -101,7 +112,11 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
         const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
         ctx = createContext(settings, log);
         fs.mkdirSync(path.dirname(ctx.layout.envFile), { recursive: true });
-        fs.writeFileSync(ctx.layout.envFile, `DATABASE_HOST="${sock}"\nDATABASE_NAME="shop"\nDATABASE_USER="${isRoot() ? "postgres" : os.userInfo().username}"\n`, { mode: 0o644 });
+        fs.writeFileSync(
+            ctx.layout.envFile,
+            `DATABASE_HOST="${sock}"\nDATABASE_NAME="shop"\nDATABASE_USER="${isRoot() ? "postgres" : os.userInfo().username}"\n`,
+            { mode: 0o644 },
+        );
         for (let d = path.join(root, "host"); d !== root; d = path.dirname(d)) fs.chmodSync(d, 0o755);
         for (const v of ["v1", "v2", "v2-drop", "v2b", "v2c", "v2-failing"]) await prepareRelease(ctx, v, path.join(releases(), `${v}.tar.gz`));
     });
@@ -124,14 +139,26 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
     it("v2-drop: the Django gate reads RemoveField's SQL and refuses it; nothing migrated", async () => {
         const e = await refused(migrate("v2-drop", "v1"));
         assert.strictEqual(e.gate, "migration-safety");
-        assert.match(e.message, /notes\.0002_remove_note_created_at: drop_column notes_note\.created_at — drops a column \(ALTER TABLE "notes_note" DROP COLUMN "created_at" CASCADE\)/);
+        assert.match(
+            e.message,
+            /notes\.0002_remove_note_created_at: drop_column notes_note\.created_at — drops a column \(ALTER TABLE "notes_note" DROP COLUMN "created_at" CASCADE\)/,
+        );
         assert.match(e.message, /- notes\.0002_remove_note_created_at:drop_column:notes_note\.created_at/);
         assert.deepStrictEqual([columns(), applied()], ["created_at,id,text", "0001_initial"]);
     });
 
     it("v2: an additive migration waiting on a lock gives up after the lock timeout, naming its migration; the database is unchanged", async () => {
         // A long read of the live release: ALTER TABLE queues behind it, and everything after queues behind ALTER.
-        const [f, a] = asDbUser(`${PG_BIN}/psql`, ["-X", "-q", "-h", sock, "-d", "shop", "-c", "BEGIN; LOCK TABLE notes_note IN ACCESS SHARE MODE; SELECT pg_sleep(6); COMMIT;"]);
+        const [f, a] = asDbUser(`${PG_BIN}/psql`, [
+            "-X",
+            "-q",
+            "-h",
+            sock,
+            "-d",
+            "shop",
+            "-c",
+            "BEGIN; LOCK TABLE notes_note IN ACCESS SHARE MODE; SELECT pg_sleep(6); COMMIT;",
+        ]);
         const holder: ChildProcess = spawn(f, a, { stdio: "ignore" });
         const held = new Promise((r) => holder.on("close", r));
         try {
@@ -166,7 +193,10 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
         assert.match(e.message, /notes\.0004_drop_note_author: drop_column notes_note\.author/);
         assert.strictEqual(columns(), "author,created_at,id,text");
         const o = await migrate("v2c", "v2b", ["notes.0004_drop_note_author:drop_column:notes_note.author"]);
-        assert.deepStrictEqual([o.ran, o.allowed, o.applied], [true, ["notes.0004_drop_note_author:drop_column:notes_note.author"], ["notes.0004_drop_note_author"]]);
+        assert.deepStrictEqual(
+            [o.ran, o.allowed, o.applied],
+            [true, ["notes.0004_drop_note_author:drop_column:notes_note.author"], ["notes.0004_drop_note_author"]],
+        );
         assert.strictEqual(columns(), "created_at,id,text");
     });
 
@@ -174,7 +204,13 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
         sql("INSERT INTO notes_note (text, created_at) VALUES ('longer than three', now())");
         const e = await refused(migrate("v2-failing", "v2c"));
         assert.strictEqual(e.gate, "migration");
-        assert.match(e.message, /^migration of v2-failing failed in notes\.0005_note_title_short_text \(exit 1\): .*check constraint "notes_note_text_short" .*violated by some row/);
-        assert.deepStrictEqual([columns(), applied()], ["created_at,id,text", "0001_initial,0002_note_author,0003_stop_using_note_author,0004_drop_note_author"]);
+        assert.match(
+            e.message,
+            /^migration of v2-failing failed in notes\.0005_note_title_short_text \(exit 1\): .*check constraint "notes_note_text_short" .*violated by some row/,
+        );
+        assert.deepStrictEqual(
+            [columns(), applied()],
+            ["created_at,id,text", "0001_initial,0002_note_author,0003_stop_using_note_author,0004_drop_note_author"],
+        );
     });
 });

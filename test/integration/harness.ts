@@ -47,7 +47,9 @@ export class RunningAgent {
         const feed = (chunk: Buffer, which: "stdout" | "stderr") => {
             this[which] += chunk.toString("utf8");
             for (const w of [...this.waiters]) {
-                const m = this.output().split("\n").find((l) => w.re.test(l));
+                const m = this.output()
+                    .split("\n")
+                    .find((l) => w.re.test(l));
                 if (m) {
                     this.waiters = this.waiters.filter((x) => x !== w);
                     w.resolve(m);
@@ -66,7 +68,9 @@ export class RunningAgent {
     }
 
     waitFor(re: RegExp, timeoutMs = 60_000): Promise<string> {
-        const found = this.output().split("\n").find((l) => re.test(l));
+        const found = this.output()
+            .split("\n")
+            .find((l) => re.test(l));
         if (found) return Promise.resolve(found);
         return new Promise((resolve, reject) => {
             const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output so far:\n${this.output()}`)), timeoutMs);
@@ -79,7 +83,9 @@ export class RunningAgent {
             });
             void this.done.then(() => {
                 clearTimeout(timer);
-                const line = this.output().split("\n").find((l) => re.test(l));
+                const line = this.output()
+                    .split("\n")
+                    .find((l) => re.test(l));
                 if (line) resolve(line);
                 else reject(new Error(`agent exited without a line matching ${re}; output:\n${this.output()}`));
             });
@@ -193,13 +199,44 @@ export class Stack {
         });
         this.layout = ctx.layout;
         const files = renderProxyFiles(ctx);
-        for (const dir of [path.dirname(this.layout.haproxySocket), path.dirname(this.layout.haproxyStateFile), path.dirname(this.layout.haproxyConfigFile), path.dirname(this.layout.nginxSiteFile), this.layout.maintenanceDir, this.layout.tlsDir, this.runDir, path.join(this.root, "var", "log"), path.join(this.root, "var", "cache", "nginx"), this.layout.deployDir]) {
+        for (const dir of [
+            path.dirname(this.layout.haproxySocket),
+            path.dirname(this.layout.haproxyStateFile),
+            path.dirname(this.layout.haproxyConfigFile),
+            path.dirname(this.layout.nginxSiteFile),
+            this.layout.maintenanceDir,
+            this.layout.tlsDir,
+            this.runDir,
+            path.join(this.root, "var", "log"),
+            path.join(this.root, "var", "cache", "nginx"),
+            this.layout.deployDir,
+        ]) {
             fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
         }
         fs.writeFileSync(this.layout.haproxyConfigFile, files.haproxyCfg);
         fs.writeFileSync(this.layout.nginxSiteFile, files.nginxSite);
         fs.writeFileSync(path.join(this.layout.maintenanceDir, "maintenance.html"), files.maintenancePage);
-        execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", `/CN=${this.domain}`, "-keyout", ctx.tls.keyFile, "-out", ctx.tls.certFile], { stdio: "ignore" });
+        execFileSync(
+            "openssl",
+            [
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                `/CN=${this.domain}`,
+                "-keyout",
+                ctx.tls.keyFile,
+                "-out",
+                ctx.tls.certFile,
+            ],
+            { stdio: "ignore" },
+        );
 
         // HAProxy in master-worker mode; a reload is SIGUSR2 to the master pid recorded here.
         this.haproxyPidFile = path.join(this.root, "run", "haproxy.pid");
@@ -254,7 +291,7 @@ export class Stack {
             smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
             slotBasePort: base,
             haproxyPort,
-            buildCommand: app ? app.buildCommand : "test -f app.cjs && echo \"built $RELEASE_VERSION\" > BUILT",
+            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION" > BUILT',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
@@ -329,10 +366,25 @@ export class Stack {
         const t0 = Date.now();
         return new Promise((resolve, reject) => {
             const req = https.request(
-                { host: "127.0.0.1", port: this.ports.https, path: p, servername: this.domain, headers: { host: this.domain }, rejectUnauthorized: false, agent: false, timeout: timeoutMs },
+                {
+                    host: "127.0.0.1",
+                    port: this.ports.https,
+                    path: p,
+                    servername: this.domain,
+                    headers: { host: this.domain },
+                    rejectUnauthorized: false,
+                    agent: false,
+                    timeout: timeoutMs,
+                },
                 (res) => {
                     res.resume();
-                    res.on("end", () => resolve({ status: res.statusCode ?? 0, version: String(res.headers[this.opts.app?.versionHeader.toLowerCase() ?? "x-release"] ?? "-"), ms: Date.now() - t0 }));
+                    res.on("end", () =>
+                        resolve({
+                            status: res.statusCode ?? 0,
+                            version: String(res.headers[this.opts.app?.versionHeader.toLowerCase() ?? "x-release"] ?? "-"),
+                            ms: Date.now() - t0,
+                        }),
+                    );
                 },
             );
             req.on("timeout", () => req.destroy(new Error("timeout")));

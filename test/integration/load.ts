@@ -125,28 +125,39 @@ export function startLoad(opts: LoadOptions): RunningLoad {
         finished.push(
             new Promise<void>((resolve) => {
                 timers.push(
-                    setTimeout(() => {
-                        if (stopping) return resolve();
-                        const instance = autocannon(
-                            { url: `https://127.0.0.1:${opts.port}`, servername: opts.host, connections: 1, overallRate: rate, duration: 3600, timeout: 30, requests },
-                            (err: Error | null, result: { errors: number; timeouts: number }) => {
-                                if (err) errorMessages.push(err.message);
-                                errors += result?.errors ?? 0;
-                                timeouts += result?.timeouts ?? 0;
-                                resolve();
-                            },
-                        );
-                        instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
-                            latencies.push(responseTime);
-                            if (lastRecord) lastRecord.latencyMs = responseTime;
-                            lastRecord = undefined;
-                        });
-                        instance.on("reqError", (e: Error) => {
-                            errorRecords.push({ t: Date.now(), message: e.message });
-                            if (errorMessages.length < 20) errorMessages.push(e.message);
-                        });
-                        instances.push(instance);
-                    }, Math.round((i * 1000) / n)),
+                    setTimeout(
+                        () => {
+                            if (stopping) return resolve();
+                            const instance = autocannon(
+                                {
+                                    url: `https://127.0.0.1:${opts.port}`,
+                                    servername: opts.host,
+                                    connections: 1,
+                                    overallRate: rate,
+                                    duration: 3600,
+                                    timeout: 30,
+                                    requests,
+                                },
+                                (err: Error | null, result: { errors: number; timeouts: number }) => {
+                                    if (err) errorMessages.push(err.message);
+                                    errors += result?.errors ?? 0;
+                                    timeouts += result?.timeouts ?? 0;
+                                    resolve();
+                                },
+                            );
+                            instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+                                latencies.push(responseTime);
+                                if (lastRecord) lastRecord.latencyMs = responseTime;
+                                lastRecord = undefined;
+                            });
+                            instance.on("reqError", (e: Error) => {
+                                errorRecords.push({ t: Date.now(), message: e.message });
+                                if (errorMessages.length < 20) errorMessages.push(e.message);
+                            });
+                            instances.push(instance);
+                        },
+                        Math.round((i * 1000) / n),
+                    ),
                 );
             }),
         );
@@ -197,6 +208,8 @@ export function formatLoad(name: string, r: LoadReport): string {
     return (
         `${name}: ${r.requests} requests in ${r.durationS.toFixed(1)} s, ${r.failures} failed ` +
         `(non-2xx ${r.non2xx}, connection errors ${r.errors}; GET ${r.getFailures}, POST ${r.postFailures} of ${r.postsSent} sent), ` +
-        `latency p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; served by ${Object.entries(r.byVersion).map(([v, n]) => `${v}=${n}`).join(" ")}`
+        `latency p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; served by ${Object.entries(r.byVersion)
+            .map(([v, n]) => `${v}=${n}`)
+            .join(" ")}`
     );
 }

@@ -33,7 +33,10 @@ describe("command lines", () => {
 
     it("calls the agent as documented: node <agent.js> <command> --config <agent.json> [options]", () => {
         const layout = hostLayout("shop");
-        assert.strictEqual(agentCommand(layout, "retire", ["--version", "1.2.3"]), "node /srv/shop/deploy/agent.js retire --config /srv/shop/deploy/agent.json --version 1.2.3");
+        assert.strictEqual(
+            agentCommand(layout, "retire", ["--version", "1.2.3"]),
+            "node /srv/shop/deploy/agent.js retire --config /srv/shop/deploy/agent.json --version 1.2.3",
+        );
     });
 
     it("formats the activate options from the plan and gates", () => {
@@ -46,7 +49,19 @@ describe("command lines", () => {
             gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 90, drainTimeoutSeconds: 45 },
             keepPreviousWarm: false,
         });
-        assert.deepStrictEqual(args, ["--version", "2.0.0", "--plan", "5:10,100:0", "--max-error-ratio", "0.01", "--health-timeout", "90", "--drain-timeout", "45", "--no-keep-warm"]);
+        assert.deepStrictEqual(args, [
+            "--version",
+            "2.0.0",
+            "--plan",
+            "5:10,100:0",
+            "--max-error-ratio",
+            "0.01",
+            "--health-timeout",
+            "90",
+            "--drain-timeout",
+            "45",
+            "--no-keep-warm",
+        ]);
     });
 
     it("stages files under hidden names, which NGINX's sites-enabled/* glob skips", () => {
@@ -67,7 +82,7 @@ describe("stageFileScript", () => {
     it("writes content byte for byte, with no shell expansion", () => {
         const dir = tempDir("stage");
         const target = path.join(dir, "f.conf");
-        const content = 'a $HOME `id` $(id) \\ "q" \'s\'\nEOF\n';
+        const content = "a $HOME `id` $(id) \\ \"q\" 's'\nEOF\n";
         execFileSync("bash", ["-c", stageFileScript(target, content, "0640")]);
         const staged = stagedPath(target);
         assert.strictEqual(fs.readFileSync(staged, "utf8"), content);
@@ -78,8 +93,10 @@ describe("stageFileScript", () => {
 
 describe("image choice", () => {
     it("maps Graviton instance types to arm64 and the rest to x86_64", () => {
-        for (const t of ["t4g.small", "m7g.large", "c7gn.xlarge", "r6gd.large", "x2gd.medium", "im4gn.large", "g5g.xlarge"]) assert.strictEqual(instanceArchitecture(t), "arm64", t);
-        for (const t of ["t3.small", "t3a.micro", "m7i-flex.large", "g5.xlarge", "c6in.large", "inf2.xlarge"]) assert.strictEqual(instanceArchitecture(t), "x86_64", t);
+        for (const t of ["t4g.small", "m7g.large", "c7gn.xlarge", "r6gd.large", "x2gd.medium", "im4gn.large", "g5g.xlarge"])
+            assert.strictEqual(instanceArchitecture(t), "arm64", t);
+        for (const t of ["t3.small", "t3a.micro", "m7i-flex.large", "g5.xlarge", "c6in.large", "inf2.xlarge"])
+            assert.strictEqual(instanceArchitecture(t), "x86_64", t);
     });
 
     it("names the official image families", () => {
@@ -117,7 +134,7 @@ describe("NixOS apply script", () => {
 
     it("stops, without switching, when configuration.nix has no imports list", () => {
         const etc = tempDir("nixos");
-        fs.writeFileSync(path.join(etc, "configuration.nix"), "{ ... }: { networking.hostName = \"x\"; }\n");
+        fs.writeFileSync(path.join(etc, "configuration.nix"), '{ ... }: { networking.hostName = "x"; }\n');
         const r = apply(etc, "{ ... }: { }\n");
         assert.notStrictEqual(r.status, 0);
         assert.match(r.stderr, /has no 'imports = \[' list to add \.\/slotshift-shop\.nix to/);

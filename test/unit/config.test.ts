@@ -28,7 +28,11 @@ describe("Pulumi.yaml config declarations", () => {
     it("describes every key, in the shape Pulumi's project schema allows", () => {
         for (const [key, decl] of Object.entries(project.config)) {
             // Pulumi's configTypeDeclaration: additionalProperties false, type required.
-            assert.deepStrictEqual(Object.keys(decl).filter((k) => !["type", "items", "description", "secret", "default"].includes(k)), [], key);
+            assert.deepStrictEqual(
+                Object.keys(decl).filter((k) => !["type", "items", "description", "secret", "default"].includes(k)),
+                [],
+                key,
+            );
             assert.ok(["string", "integer", "boolean", "array"].includes(decl.type), `${key} type ${decl.type}`);
             assert.ok(decl.description && decl.description.length > 15, `${key} has no description`);
             if (decl.type === "array") assert.strictEqual(decl.items?.type, "string", `${key} items`);
@@ -36,13 +40,26 @@ describe("Pulumi.yaml config declarations", () => {
     });
 
     it("marks exactly the secret keys secret, with no default (a default would be stored in plain text)", () => {
-        const secret = Object.entries(project.config).filter(([, d]) => d.secret).map(([k]) => k);
+        const secret = Object.entries(project.config)
+            .filter(([, d]) => d.secret)
+            .map(([k]) => k);
         assert.deepStrictEqual(secret.sort(), [...SECRET_KEYS].sort());
         for (const key of SECRET_KEYS) assert.strictEqual(project.config[key].default, undefined, key);
     });
 
     it("has defaults that mean the same as the schema's own defaults", () => {
-        const required = { appName: "shop", releaseVersion: "1.0.0", releaseSource: "https://example.com/a.tar.gz", startCommand: "app --port $PORT", domain: "shop.example.com", hostTarget: "existing", hostAddress: "192.0.2.1", sshUser: "root", sshPrivateKey: TEST_PRIVATE_KEY, appEnv: "" };
+        const required = {
+            appName: "shop",
+            releaseVersion: "1.0.0",
+            releaseSource: "https://example.com/a.tar.gz",
+            startCommand: "app --port $PORT",
+            domain: "shop.example.com",
+            hostTarget: "existing",
+            hostAddress: "192.0.2.1",
+            sshUser: "root",
+            sshPrivateKey: TEST_PRIVATE_KEY,
+            appEnv: "",
+        };
         const fromSchema = parseStackConfig(required);
         // The program reads Pulumi.yaml's defaults as text, decodes them by type, and treats "" as unset.
         const withDefaults: Record<string, unknown> = { ...required };
@@ -119,27 +136,72 @@ interface BadCase {
 }
 
 const BAD: BadCase[] = [
-    { title: "app name with capitals and a space", set: { appName: "My Shop" }, expect: /^Invalid stack config: slotshift:appName must be 2-32 lowercase letters/ },
+    {
+        title: "app name with capitals and a space",
+        set: { appName: "My Shop" },
+        expect: /^Invalid stack config: slotshift:appName must be 2-32 lowercase letters/,
+    },
     { title: "version with a slash", set: { releaseVersion: "1.0/evil" }, expect: /slotshift:releaseVersion must be 1-63 characters .*no '\/'/ },
     { title: "version with ..", set: { releaseVersion: "1..2" }, expect: /slotshift:releaseVersion must not contain '\.\.'/ },
     { title: "version with a space", set: { releaseVersion: "1.0 beta" }, expect: /slotshift:releaseVersion must be 1-63 characters/ },
-    { title: "version with quotes and shell metacharacters", set: { releaseVersion: `1.0";rm -rf /` }, expect: /slotshift:releaseVersion must be 1-63 characters .*shell metacharacters/ },
+    {
+        title: "version with quotes and shell metacharacters",
+        set: { releaseVersion: `1.0";rm -rf /` },
+        expect: /slotshift:releaseVersion must be 1-63 characters .*shell metacharacters/,
+    },
     { title: "version of 64 characters", set: { releaseVersion: "v" + "1".repeat(63) }, expect: /slotshift:releaseVersion must be 1-63 characters/ },
     { title: "version empty", set: { releaseVersion: "" }, expect: /slotshift:releaseVersion is required$/ },
-    { title: "release source over plain http", set: { releaseSource: "http://example.com/shop.tar.gz" }, expect: /slotshift:releaseSource must be an https:\/\/ URL or a local path to a \.tar\.gz/ },
-    { title: "release source that is not an archive", set: { releaseSource: "build/shop.zip" }, expect: /slotshift:releaseSource must be an https:\/\/ URL or a local path/ },
-    { title: "release source file that does not exist", stack: "staging", set: { releaseSource: "build/missing-9.9.9.tar.gz" }, expect: /slotshift:releaseSource must name an existing archive file \(.*build\/missing-9\.9\.9\.tar\.gz not found\)/ },
-    { title: "start command without $PORT", set: { startCommand: "gunicorn shop.wsgi --bind 127.0.0.1:8000" }, expect: /slotshift:startCommand must use \$PORT/ },
-    { title: "start command chaining two commands", set: { startCommand: "cd app && gunicorn --bind :$PORT" }, expect: /slotshift:startCommand must be one simple command/ },
+    {
+        title: "release source over plain http",
+        set: { releaseSource: "http://example.com/shop.tar.gz" },
+        expect: /slotshift:releaseSource must be an https:\/\/ URL or a local path to a \.tar\.gz/,
+    },
+    {
+        title: "release source that is not an archive",
+        set: { releaseSource: "build/shop.zip" },
+        expect: /slotshift:releaseSource must be an https:\/\/ URL or a local path/,
+    },
+    {
+        title: "release source file that does not exist",
+        stack: "staging",
+        set: { releaseSource: "build/missing-9.9.9.tar.gz" },
+        expect: /slotshift:releaseSource must name an existing archive file \(.*build\/missing-9\.9\.9\.tar\.gz not found\)/,
+    },
+    {
+        title: "start command without $PORT",
+        set: { startCommand: "gunicorn shop.wsgi --bind 127.0.0.1:8000" },
+        expect: /slotshift:startCommand must use \$PORT/,
+    },
+    {
+        title: "start command chaining two commands",
+        set: { startCommand: "cd app && gunicorn --bind :$PORT" },
+        expect: /slotshift:startCommand must be one simple command/,
+    },
     { title: "start command of two lines", set: { startCommand: "gunicorn --bind :$PORT\nrm -rf /" }, expect: /slotshift:startCommand must be a single line/ },
     { title: "health path that is not absolute", set: { healthPath: "healthz" }, expect: /slotshift:healthPath must be an absolute URL path/ },
     { title: "smoke path that is not absolute", set: { smokePaths: ["/", "login"] }, expect: /slotshift:smokePaths item 2 must be an absolute URL path/ },
-    { title: "shift plan that goes down", set: { shiftPlan: ["50%:30s", "10%:30s", "100%"] }, expect: /slotshift:shiftPlan steps must strictly increase: step 2 \(10%\) is not above step 1 \(50%\)/ },
+    {
+        title: "shift plan that goes down",
+        set: { shiftPlan: ["50%:30s", "10%:30s", "100%"] },
+        expect: /slotshift:shiftPlan steps must strictly increase: step 2 \(10%\) is not above step 1 \(50%\)/,
+    },
     { title: "shift plan that repeats a step", set: { shiftPlan: ["10%:30s", "10%:30s", "100%"] }, expect: /slotshift:shiftPlan steps must strictly increase/ },
-    { title: "shift plan that stops short of 100%", set: { shiftPlan: ["10%:30s", "50%:30s"] }, expect: /slotshift:shiftPlan must end at 100% \(last step is 50%\)/ },
-    { title: "shift plan step that is not PERCENT[:PAUSE]", set: { shiftPlan: ["ten percent", "100%"] }, expect: /slotshift:shiftPlan step "ten percent" is not PERCENT\[:PAUSE\]/ },
+    {
+        title: "shift plan that stops short of 100%",
+        set: { shiftPlan: ["10%:30s", "50%:30s"] },
+        expect: /slotshift:shiftPlan must end at 100% \(last step is 50%\)/,
+    },
+    {
+        title: "shift plan step that is not PERCENT[:PAUSE]",
+        set: { shiftPlan: ["ten percent", "100%"] },
+        expect: /slotshift:shiftPlan step "ten percent" is not PERCENT\[:PAUSE\]/,
+    },
     { title: "shift plan step above 100%", set: { shiftPlan: ["10%", "150%"] }, expect: /slotshift:shiftPlan step 2 \(150%\) must be between 1% and 100%/ },
-    { title: "shift plan pause that is not a duration", set: { shiftPlan: ["10%:forever", "100%"] }, expect: /slotshift:shiftPlan "forever" is not a duration such as 30s/ },
+    {
+        title: "shift plan pause that is not a duration",
+        set: { shiftPlan: ["10%:forever", "100%"] },
+        expect: /slotshift:shiftPlan "forever" is not a duration such as 30s/,
+    },
     { title: "shift plan empty", set: { shiftPlan: [] }, expect: /slotshift:shiftPlan must have at least 1 item/ },
     { title: "error ratio above 1", set: { maxErrorRatio: "1.5" }, expect: /slotshift:maxErrorRatio must be between 0 and 1/ },
     { title: "error ratio that is not a number", set: { maxErrorRatio: "lots" }, expect: /slotshift:maxErrorRatio must be a number/ },
@@ -161,23 +223,80 @@ const BAD: BadCase[] = [
     { title: "AWS host without allowed SSH CIDRs", set: { allowedSshCidrs: [] }, expect: /slotshift:allowedSshCidrs is required when hostTarget is aws/ },
     { title: "AWS host without an SSH public key", set: { sshPublicKey: "" }, expect: /slotshift:sshPublicKey is required when hostTarget is aws/ },
     { title: "SSH public key that is not one", set: { sshPublicKey: "hello" }, expect: /slotshift:sshPublicKey must be one OpenSSH public key line/ },
-    { title: "NixOS on AWS with a non-root SSH user", set: { osFlavour: "nixos", sshUser: "admin" }, expect: /slotshift:sshUser must be root \(or unset\) on the NixOS images/ },
+    {
+        title: "NixOS on AWS with a non-root SSH user",
+        set: { osFlavour: "nixos", sshUser: "admin" },
+        expect: /slotshift:sshUser must be root \(or unset\) on the NixOS images/,
+    },
     { title: "SSH port out of range", set: { sshPort: 70000 }, expect: /slotshift:sshPort must be at most 65535/ },
-    { title: "existing host without an address", stack: "existing-example", set: { hostAddress: "" }, expect: /slotshift:hostAddress is required when hostTarget is existing/ },
-    { title: "existing host without an SSH user", stack: "existing-example", set: { sshUser: "" }, expect: /slotshift:sshUser is required when hostTarget is existing/ },
-    { title: "host address with shell characters", stack: "existing-example", set: { hostAddress: "host;reboot" }, expect: /slotshift:hostAddress must be a host name or IP address/ },
-    { title: "SSH private key that is not a key (and not echoed)", text: { sshPrivateKey: "leakcanary-not-a-key" }, expect: /slotshift:sshPrivateKey must be a PEM\/OpenSSH private key$/ },
-    { title: "SSH private key missing", text: { sshPrivateKey: undefined }, expect: /slotshift:sshPrivateKey is required \(the deploy commands connect over SSH\)/ },
-    { title: "app environment line that is not KEY=value (and not echoed)", text: { appEnv: "GOOD=1\nleakcanary secret line\n" }, expect: /slotshift:appEnv line 2 is not KEY=value/ },
+    {
+        title: "existing host without an address",
+        stack: "existing-example",
+        set: { hostAddress: "" },
+        expect: /slotshift:hostAddress is required when hostTarget is existing/,
+    },
+    {
+        title: "existing host without an SSH user",
+        stack: "existing-example",
+        set: { sshUser: "" },
+        expect: /slotshift:sshUser is required when hostTarget is existing/,
+    },
+    {
+        title: "host address with shell characters",
+        stack: "existing-example",
+        set: { hostAddress: "host;reboot" },
+        expect: /slotshift:hostAddress must be a host name or IP address/,
+    },
+    {
+        title: "SSH private key that is not a key (and not echoed)",
+        text: { sshPrivateKey: "leakcanary-not-a-key" },
+        expect: /slotshift:sshPrivateKey must be a PEM\/OpenSSH private key$/,
+    },
+    {
+        title: "SSH private key missing",
+        text: { sshPrivateKey: undefined },
+        expect: /slotshift:sshPrivateKey is required \(the deploy commands connect over SSH\)/,
+    },
+    {
+        title: "app environment line that is not KEY=value (and not echoed)",
+        text: { appEnv: "GOOD=1\nleakcanary secret line\n" },
+        expect: /slotshift:appEnv line 2 is not KEY=value/,
+    },
     { title: "unknown key (a typo)", text: { releaseVerison: "1.2.3" }, expect: /slotshift:releaseVerison is not a known key/ },
     { title: "two slots on one port with HAProxy", set: { haproxyPort: 8002 }, expect: /slotshift:haproxyPort port 8002 is also used by slotBasePort\+1/ },
     // The app runs as a user named after it: an existing account (or group) would hand the app its rights.
-    ...["root", "postgres", "www-data", "haproxy", "nobody", "sshd", "daemon", "bin", "sys", "mail", "backup", "nginx", "acme", "messagebus", "systemd-network", "systemd-journal", "admin", "sudo", "shadow", "nixbld1"].map((name): BadCase => ({
+    ...[
+        "root",
+        "postgres",
+        "www-data",
+        "haproxy",
+        "nobody",
+        "sshd",
+        "daemon",
+        "bin",
+        "sys",
+        "mail",
+        "backup",
+        "nginx",
+        "acme",
+        "messagebus",
+        "systemd-network",
+        "systemd-journal",
+        "admin",
+        "sudo",
+        "shadow",
+        "nixbld1",
+    ].map((name): BadCase => ({
         title: `app name of the system account or group ${name}`,
         set: { appName: name },
         expect: new RegExp(`^Invalid stack config: slotshift:appName must not be "${name}": it names an existing system account or group`),
     })),
-    { title: "app name equal to the SSH user (the deploy user)", stack: "existing-example", set: { appName: "deploy" }, expect: /slotshift:appName must not be "deploy", the SSH user/ },
+    {
+        title: "app name equal to the SSH user (the deploy user)",
+        stack: "existing-example",
+        set: { appName: "deploy" },
+        expect: /slotshift:appName must not be "deploy", the SSH user/,
+    },
     // HAProxy reads healthPath as a config word; quotes, spaces and '#' change what it reads.
     ...[`/health'z`, `/health"z`, "/health z", "/health#z", "/health\\z", "/health$z", "/health\tz", "/health%zz"].map((healthPath): BadCase => ({
         title: `health path ${JSON.stringify(healthPath)}`,
@@ -187,14 +306,38 @@ const BAD: BadCase[] = [
     { title: "smoke path with a quote", set: { smokePaths: ["/", "/it's"] }, expect: /slotshift:smokePaths item 2 must be an absolute URL path .*no quotes/ },
     { title: "smoke path with a fragment", set: { smokePaths: ["/#top"] }, expect: /slotshift:smokePaths item 1 must be an absolute URL path .*'#'/ },
     { title: "slots on the SSH port", set: { slotBasePort: 22 }, expect: /^Invalid stack config: slotshift:slotBasePort port 22 is also used by sshPort$/ },
-    { title: "second slot on the SSH port", set: { slotBasePort: 2221, sshPort: 2222 }, expect: /^Invalid stack config: slotshift:slotBasePort port 2222 \(slotBasePort\+1\) is also used by sshPort$/ },
+    {
+        title: "second slot on the SSH port",
+        set: { slotBasePort: 2221, sshPort: 2222 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 2222 \(slotBasePort\+1\) is also used by sshPort$/,
+    },
     { title: "HAProxy on the SSH port", set: { haproxyPort: 22 }, expect: /^Invalid stack config: slotshift:haproxyPort port 22 is also used by sshPort$/ },
-    { title: "slots on PostgreSQL's port", set: { slotBasePort: 5432 }, expect: /^Invalid stack config: slotshift:slotBasePort port 5432 is PostgreSQL's \(postgresql is true\)$/ },
-    { title: "second slot on PostgreSQL's port", set: { slotBasePort: 5431 }, expect: /^Invalid stack config: slotshift:slotBasePort port 5432 \(slotBasePort\+1\) is PostgreSQL's \(postgresql is true\)$/ },
+    {
+        title: "slots on PostgreSQL's port",
+        set: { slotBasePort: 5432 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 5432 is PostgreSQL's \(postgresql is true\)$/,
+    },
+    {
+        title: "second slot on PostgreSQL's port",
+        set: { slotBasePort: 5431 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 5432 \(slotBasePort\+1\) is PostgreSQL's \(postgresql is true\)$/,
+    },
     { title: "ACME with HTTP off port 80", set: { httpPort: 8081 }, expect: /^Invalid stack config: slotshift:httpPort must be 80 when tlsMode is acme/ },
-    { title: "SSH from anywhere on a protected stack", set: { allowedSshCidrs: ["203.0.113.0/28", "0.0.0.0/0"] }, expect: /^Invalid stack config: slotshift:allowedSshCidrs item 2 "0\.0\.0\.0\/0" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true/ },
-    { title: "SSH from anywhere spelled another way on a protected stack", set: { allowedSshCidrs: ["10.0.0.0/0"] }, expect: /slotshift:allowedSshCidrs item 1 "10\.0\.0\.0\/0" opens SSH to the whole internet/ },
-    { title: "SSH from anywhere on IPv6 (the security group is IPv4-only for SSH)", set: { allowedSshCidrs: ["::/0"] }, expect: /slotshift:allowedSshCidrs item 1 must be an IPv4 CIDR/ },
+    {
+        title: "SSH from anywhere on a protected stack",
+        set: { allowedSshCidrs: ["203.0.113.0/28", "0.0.0.0/0"] },
+        expect: /^Invalid stack config: slotshift:allowedSshCidrs item 2 "0\.0\.0\.0\/0" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true/,
+    },
+    {
+        title: "SSH from anywhere spelled another way on a protected stack",
+        set: { allowedSshCidrs: ["10.0.0.0/0"] },
+        expect: /slotshift:allowedSshCidrs item 1 "10\.0\.0\.0\/0" opens SSH to the whole internet/,
+    },
+    {
+        title: "SSH from anywhere on IPv6 (the security group is IPv4-only for SSH)",
+        set: { allowedSshCidrs: ["::/0"] },
+        expect: /slotshift:allowedSshCidrs item 1 must be an IPv4 CIDR/,
+    },
 ];
 
 describe("bad stack config fails before any resource is declared", () => {
@@ -234,6 +377,9 @@ describe("config the guards above must still accept", () => {
     it("SSH from anywhere on a stack that is not protected", accepts("staging", { allowedSshCidrs: ["0.0.0.0/0"] }));
     it("slots on 5432 when the stack has no PostgreSQL", accepts("staging", { postgresql: false, slotBasePort: 5431 }));
     it("self-signed TLS with HTTP off port 80", accepts("staging", { httpPort: 8081 }));
-    it("health and smoke paths with queries and escapes", accepts("prod", { healthPath: "/health/ready?full=1&db=yes", smokePaths: ["/", "/caf%C3%A9/", "/a;b=c/(x)*,+@:!~"] }));
+    it(
+        "health and smoke paths with queries and escapes",
+        accepts("prod", { healthPath: "/health/ready?full=1&db=yes", smokePaths: ["/", "/caf%C3%A9/", "/a;b=c/(x)*,+@:!~"] }),
+    );
     it("an app name that only starts like a system account", accepts("prod", { appName: "rootbeer" }));
 });

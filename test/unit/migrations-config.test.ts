@@ -53,14 +53,42 @@ describe("migration config keys", () => {
 
     const BAD: [string, Partial<StackConfigInput>, RegExp][] = [
         ["a migrate command of two lines", { migrateCommand: "python3 manage.py migrate\nrm -rf /" }, /slotshift:migrateCommand must be a single line/],
-        ["the Django gate with a migrate command that is not manage.py migrate", { migrateCommand: "bin/rails db:migrate" }, /slotshift:migrationCheck must be "none" or a check command of your own when migrateCommand does not run Django's "manage\.py migrate"/],
-        ["a check command without a migrate command", { migrationCheck: "bin/check" }, /slotshift:migrationCheck is a check command, which runs only before migrateCommand: set migrateCommand too/],
+        [
+            "the Django gate with a migrate command that is not manage.py migrate",
+            { migrateCommand: "bin/rails db:migrate" },
+            /slotshift:migrationCheck must be "none" or a check command of your own when migrateCommand does not run Django's "manage\.py migrate"/,
+        ],
+        [
+            "a check command without a migrate command",
+            { migrationCheck: "bin/check" },
+            /slotshift:migrationCheck is a check command, which runs only before migrateCommand: set migrateCommand too/,
+        ],
         ["an acknowledgement without a migrate command", { allowContractOperations: [ACK] }, /slotshift:allowContractOperations needs migrateCommand/],
-        ["an acknowledgement that is not MIGRATION:OPERATION:TARGET", { migrateCommand: DJANGO, allowContractOperations: [ACK, "notes_note.author:drop_column"] }, /slotshift:allowContractOperations item 2 "notes_note\.author:drop_column" is not MIGRATION:OPERATION:TARGET/],
-        ["an unknown operation", { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:delete_column:notes_note.author"] }, /item 1 "notes\.0004_x:delete_column:notes_note\.author": "delete_column" is not one of drop_column, rename_column, alter_column_type, set_not_null, add_not_null_column, drop_table, rename_table/],
-        ["a column operation naming only a table", { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:drop_column:notes_note"] }, /drop_column needs TABLE\.COLUMN as its target, not "notes_note"/],
-        ["a table operation naming a column", { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:drop_table:public.notes_note.author"] }, /drop_table needs TABLE as its target, not "public.notes_note.author"/],
-        ["an acknowledgement listed twice", { migrateCommand: DJANGO, allowContractOperations: [ACK, ACK] }, /slotshift:allowContractOperations item 2 "notes\.0004_drop_note_author:drop_column:notes_note\.author" is listed twice/],
+        [
+            "an acknowledgement that is not MIGRATION:OPERATION:TARGET",
+            { migrateCommand: DJANGO, allowContractOperations: [ACK, "notes_note.author:drop_column"] },
+            /slotshift:allowContractOperations item 2 "notes_note\.author:drop_column" is not MIGRATION:OPERATION:TARGET/,
+        ],
+        [
+            "an unknown operation",
+            { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:delete_column:notes_note.author"] },
+            /item 1 "notes\.0004_x:delete_column:notes_note\.author": "delete_column" is not one of drop_column, rename_column, alter_column_type, set_not_null, add_not_null_column, drop_table, rename_table/,
+        ],
+        [
+            "a column operation naming only a table",
+            { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:drop_column:notes_note"] },
+            /drop_column needs TABLE\.COLUMN as its target, not "notes_note"/,
+        ],
+        [
+            "a table operation naming a column",
+            { migrateCommand: DJANGO, allowContractOperations: ["notes.0004_x:drop_table:public.notes_note.author"] },
+            /drop_table needs TABLE as its target, not "public.notes_note.author"/,
+        ],
+        [
+            "an acknowledgement listed twice",
+            { migrateCommand: DJANGO, allowContractOperations: [ACK, ACK] },
+            /slotshift:allowContractOperations item 2 "notes\.0004_drop_note_author:drop_column:notes_note\.author" is listed twice/,
+        ],
         ["a lock timeout that is not a duration", { dbLockTimeout: "a while" }, /slotshift:dbLockTimeout "a while" is not a duration/],
         ["a lock timeout below 100ms", { dbLockTimeout: "10ms" }, /slotshift:dbLockTimeout must be between 100ms and 1h/],
     ];
@@ -86,9 +114,17 @@ describe("migration config keys", () => {
 
 describe("acknowledged contract operations on the activate command line", () => {
     it("are passed as one --allow-contract list, and only when there are any", () => {
-        const base = { version: "v2c", plan: [{ percent: 100, pauseSeconds: 0 }], gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 60, drainTimeoutSeconds: 30 }, keepPreviousWarm: true };
+        const base = {
+            version: "v2c",
+            plan: [{ percent: 100, pauseSeconds: 0 }],
+            gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 60, drainTimeoutSeconds: 30 },
+            keepPreviousWarm: true,
+        };
         assert.deepStrictEqual(activateArgs(base).slice(-1), ["--keep-warm"]);
-        assert.deepStrictEqual(activateArgs({ ...base, allowContractOperations: [ACK, "notes.0005_x:drop_table:notes_tag"] }).slice(-2), ["--allow-contract", `${ACK},notes.0005_x:drop_table:notes_tag`]);
+        assert.deepStrictEqual(activateArgs({ ...base, allowContractOperations: [ACK, "notes.0005_x:drop_table:notes_tag"] }).slice(-2), [
+            "--allow-contract",
+            `${ACK},notes.0005_x:drop_table:notes_tag`,
+        ]);
     });
 
     it("show in the preview of the version that needs them; alone they are an update (status), never a new shift", async () => {

@@ -23,7 +23,10 @@ function providerDiff(before: RecordedResource, after: RecordedResource) {
 
 /** Resources that upload files before their command runs. */
 function uploaders(r: ProgramRun): string[] {
-    return r.ofType(SSH_COMMAND_TYPE).filter((x) => (x.inputs.uploads ?? []).length > 0).map((x) => x.name);
+    return r
+        .ofType(SSH_COMMAND_TYPE)
+        .filter((x) => (x.inputs.uploads ?? []).length > 0)
+        .map((x) => x.name);
 }
 
 function stackValue(stack: string, key: string): any {
@@ -119,8 +122,22 @@ for (const stack of ["prod", "staging"]) {
         });
 
         it("re-runs every host step on a replaced instance (instance id in triggers)", () => {
-            const steps = ["shop-setup-debian", "shop-setup-agent-install", "shop-proxy-apply", "shop-release-env", "shop-release-prepare", "shop-shift-activate"];
-            assert.deepStrictEqual(r.ofType(SSH_COMMAND_TYPE).map((x) => x.name).sort(), [...steps].sort(), "every remote step is listed here");
+            const steps = [
+                "shop-setup-debian",
+                "shop-setup-agent-install",
+                "shop-proxy-apply",
+                "shop-release-env",
+                "shop-release-prepare",
+                "shop-shift-activate",
+            ];
+            assert.deepStrictEqual(
+                r
+                    .ofType(SSH_COMMAND_TYPE)
+                    .map((x) => x.name)
+                    .sort(),
+                [...steps].sort(),
+                "every remote step is listed here",
+            );
             for (const name of steps) assert.strictEqual(r.byName(name).inputs.triggers[0], INSTANCE_ID, name);
         });
     });
@@ -131,7 +148,10 @@ describe("aws placement", () => {
         const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd" }) });
         assert.strictEqual(r.byName("shop-host-debian").inputs.subnetId, "subnet-0123abcd");
         assert.strictEqual(r.ofType("aws:ec2/securityGroup:SecurityGroup")[0].inputs.vpcId, "vpc-custom");
-        assert.deepStrictEqual(r.calls.filter((c) => c.token === "aws:ec2/getVpc:getVpc"), []);
+        assert.deepStrictEqual(
+            r.calls.filter((c) => c.token === "aws:ec2/getVpc:getVpc"),
+            [],
+        );
     });
 });
 
@@ -215,7 +235,11 @@ describe("order: host -> setup -> proxy -> release -> shift", () => {
             assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads.length, stack === "existing-example" ? 1 : 0);
             assertWaits(r, "shop-proxy-apply", setup);
             for (const s of release) assertWaits(r, s, ["shop-proxy-apply"]);
-            assertWaits(r, "shop-release-prepare", release.filter((n) => n !== "shop-release-prepare"));
+            assertWaits(
+                r,
+                "shop-release-prepare",
+                release.filter((n) => n !== "shop-release-prepare"),
+            );
             assertWaits(r, "shop-shift-activate", [...release, "shop-proxy-apply", ...setup, ...hostParts]);
             // And never the other way round.
             assert.ok(!waitsFor(r, r.byName("shop-proxy-apply")).has("shop-release-prepare"));
@@ -265,7 +289,10 @@ describe("deploy steps", () => {
         assert.strictEqual(artifact.sha256, sha256Hex("archive 1.4.0"), "the archive's content hash: a rebuilt archive is a diff");
         assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
         const prepare = r.byName("shop-release-prepare").inputs.create as string;
-        assert.match(prepare, /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /);
+        assert.match(
+            prepare,
+            /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /,
+        );
         assert.match(prepare, /prepare --config \/srv\/shop\/deploy\/agent\.json --version 1\.4\.0 --source \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz$/);
     });
 
@@ -288,7 +315,10 @@ describe("deploy steps", () => {
     it("runs the Debian setup script rendered from the same settings, on stdin", async () => {
         const r = await run("staging");
         const values = Object.entries(stackFile("staging")).filter(([k]) => k.startsWith(`${NAMESPACE}:`));
-        const settings = parseStackConfig({ ...Object.fromEntries(values.map(([k, v]) => [k.slice(NAMESPACE.length + 1), v])), sshPrivateKey: TEST_PRIVATE_KEY });
+        const settings = parseStackConfig({
+            ...Object.fromEntries(values.map(([k, v]) => [k.slice(NAMESPACE.length + 1), v])),
+            sshPrivateKey: TEST_PRIVATE_KEY,
+        });
         const expected = renderDebianSetupScript(templateContextFor(settings), agentSettingsFor(settings));
         assert.strictEqual(r.byName("shop-setup-debian").inputs.stdin, expected);
         assert.strictEqual(r.byName("shop-setup-debian").inputs.logging, "stdoutAndStderr");
@@ -305,8 +335,15 @@ describe("deploy steps", () => {
     it("uploads the agent and installs it only after checking its hash", async () => {
         const r = await run("staging");
         const install = r.byName("shop-setup-agent-install").inputs;
-        assert.deepStrictEqual(install.uploads, [{ localPath: fakeAgentBundle().path, remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "a".repeat(64) }]);
-        assert.match(install.create, new RegExp(`sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js`));
+        assert.deepStrictEqual(install.uploads, [
+            { localPath: fakeAgentBundle().path, remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "a".repeat(64) },
+        ]);
+        assert.match(
+            install.create,
+            new RegExp(
+                `sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js`,
+            ),
+        );
         assert.match(install.create, /^cd && sudo -n sh -c /);
         assert.deepStrictEqual(install.triggers, [INSTANCE_ID, "a".repeat(64)]);
     });
@@ -363,8 +400,13 @@ describe("a new version", () => {
 
     it("a changed app environment rewrites the env file in place (an update, not a new release)", async () => {
         const before = await run("staging");
-        const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", {}, { sshPrivateKey: TEST_PRIVATE_KEY, appEnv: "DJANGO_SECRET_KEY=rotated-leakcanary\n" }) });
-        const changed = after.resources.filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs))).map((x) => x.name);
+        const after = await runProgram({
+            stack: "staging",
+            cfg: cliConfig("staging", {}, { sshPrivateKey: TEST_PRIVATE_KEY, appEnv: "DJANGO_SECRET_KEY=rotated-leakcanary\n" }),
+        });
+        const changed = after.resources
+            .filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs)))
+            .map((x) => x.name);
         assert.deepStrictEqual(changed, ["shop-release-env"]);
         const d = providerDiff(before.byName("shop-release-env"), after.byName("shop-release-env"));
         assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
@@ -377,7 +419,9 @@ describe("a new version", () => {
         fs.mkdirSync(path.join(dir, "build"));
         fs.writeFileSync(path.join(dir, "build", "shop-1.4.0.tar.gz"), "archive 1.4.0, rebuilt");
         const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example"), forbidAws: true, baseDir: dir });
-        const changed = after.resources.filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs))).map((x) => x.name);
+        const changed = after.resources
+            .filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs)))
+            .map((x) => x.name);
         assert.deepStrictEqual(changed, ["shop-release-prepare"]);
         const d = providerDiff(before.byName("shop-release-prepare"), after.byName("shop-release-prepare"));
         assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
@@ -385,7 +429,11 @@ describe("a new version", () => {
 
     it("with a new local archive, uploads it", async () => {
         const before = inputsByUrn(await run("existing-example"));
-        const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { releaseVersion: "1.5.0", releaseSource: "build/shop-1.5.0.tar.gz" }), forbidAws: true });
+        const after = await runProgram({
+            stack: "existing-example",
+            cfg: cliConfig("existing-example", { releaseVersion: "1.5.0", releaseSource: "build/shop-1.5.0.tar.gz" }),
+            forbidAws: true,
+        });
         const changed = after.resources.filter((x) => before.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
         assert.deepStrictEqual(changed.sort(), ["shop-release-prepare", "shop-shift-activate"]);
         const [artifact] = after.byName("shop-release-prepare").inputs.uploads;
@@ -400,7 +448,12 @@ describe("a new version", () => {
         const a = inputsByUrn(before);
         const changed = after.resources.filter((x) => a.get(x.urn) !== JSON.stringify(reveal(x.inputs))).map((x) => x.name);
         assert.deepStrictEqual(changed, ["shop-setup-agent-install"]);
-        assert.deepStrictEqual(after.byName("shop-setup-agent-install").inputs.uploads[0], { localPath: "/tmp/other-agent.js", remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "b".repeat(64) });
+        assert.deepStrictEqual(after.byName("shop-setup-agent-install").inputs.uploads[0], {
+            localPath: "/tmp/other-agent.js",
+            remotePath: ".slotshift-shop-agent.js",
+            mode: "0600",
+            sha256: "b".repeat(64),
+        });
         assert.deepStrictEqual(providerDiff(before.byName("shop-setup-agent-install"), after.byName("shop-setup-agent-install")).replaces, ["triggers"]);
     });
 
@@ -411,8 +464,17 @@ describe("a new version", () => {
         fs.writeFileSync(path.join(elsewhere, "build", "shop-1.4.0.tar.gz"), "archive 1.4.0");
         const agentCopy = path.join(elsewhere, "agent.js");
         fs.copyFileSync(fakeAgentBundle().path, agentCopy);
-        const after = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example"), forbidAws: true, baseDir: elsewhere, agentBundle: { ...fakeAgentBundle(), path: agentCopy } });
-        assert.notStrictEqual(after.byName("shop-release-prepare").inputs.uploads[0].localPath, before.byName("shop-release-prepare").inputs.uploads[0].localPath);
+        const after = await runProgram({
+            stack: "existing-example",
+            cfg: cliConfig("existing-example"),
+            forbidAws: true,
+            baseDir: elsewhere,
+            agentBundle: { ...fakeAgentBundle(), path: agentCopy },
+        });
+        assert.notStrictEqual(
+            after.byName("shop-release-prepare").inputs.uploads[0].localPath,
+            before.byName("shop-release-prepare").inputs.uploads[0].localPath,
+        );
         for (const x of after.ofType(SSH_COMMAND_TYPE)) assert.strictEqual(providerDiff(before.byName(x.name), x).changes, false, x.name);
     });
 });
@@ -421,8 +483,14 @@ describe("existing host", () => {
     it("declares no AWS resource and calls no AWS function", async () => {
         const r = await run("existing-example");
         assert.deepStrictEqual(r.violations, []);
-        assert.deepStrictEqual(r.calls.filter((c) => c.token.startsWith("aws:")), []);
-        assert.deepStrictEqual(r.resources.filter((x) => x.type.startsWith("aws:")), []);
+        assert.deepStrictEqual(
+            r.calls.filter((c) => c.token.startsWith("aws:")),
+            [],
+        );
+        assert.deepStrictEqual(
+            r.resources.filter((x) => x.type.startsWith("aws:")),
+            [],
+        );
         assert.ok(r.ofType(SSH_COMMAND_TYPE).length >= 5, "it still deploys");
     });
 
@@ -431,7 +499,10 @@ describe("existing host", () => {
         console.error = () => undefined; // the SDK logs the failed invoke as well
         try {
             await assert.rejects(runProgram({ stack: "staging", cfg: cliConfig("staging"), forbidAws: true }), (e: any) => {
-                assert.ok(e.violations.some((v: string) => v.startsWith("call aws:ec2/")), e.violations.join(", "));
+                assert.ok(
+                    e.violations.some((v: string) => v.startsWith("call aws:ec2/")),
+                    e.violations.join(", "),
+                );
                 return true;
             });
         } finally {

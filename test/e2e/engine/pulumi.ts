@@ -163,7 +163,8 @@ export class EngineStack {
      */
     run(args: string[], opts: { input?: string; stack?: "config" | "name" | "none"; onLine?: (line: string) => void } = {}): Promise<PulumiRun> {
         const mode = opts.stack ?? "config";
-        const full = mode === "none" ? args : mode === "name" ? [...args, "--stack", this.stack] : [...args, "--stack", this.stack, "--config-file", this.configFile];
+        const full =
+            mode === "none" ? args : mode === "name" ? [...args, "--stack", this.stack] : [...args, "--stack", this.stack, "--config-file", this.configFile];
         const onLine = opts.onLine ?? this.onLine;
         return new Promise((resolve, reject) => {
             const started = Date.now();
@@ -325,7 +326,9 @@ export interface ShiftTimes {
 
 export function parseShiftTimes(out: string, version: string): ShiftTimes | undefined {
     // "(migrate Xs, " appears when the release ran migrations.
-    const re = new RegExp(`activate ${version.replace(/[.+]/g, "\\$&")} done in ([\\d.]+)s \\((?:migrate [\\d.]+s, )?health ([\\d.]+)s, shift ([\\d.]+)s, drain ([\\d.]+)s\\)`);
+    const re = new RegExp(
+        `activate ${version.replace(/[.+]/g, "\\$&")} done in ([\\d.]+)s \\((?:migrate [\\d.]+s, )?health ([\\d.]+)s, shift ([\\d.]+)s, drain ([\\d.]+)s\\)`,
+    );
     const m = re.exec(out);
     return m ? { totalS: Number(m[1]), healthS: Number(m[2]), shiftS: Number(m[3]), drainS: Number(m[4]) } : undefined;
 }
