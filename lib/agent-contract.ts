@@ -35,6 +35,7 @@ export const DEFAULTS = {
     rootVolumeGiB: 20,
     subnetId: "",
     allowedSshCidrs: [] as string[],
+    allowSshFromAnywhere: false,
     sshPublicKey: "",
     sshUser: "",
     sshHostKey: "",

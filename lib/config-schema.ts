@@ -5,9 +5,18 @@ import { APP_NAME_PATTERN, APP_NAME_RULE, DEFAULTS, VERSION_PATTERN, VERSION_RUL
 import { parseEnvLines } from "./env-lines";
 import { djangoManageCommand, parseContractOperation, parseMigrationCheck } from "./migrations";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
+import { isReservedAccountName } from "./system-accounts";
 
 export { APP_NAME_PATTERN, VERSION_PATTERN } from "./agent-contract";
-const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
+/**
+ * A request path with an optional query, as HAProxy's `http-check send uri` reads it unquoted: no
+ * quote (HAProxy's quoting), space or tab (a word break), '#' (a comment), '\\' (an escape), '$'
+ * (variable expansion) or control character, and '%' only as a %XX escape.
+ */
+export const HTTP_PATH_PATTERN = /^\/(?:[A-Za-z0-9._~!&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$/;
+const HTTP_PATH_RULE = "letters, digits, - . _ ~ / ? & = + , ; : @ ! * ( ) and %XX escapes (no quotes, spaces, '#', '$', '\\' or control characters)";
+/** PostgreSQL's port on the host when the stack installs it. */
+export const POSTGRESQL_PORT = 5432;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 const version = z
@@ -101,8 +110,11 @@ export const stackConfigSchema = z
                 }
             })
             .default(DEFAULTS.dbLockTimeoutSeconds),
-        healthPath: z.string().regex(HTTP_PATH, "must be an absolute URL path such as /healthz").default(DEFAULTS.healthPath),
-        smokePaths: z.array(z.string().regex(HTTP_PATH, "must be an absolute URL path such as /")).max(50).default(DEFAULTS.smokePaths),
+        healthPath: z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /healthz, of ${HTTP_PATH_RULE}`).default(DEFAULTS.healthPath),
+        smokePaths: z
+            .array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`))
+            .max(50)
+            .default(DEFAULTS.smokePaths),
         shiftPlan: z
             .array(z.string())
             .min(1)
@@ -139,6 +151,7 @@ export const stackConfigSchema = z
             .regex(/^\d{2}\.\d{2}$/, "must be a NixOS release such as 26.05")
             .default(DEFAULTS.nixosRelease),
         allowedSshCidrs: z.array(cidr).default(DEFAULTS.allowedSshCidrs),
+        allowSshFromAnywhere: z.boolean().default(DEFAULTS.allowSshFromAnywhere),
         sshPublicKey: z
             .string()
             .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( \S+)?$/, "must be one OpenSSH public key line")
@@ -201,6 +214,19 @@ export const stackConfigSchema = z
         if (c.hostTarget === "aws" && c.osFlavour === "nixos" && c.sshUser && c.sshUser !== "root") {
             ctx.addIssue({ code: "custom", path: ["sshUser"], message: "must be root (or unset) on the NixOS images" });
         }
+        if (isReservedAccountName(c.appName)) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["appName"],
+                message: `must not be "${c.appName}": it names an existing system account or group, and the app runs as a user (and group) of its own name`,
+            });
+        } else if (c.appName === effectiveSshUser(c)) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["appName"],
+                message: `must not be "${c.appName}", the SSH user the deploys log in as: the app runs as a user of its own name`,
+            });
+        }
         const ports = {
             slotBasePort: c.slotBasePort,
             "slotBasePort+1": c.slotBasePort + 1,
@@ -214,7 +240,36 @@ export const stackConfigSchema = z
             if (other) ctx.addIssue({ code: "custom", path: [name.replace("+1", "")], message: `port ${p} is also used by ${other}` });
             seen.set(p, name);
         }
+        // Ports the host's own daemons hold (sshd on every address, PostgreSQL on loopback): the
+        // port that moves is the one this stack chose for a slot or a proxy.
+        const held: [number, string][] = [[c.sshPort, "is also used by sshPort"]];
+        if (c.postgresql) held.push([POSTGRESQL_PORT, "is PostgreSQL's (postgresql is true)"]);
+        for (const [p, why] of held) {
+            const user = seen.get(p);
+            if (!user) continue;
+            const key = user.replace("+1", "");
+            ctx.addIssue({ code: "custom", path: [key], message: `port ${p}${key === user ? "" : ` (${user})`} ${why}` });
+        }
         if (c.slotBasePort + 1 > 65535) ctx.addIssue({ code: "custom", path: ["slotBasePort"], message: "needs room for two ports" });
+        if (c.tlsMode === "acme" && c.httpPort !== 80) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["httpPort"],
+                message: "must be 80 when tlsMode is acme (Let's Encrypt's HTTP-01 challenge always connects to port 80)",
+            });
+        }
+        if (c.protect && !c.allowSshFromAnywhere) {
+            c.allowedSshCidrs.forEach((block, i) => {
+                // Any prefix length 0 is every address; other spellings (::/0) are refused as not IPv4 above.
+                if (/^[\d.]+\/0$/.test(block)) {
+                    ctx.addIssue({
+                        code: "custom",
+                        path: ["allowedSshCidrs", i],
+                        message: `"${block}" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true to mean it, or list the deploy networks`,
+                    });
+                }
+            });
+        }
         const check = parseMigrationCheck(c.migrationCheck);
         if (c.migrateCommand) {
             if (check.kind === "django" && !djangoManageCommand(c.migrateCommand)) {
@@ -283,6 +338,7 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     osFlavour: "string",
     nixosRelease: "string",
     allowedSshCidrs: "array",
+    allowSshFromAnywhere: "boolean",
     sshPublicKey: "string",
     sshUser: "string",
     sshHostKey: "string",

@@ -46,7 +46,7 @@ export interface HostLayout {
     nginxSiteFile: string;
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
-    /** <maintenanceDir>/maintenance.html */
+    /** <maintenanceDir>/maintenance.html — also HAProxy's own 503 when no slot is up. */
     maintenancePage: string;
     /** <deployDir>/maintenance — while it exists NGINX answers every request with the maintenance page. */
     maintenanceFlag: string;

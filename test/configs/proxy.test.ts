@@ -65,6 +65,8 @@ describe("proxy configs (haproxy.cfg, NGINX site)", () => {
                 const ctx = contextFor(c.inputs, root);
                 fs.mkdirSync(path.dirname(ctx.layout.haproxySocket), { recursive: true });
                 fs.mkdirSync(path.dirname(ctx.layout.haproxyStateFile), { recursive: true });
+                // haproxy.cfg reads the maintenance page (its own 503); the proxy step writes it first.
+                writeFile(ctx.layout.maintenancePage, renderProxyFiles(ctx).maintenancePage);
                 const cfg = writeFile(ctx.layout.haproxyConfigFile, renderProxyFiles(ctx).haproxyCfg);
                 const r = run("haproxy", ["-c", "-f", cfg]);
                 assert.strictEqual(r.status, 0, `${r.stdout}${r.stderr}`);

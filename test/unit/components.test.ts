@@ -260,6 +260,17 @@ describe("proxy apply script", () => {
         assert.match(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), /uri \/ready/);
     });
 
+    it("a changed maintenance page alone reloads HAProxy too (it is HAProxy's own 503, read at load)", () => {
+        const sb = sandbox();
+        const ctx = context(sb.dir);
+        apply(sb, ctx);
+        fs.writeFileSync(ctx.layout.maintenancePage, "<p>the page of an older program version</p>\n");
+        const r = apply(sb, ctx);
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(r.calls.includes(`node ${ctx.layout.agentPath} reload-proxy --config ${ctx.layout.agentConfigPath}`), r.calls.join("\n"));
+        assert.match(fs.readFileSync(ctx.layout.maintenancePage, "utf8"), /Back shortly/);
+    });
+
     it("an invalid haproxy.cfg never replaces the live one", () => {
         const sb = sandbox();
         const ctx = context(sb.dir);

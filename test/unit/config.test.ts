@@ -264,6 +264,80 @@ const BAD: BadCase[] = [
     },
     { title: "unknown key (a typo)", text: { releaseVerison: "1.2.3" }, expect: /slotshift:releaseVerison is not a known key/ },
     { title: "two slots on one port with HAProxy", set: { haproxyPort: 8002 }, expect: /slotshift:haproxyPort port 8002 is also used by slotBasePort\+1/ },
+    // The app runs as a user named after it: an existing account (or group) would hand the app its rights.
+    ...[
+        "root",
+        "postgres",
+        "www-data",
+        "haproxy",
+        "nobody",
+        "sshd",
+        "daemon",
+        "bin",
+        "sys",
+        "mail",
+        "backup",
+        "nginx",
+        "acme",
+        "messagebus",
+        "systemd-network",
+        "systemd-journal",
+        "admin",
+        "sudo",
+        "shadow",
+        "nixbld1",
+    ].map((name): BadCase => ({
+        title: `app name of the system account or group ${name}`,
+        set: { appName: name },
+        expect: new RegExp(`^Invalid stack config: slotshift:appName must not be "${name}": it names an existing system account or group`),
+    })),
+    {
+        title: "app name equal to the SSH user (the deploy user)",
+        stack: "existing-example",
+        set: { appName: "deploy" },
+        expect: /slotshift:appName must not be "deploy", the SSH user/,
+    },
+    // HAProxy reads healthPath as a config word; quotes, spaces and '#' change what it reads.
+    ...[`/health'z`, `/health"z`, "/health z", "/health#z", "/health\\z", "/health$z", "/health\tz", "/health%zz"].map((healthPath): BadCase => ({
+        title: `health path ${JSON.stringify(healthPath)}`,
+        set: { healthPath },
+        expect: /^Invalid stack config: slotshift:healthPath must be an absolute URL path such as \/healthz.*no quotes, spaces, '#'/,
+    })),
+    { title: "smoke path with a quote", set: { smokePaths: ["/", "/it's"] }, expect: /slotshift:smokePaths item 2 must be an absolute URL path .*no quotes/ },
+    { title: "smoke path with a fragment", set: { smokePaths: ["/#top"] }, expect: /slotshift:smokePaths item 1 must be an absolute URL path .*'#'/ },
+    { title: "slots on the SSH port", set: { slotBasePort: 22 }, expect: /^Invalid stack config: slotshift:slotBasePort port 22 is also used by sshPort$/ },
+    {
+        title: "second slot on the SSH port",
+        set: { slotBasePort: 2221, sshPort: 2222 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 2222 \(slotBasePort\+1\) is also used by sshPort$/,
+    },
+    { title: "HAProxy on the SSH port", set: { haproxyPort: 22 }, expect: /^Invalid stack config: slotshift:haproxyPort port 22 is also used by sshPort$/ },
+    {
+        title: "slots on PostgreSQL's port",
+        set: { slotBasePort: 5432 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 5432 is PostgreSQL's \(postgresql is true\)$/,
+    },
+    {
+        title: "second slot on PostgreSQL's port",
+        set: { slotBasePort: 5431 },
+        expect: /^Invalid stack config: slotshift:slotBasePort port 5432 \(slotBasePort\+1\) is PostgreSQL's \(postgresql is true\)$/,
+    },
+    { title: "ACME with HTTP off port 80", set: { httpPort: 8081 }, expect: /^Invalid stack config: slotshift:httpPort must be 80 when tlsMode is acme/ },
+    {
+        title: "SSH from anywhere on a protected stack",
+        set: { allowedSshCidrs: ["203.0.113.0/28", "0.0.0.0/0"] },
+        expect: /^Invalid stack config: slotshift:allowedSshCidrs item 2 "0\.0\.0\.0\/0" opens SSH to the whole internet on a protected stack: set slotshift:allowSshFromAnywhere true/,
+    },
+    {
+        title: "SSH from anywhere spelled another way on a protected stack",
+        set: { allowedSshCidrs: ["10.0.0.0/0"] },
+        expect: /slotshift:allowedSshCidrs item 1 "10\.0\.0\.0\/0" opens SSH to the whole internet/,
+    },
+    {
+        title: "SSH from anywhere on IPv6 (the security group is IPv4-only for SSH)",
+        set: { allowedSshCidrs: ["::/0"] },
+        expect: /slotshift:allowedSshCidrs item 1 must be an IPv4 CIDR/,
+    },
 ];
 
 describe("bad stack config fails before any resource is declared", () => {
@@ -285,4 +359,27 @@ describe("bad stack config fails before any resource is declared", () => {
         const message = await configError("prod", withText("prod", { appEnv: `${TEST_APP_ENV}leakcanary=1 2 3\nnot a line leakcanary` }));
         assert.match(message, /slotshift:appEnv line 4 is not KEY=value/);
     });
+});
+
+describe("config the guards above must still accept", () => {
+    const accepts = (stack: string, set: Record<string, unknown>) => () => {
+        const cfg = cliConfig(stack, set);
+        const raw: Record<string, unknown> = {};
+        for (const [full, text] of Object.entries(cfg.config)) {
+            const [ns, key] = full.split(":");
+            if (ns === NAMESPACE && text !== "") raw[key] = decodeConfigValue(CONFIG_KEY_TYPES[key as keyof typeof CONFIG_KEY_TYPES], text);
+        }
+        for (const key of SECRET_KEYS) raw[key] = cfg.config[`${NAMESPACE}:${key}`];
+        assert.doesNotThrow(() => parseStackConfig(raw));
+    };
+
+    it("SSH from anywhere on a protected stack, acknowledged", accepts("prod", { allowedSshCidrs: ["0.0.0.0/0"], allowSshFromAnywhere: true }));
+    it("SSH from anywhere on a stack that is not protected", accepts("staging", { allowedSshCidrs: ["0.0.0.0/0"] }));
+    it("slots on 5432 when the stack has no PostgreSQL", accepts("staging", { postgresql: false, slotBasePort: 5431 }));
+    it("self-signed TLS with HTTP off port 80", accepts("staging", { httpPort: 8081 }));
+    it(
+        "health and smoke paths with queries and escapes",
+        accepts("prod", { healthPath: "/health/ready?full=1&db=yes", smokePaths: ["/", "/caf%C3%A9/", "/a;b=c/(x)*,+@:!~"] }),
+    );
+    it("an app name that only starts like a system account", accepts("prod", { appName: "rootbeer" }));
 });
