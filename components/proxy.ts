@@ -4,6 +4,7 @@
 // graceful reload; a bad NGINX site is rolled back before it can take the server down.
 import * as pulumi from "@pulumi/pulumi";
 import { renderProxyFiles } from "../lib/host-files";
+import { nixosAcmeSuccessMarker } from "../lib/host-layout";
 import { TemplateContext } from "../lib/template-context";
 import { agentCommand, asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
 import { SshCommand } from "./ssh/ssh-command";
@@ -112,7 +113,7 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         const orderUnit = `acme-order-renew-${ctx.domain}.service`;
         lines.push(
             "# ACME: the site answers HTTP-01 challenges now; order the first certificate.",
-            `if [ ! -e ${q(`${L.nixosAcmeDir}/${ctx.domain}/acme-success`)} ]; then`,
+            `if [ ! -e ${q(nixosAcmeSuccessMarker(L, ctx.domain))} ]; then`,
             `    systemctl start ${q(orderUnit)} || { echo ${q(`error: the first ACME order for ${ctx.domain} failed (DNS, port ${ctx.ports.http}?); see journalctl -u ${orderUnit}`)} >&2; exit 1; }`,
             "fi",
             "",

@@ -59,6 +59,13 @@ export interface HostLayout {
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
     tlsDir: string;
+    /** <tlsDir>/cert.pem and key.pem — the self-signed certificate. */
+    selfSignedCertFile: string;
+    selfSignedKeyFile: string;
+    /** /var/www/<app>-acme — certbot's HTTP-01 webroot on Debian. */
+    debianAcmeWebroot: string;
+    /** /etc/letsencrypt/live — certbot's certificates on Debian: <dir>/<domain>/fullchain.pem. */
+    letsencryptLiveDir: string;
     /** /var/lib/acme — NixOS's acme module: <dir>/<cert>/ holds a certificate and its state. */
     nixosAcmeDir: string;
     /**
@@ -110,6 +117,10 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         staticManifestsDir: `${deployDir}/static-manifests`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
+        selfSignedCertFile: `${r}/etc/ssl/${appName}/cert.pem`,
+        selfSignedKeyFile: `${r}/etc/ssl/${appName}/key.pem`,
+        debianAcmeWebroot: `${r}/var/www/${appName}-acme`,
+        letsencryptLiveDir: `${r}/etc/letsencrypt/live`,
         nixosAcmeDir: `${r}/var/lib/acme`,
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         unitTemplate: `${appName}@`,
@@ -195,4 +206,14 @@ export function slotEnvFile(layout: HostLayout, slot: Slot): string {
 export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): { logFile: string; resultFile: string } {
     const base = `${layout.logsDir}/${stamp}-${label}-${pid}`;
     return { logFile: `${base}.log`, resultFile: `${base}.result.json` };
+}
+
+/** certbot's certificate and key for a domain (Debian, tlsMode acme). */
+export function letsencryptFiles(layout: HostLayout, domain: string): { certFile: string; keyFile: string } {
+    return { certFile: `${layout.letsencryptLiveDir}/${domain}/fullchain.pem`, keyFile: `${layout.letsencryptLiveDir}/${domain}/privkey.pem` };
+}
+
+/** NixOS's acme module marks a certificate it has issued (not the placeholder) with this file. */
+export function nixosAcmeSuccessMarker(layout: HostLayout, domain: string): string {
+    return `${layout.nixosAcmeDir}/${domain}/acme-success`;
 }

@@ -2,7 +2,7 @@
 // the config and integration tests build it with test ports and a temp root.
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
-import { HostLayout, hostLayout, SLOTS, slotPorts } from "./host-layout";
+import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 export interface TemplateInputs {
     appName: string;
@@ -79,9 +79,9 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort },
         tls: {
             mode: inputs.tlsMode,
-            certFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/fullchain.pem` : `${layout.tlsDir}/cert.pem`,
-            keyFile: acme ? `${root}/etc/letsencrypt/live/${inputs.domain}/privkey.pem` : `${layout.tlsDir}/key.pem`,
-            acmeWebroot: inputs.osFlavour === "nixos" ? layout.nixosAcmeWebroot : `${root}/var/www/${inputs.appName}-acme`,
+            certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,
+            keyFile: acme ? letsencryptFiles(layout, inputs.domain).keyFile : layout.selfSignedKeyFile,
+            acmeWebroot: inputs.osFlavour === "nixos" ? layout.nixosAcmeWebroot : layout.debianAcmeWebroot,
             acmeEmail: inputs.acmeEmail ?? "",
         },
         ssh: {
