@@ -18,7 +18,12 @@ export interface ExecResult {
 }
 
 /** Runs one command (no pty); stdin, when given, is written and closed, else closed at once. */
-export function execute(client: Client, command: string, stdin: string | undefined, emit: (stream: "stdout" | "stderr", line: string) => void): Promise<ExecResult> {
+export function execute(
+    client: Client,
+    command: string,
+    stdin: string | undefined,
+    emit: (stream: "stdout" | "stderr", line: string) => void,
+): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
         client.exec(command, (err, stream) => {
             if (err) return reject(new CommandStartError(`cannot start the command: ${err.message}`));
@@ -56,11 +61,7 @@ export function execute(client: Client, command: string, stdin: string | undefin
  */
 export function failureMessage(op: string, command: string, r: ExecResult, lastLines: readonly string[], logging: SshLogging): string {
     const shown = command.length > 200 ? `${command.slice(0, 197)}...` : command;
-    const how = !r.exited
-        ? "lost the connection before the command exited"
-        : r.signal
-          ? `killed by signal ${r.signal}`
-          : `exit code ${r.code}`;
+    const how = !r.exited ? "lost the connection before the command exited" : r.signal ? `killed by signal ${r.signal}` : `exit code ${r.code}`;
     const lines = [`${op} failed (${how})${lastLines.length > 0 ? `: ${lastLines[lastLines.length - 1]}` : ""}`, `command: ${shown}`];
     if (lastLines.length > 0) lines.push("last output:", ...lastLines.map((l) => `    ${l}`));
     else if (logging === "none") lines.push("its output is not shown (logging: none)");
@@ -69,7 +70,13 @@ export function failureMessage(op: string, command: string, r: ExecResult, lastL
 }
 
 /** failureMessage's text as the error to throw: a ConnectionLostError when the command never reported how it exited. */
-export function commandFailure(op: "create" | "update" | "delete", command: string, r: ExecResult, lastLines: readonly string[], logging: SshLogging): CommandFailedError {
+export function commandFailure(
+    op: "create" | "update" | "delete",
+    command: string,
+    r: ExecResult,
+    lastLines: readonly string[],
+    logging: SshLogging,
+): CommandFailedError {
     const message = failureMessage(op, command, r, lastLines, logging);
     return r.exited ? new CommandFailedError(message, op, r.code, r.signal) : new ConnectionLostError(message, op);
 }

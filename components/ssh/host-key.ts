@@ -55,7 +55,9 @@ export function createHostKeyCheck(pinned: HostKey): HostKeyCheck {
         },
         mismatch() {
             if (!presented) return undefined;
-            return new HostKeyMismatchError(`host key mismatch: expected ${pinned.type} ${fingerprint(pinned.blob)}, the server presented ${presented}; refusing to connect`);
+            return new HostKeyMismatchError(
+                `host key mismatch: expected ${pinned.type} ${fingerprint(pinned.blob)}, the server presented ${presented}; refusing to connect`,
+            );
         },
     };
 }

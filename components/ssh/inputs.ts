@@ -109,7 +109,8 @@ export function checkInputs(news: Record<string, any>): pulumi.dynamic.CheckFail
             if (known(c.dialErrorLimit) && !(Number.isInteger(c.dialErrorLimit) && (c.dialErrorLimit >= 1 || c.dialErrorLimit === -1))) {
                 fail("connection.dialErrorLimit", "must be a positive integer, or -1 for no limit");
             }
-            if (known(c.perDialTimeout) && !(typeof c.perDialTimeout === "number" && c.perDialTimeout > 0)) fail("connection.perDialTimeout", "must be a positive number of seconds");
+            if (known(c.perDialTimeout) && !(typeof c.perDialTimeout === "number" && c.perDialTimeout > 0))
+                fail("connection.perDialTimeout", "must be a positive number of seconds");
         }
     }
     if (news.create === undefined || news.create === null) fail("create", "is required");

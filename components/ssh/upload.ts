@@ -29,7 +29,8 @@ export async function verifyUploadSource(u: SshUpload): Promise<UploadSource> {
     const data = typeof u.content === "string" ? Buffer.from(u.content, "utf8") : undefined;
     const source = data ? "the content" : u.localPath!;
     const actual = data ? crypto.createHash("sha256").update(data).digest("hex") : await sha256File(u.localPath!);
-    if (actual !== u.sha256) throw new UploadSourceChangedError(`${source} changed since the program read it (sha256 ${actual}, expected ${u.sha256}); run again`);
+    if (actual !== u.sha256)
+        throw new UploadSourceChangedError(`${source} changed since the program read it (sha256 ${actual}, expected ${u.sha256}); run again`);
     return { data, source };
 }
 

@@ -180,11 +180,16 @@ describe("SshCommand against a real sshd", function () {
         it("runs a command with stdin, streams its lines, keeps its output, uploads first", async () => {
             const log = collectingLog();
             const target = path.join(fx.hostDir, "direct.txt");
-            const r = await runStep("create", props({ uploads: [{ content: "v1\n", remotePath: target, mode: "0640", sha256: sha256Hex("v1\n") }] }), `cat ${target}; echo warn >&2; cat; printf tail`, {
-                uploads: true,
-                stdin: "from stdin\n",
-                log,
-            });
+            const r = await runStep(
+                "create",
+                props({ uploads: [{ content: "v1\n", remotePath: target, mode: "0640", sha256: sha256Hex("v1\n") }] }),
+                `cat ${target}; echo warn >&2; cat; printf tail`,
+                {
+                    uploads: true,
+                    stdin: "from stdin\n",
+                    log,
+                },
+            );
             assert.deepStrictEqual(r, { stdout: "v1\nfrom stdin\ntail", stderr: "warn\n" });
             assert.deepStrictEqual(log.lines.slice(0, 1), [`uploaded ${target} (3 bytes, mode 0640)`]);
             assert.deepStrictEqual([...log.lines.slice(1)].sort(), ["from stdin", "tail", "v1", "warn"]);
@@ -196,10 +201,18 @@ describe("SshCommand against a real sshd", function () {
             fs.writeFileSync(target, "old\n", { mode: 0o644 });
             const local = path.join(fx.tmp, "local.bin");
             fs.writeFileSync(local, crypto.randomBytes(300_000));
-            await runStep("update", props({ uploads: [{ localPath: local, remotePath: target, mode: "0755", sha256: sha256Hex(fs.readFileSync(local)) }] }), "true", { uploads: true, log: collectingLog() });
+            await runStep(
+                "update",
+                props({ uploads: [{ localPath: local, remotePath: target, mode: "0755", sha256: sha256Hex(fs.readFileSync(local)) }] }),
+                "true",
+                { uploads: true, log: collectingLog() },
+            );
             assert.ok(fs.readFileSync(target).equals(fs.readFileSync(local)));
             assert.strictEqual(fs.statSync(target).mode & 0o777, 0o755);
-            assert.deepStrictEqual(fs.readdirSync(fx.hostDir).filter((f) => f.includes("slotshift-upload")), []);
+            assert.deepStrictEqual(
+                fs.readdirSync(fx.hostDir).filter((f) => f.includes("slotshift-upload")),
+                [],
+            );
         });
 
         it("refuses a local file that changed since the program hashed it, and runs nothing", async () => {
@@ -207,10 +220,15 @@ describe("SshCommand against a real sshd", function () {
             fs.writeFileSync(local, "now\n");
             const marker = path.join(fx.hostDir, "must-not-exist");
             await assert.rejects(
-                runStep("create", props({ uploads: [{ localPath: local, remotePath: path.join(fx.hostDir, "changed.txt"), mode: "0644", sha256: sha256Hex("before\n") }] }), `touch ${marker}`, {
-                    uploads: true,
-                    log: collectingLog(),
-                }),
+                runStep(
+                    "create",
+                    props({ uploads: [{ localPath: local, remotePath: path.join(fx.hostDir, "changed.txt"), mode: "0644", sha256: sha256Hex("before\n") }] }),
+                    `touch ${marker}`,
+                    {
+                        uploads: true,
+                        log: collectingLog(),
+                    },
+                ),
                 /changed since the program read it/,
             );
             assert.ok(!fs.existsSync(marker));
@@ -224,10 +242,13 @@ describe("SshCommand against a real sshd", function () {
                 return true;
             });
             const log = collectingLog();
-            await assert.rejects(runStep("create", props({ logging: "stderr" }), "cat; exit 1", { uploads: false, stdin: "SECRET-ON-STDOUT\n", log }), (e: Error) => {
-                assert.doesNotMatch(e.message, /SECRET-ON-STDOUT/);
-                return true;
-            });
+            await assert.rejects(
+                runStep("create", props({ logging: "stderr" }), "cat; exit 1", { uploads: false, stdin: "SECRET-ON-STDOUT\n", log }),
+                (e: Error) => {
+                    assert.doesNotMatch(e.message, /SECRET-ON-STDOUT/);
+                    return true;
+                },
+            );
             assert.deepStrictEqual(log.lines, []);
         });
 
@@ -236,7 +257,10 @@ describe("SshCommand against a real sshd", function () {
             keygen(other);
             const started = Date.now();
             await assert.rejects(
-                runStep("create", props({ connection: { ...fx.connection, hostKey: fs.readFileSync(`${other}.pub`, "utf8") } }), "touch /tmp/never", { uploads: false, log: collectingLog() }),
+                runStep("create", props({ connection: { ...fx.connection, hostKey: fs.readFileSync(`${other}.pub`, "utf8") } }), "touch /tmp/never", {
+                    uploads: false,
+                    log: collectingLog(),
+                }),
                 /cannot connect to .* \(1 attempt in \d+ s\): host key mismatch: expected ssh-ed25519 SHA256:\S+, the server presented SHA256:\S+; refusing to connect/,
             );
             assert.ok(Date.now() - started < 5000, "no retries");
@@ -249,7 +273,10 @@ describe("SshCommand against a real sshd", function () {
             const timer = setTimeout(() => void late.start(port), 3000);
             const log = collectingLog();
             try {
-                const r = await runStep("create", props({ connection: { ...fx.connection, port, dialErrorLimit: 20, perDialTimeout: 5 } }), "echo booted", { uploads: false, log });
+                const r = await runStep("create", props({ connection: { ...fx.connection, port, dialErrorLimit: 20, perDialTimeout: 5 } }), "echo booted", {
+                    uploads: false,
+                    log,
+                });
                 assert.strictEqual(r.stdout, "booted\n");
                 assert.match(log.lines[0], new RegExp(`^waiting for SSH on .*:${port} \\(attempt 1 of 20\\): connect ECONNREFUSED`));
             } finally {
@@ -257,7 +284,10 @@ describe("SshCommand against a real sshd", function () {
                 await late.stop();
             }
             await assert.rejects(
-                runStep("create", props({ connection: { ...fx.connection, port, dialErrorLimit: 2, perDialTimeout: 2 } }), "true", { uploads: false, log: collectingLog() }),
+                runStep("create", props({ connection: { ...fx.connection, port, dialErrorLimit: 2, perDialTimeout: 2 } }), "true", {
+                    uploads: false,
+                    log: collectingLog(),
+                }),
                 /\(2 attempts in \d+ s\): connect ECONNREFUSED/,
             );
         });
@@ -322,7 +352,9 @@ describe("SshCommand against a real sshd", function () {
             const tc = spawnSync("bash", [path.join(REPO, "scripts", "pulumi-toolchain.sh")], { cwd: REPO, encoding: "utf8", timeout: 20 * 60_000 });
             const bin = tc.stdout.trim().split("\n").pop();
             if (tc.status !== 0 || !bin || !fs.existsSync(path.join(bin, "pulumi"))) {
-                console.log(`      skipped: no Pulumi CLI (scripts/pulumi-toolchain.sh: ${(tc.stderr || String(tc.error)).trim().split("\n").slice(-3).join(" | ")})`);
+                console.log(
+                    `      skipped: no Pulumi CLI (scripts/pulumi-toolchain.sh: ${(tc.stderr || String(tc.error)).trim().split("\n").slice(-3).join(" | ")})`,
+                );
                 return this.skip();
             }
             const home = path.join(fx.tmp, "pulumi-home");
@@ -382,11 +414,15 @@ describe("SshCommand against a real sshd", function () {
             this.timeout(180_000);
             const r = await ok(UP);
             // Live, on the resource's progress row...
-            const at = (n: number) => r.lines.find((l) => /ssh:Command stream creating \(\d+s\) stream line/.test(l.text) && l.text.endsWith(`stream line ${n}`));
+            const at = (n: number) =>
+                r.lines.find((l) => /ssh:Command stream creating \(\d+s\) stream line/.test(l.text) && l.text.endsWith(`stream line ${n}`));
             assert.ok(at(1) && at(3), r.out);
             assert.ok(at(3)!.at - at(1)!.at >= 1000, `line 3 came ${at(3)!.at - at(1)!.at} ms after line 1: not streamed`);
             // ...and grouped under it in the summary, stderr included.
-            assert.match(r.out, /pulumi-nodejs:dynamic\/ssh:Command \(stream\):\n\s+stream line 1\n\s+stream line 2\n\s+stream line 3\n\s+stream note on stderr\n/);
+            assert.match(
+                r.out,
+                /pulumi-nodejs:dynamic\/ssh:Command \(stream\):\n\s+stream line 1\n\s+stream line 2\n\s+stream line 3\n\s+stream note on stderr\n/,
+            );
             assert.doesNotMatch(r.out, /info: \[runtime\]/);
 
             assert.strictEqual(fs.readFileSync(path.join(dir, "secret.txt"), "utf8"), secretValue);
@@ -406,7 +442,8 @@ describe("SshCommand against a real sshd", function () {
             this.timeout(60_000);
             const exported = (await ok(["stack", "export"], { stackArgs: false })).out;
             assert.ok(!exported.includes(secretValue), "stdin secret in plain text");
-            for (const line of fx.privateKey.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"))) assert.ok(!exported.includes(line), "private key in plain text");
+            for (const line of fx.privateKey.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----")))
+                assert.ok(!exported.includes(line), "private key in plain text");
             const state = JSON.parse(exported);
             const resources = state.deployment.resources.filter((x: any) => x.type === "pulumi-nodejs:dynamic/ssh:Command");
             assert.strictEqual(resources.length, 5);
@@ -449,7 +486,10 @@ describe("SshCommand against a real sshd", function () {
             await config("withGate", "true");
             const failed = await pulumi(UP);
             assert.notStrictEqual(failed.code, 0, failed.out);
-            assert.match(failed.out, /ssh:Command gate \*\*creating failed\*\* error: create failed \(exit code 3\): error: gate 10%: 5xx ratio 0\.25 above 0\.01, rolled back/);
+            assert.match(
+                failed.out,
+                /ssh:Command gate \*\*creating failed\*\* error: create failed \(exit code 3\): error: gate 10%: 5xx ratio 0\.25 above 0\.01, rolled back/,
+            );
             assert.match(failed.out, /last output:\n\s+shifting 10%\n\s+error: gate 10%: 5xx ratio 0\.25 above 0\.01, rolled back/);
             const exported = JSON.parse((await ok(["stack", "export"], { stackArgs: false })).out);
             assert.ok(!exported.deployment.resources.some((x: any) => x.urn.endsWith("::gate")), "a failed create leaves nothing in state");

@@ -51,7 +51,11 @@ describe("ssh command: diff", () => {
         const moved = { ...upload, localPath: "/builds/ci/slotshift/dist/agent.js" };
         assert.strictEqual(diffInputs(inputs({ uploads: [upload] }), inputs({ uploads: [moved] })).changes, false);
         for (const change of [{ sha256: "b".repeat(64) }, { mode: "0644" }, { remotePath: ".agent2.js" }]) {
-            assert.deepStrictEqual(diffInputs(inputs({ uploads: [upload] }), inputs({ uploads: [{ ...upload, ...change }] })), { changes: true, replaces: [], deleteBeforeReplace: false });
+            assert.deepStrictEqual(diffInputs(inputs({ uploads: [upload] }), inputs({ uploads: [{ ...upload, ...change }] })), {
+                changes: true,
+                replaces: [],
+                deleteBeforeReplace: false,
+            });
         }
         assert.strictEqual(diffInputs(inputs({ uploads: [upload] }), inputs({ uploads: [upload, { ...upload, remotePath: "b" }] })).changes, true);
     });
@@ -113,7 +117,10 @@ describe("ssh command: check", () => {
             "uploads[1].remotePath",
             "uploads[1].sha256",
         ]);
-        assert.deepStrictEqual(checkInputs({ create: "true" }).map((f) => f.property), ["connection"]);
+        assert.deepStrictEqual(
+            checkInputs({ create: "true" }).map((f) => f.property),
+            ["connection"],
+        );
     });
 });
 
@@ -176,7 +183,10 @@ describe("ssh command: output", () => {
         );
         assert.strictEqual(failureMessage("update", "x", r, [], "none"), "update failed (exit code 3)\ncommand: x\nits output is not shown (logging: none)");
         assert.match(failureMessage("update", "x", r, [], "stderr"), /\nit printed nothing on stderr$/);
-        assert.match(failureMessage("delete", "x", { ...r, exited: false, code: null }, [], "stdoutAndStderr"), /^delete failed \(lost the connection before the command exited\)\n/);
+        assert.match(
+            failureMessage("delete", "x", { ...r, exited: false, code: null }, [], "stdoutAndStderr"),
+            /^delete failed \(lost the connection before the command exited\)\n/,
+        );
         assert.match(failureMessage("create", "x", { ...r, code: null, signal: "KILL" }, [], "stdoutAndStderr"), /^create failed \(killed by signal KILL\)/);
         assert.ok(failureMessage("create", "y".repeat(500), r, [], "none").length < 300, "a long command is shortened");
     });
