@@ -14,10 +14,11 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { sshCommandProvider, SshLogging, SshUpload } from "./provider";
+import type { SshLogging, SshUpload } from "./inputs";
+import { sshCommandProvider } from "./provider";
 import { SshConnection } from "./ssh-connection";
 
-export type { SshLogging, SshUpload } from "./provider";
+export type { SshLogging, SshUpload } from "./inputs";
 
 /** The resource type, `pulumi-nodejs:dynamic/<module>:<type>` as the SDK builds it for dynamic resources. */
 export const SSH_COMMAND_TYPE = "pulumi-nodejs:dynamic/ssh:Command";

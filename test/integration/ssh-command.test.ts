@@ -13,7 +13,9 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { LineLog, runStep, SshCommandInputs } from "../../components/ssh/provider";
+import type { LineLog } from "../../components/ssh/engine-log";
+import type { SshCommandInputs } from "../../components/ssh/inputs";
+import { runStep } from "../../components/ssh/provider";
 import { sha256Hex } from "../../components/ssh/ssh-command";
 import { SshConnection } from "../../components/ssh/ssh-connection";
 

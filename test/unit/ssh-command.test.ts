@@ -4,19 +4,11 @@
 import * as assert from "assert";
 import * as path from "path";
 import { utils } from "ssh2";
-import {
-    checkInputs,
-    containsUnknown,
-    createLineSplitter,
-    createTail,
-    diffInputs,
-    engineAddress,
-    failureMessage,
-    fingerprint,
-    hostKeyAlgorithms,
-    parseHostKey,
-    SshCommandInputs,
-} from "../../components/ssh/provider";
+import { engineAddress } from "../../components/ssh/engine-log";
+import { failureMessage } from "../../components/ssh/exec";
+import { fingerprint, hostKeyAlgorithms, parseHostKey } from "../../components/ssh/host-key";
+import { checkInputs, containsUnknown, diffInputs, SshCommandInputs } from "../../components/ssh/inputs";
+import { createLineSplitter, createTail } from "../../components/ssh/output";
 import { contentUpload, fileUpload, sha256Hex } from "../../components/ssh/ssh-command";
 import { runProgram } from "./helpers/mock-program";
 import { cliConfig } from "./helpers/stack-config";
