@@ -263,13 +263,24 @@ function keepWarmSwitch(args: RawArgs): boolean | undefined {
     return keep || noKeep ? keep : undefined;
 }
 
+/** --allow-contract, shared by activate and migrate. */
+const ALLOW_CONTRACT_FLAG: FlagSpec = { name: "allow-contract", value: "LIST", help: "acknowledged contract operations, comma-separated" };
+
+function formatAllowContract(list: readonly string[]): string[] {
+    return list.length > 0 ? ["--allow-contract", joinContractOperations(list)] : [];
+}
+
+function formatKeepWarm(keepWarm: boolean | undefined): string[] {
+    return keepWarm === undefined ? [] : [keepWarm ? "--keep-warm" : "--no-keep-warm"];
+}
+
 function formatShift(r: ShiftRequest): string[] {
     return [
         ...(r.plan ? ["--plan", formatShiftPlan(r.plan)] : []),
         ...(r.maxErrorRatio !== undefined ? ["--max-error-ratio", String(r.maxErrorRatio)] : []),
         ...(r.healthTimeoutSeconds !== undefined ? ["--health-timeout", String(r.healthTimeoutSeconds)] : []),
         ...(r.drainTimeoutSeconds !== undefined ? ["--drain-timeout", String(r.drainTimeoutSeconds)] : []),
-        ...(r.keepWarm === undefined ? [] : [r.keepWarm ? "--keep-warm" : "--no-keep-warm"]),
+        ...formatKeepWarm(r.keepWarm),
     ];
 }
 
@@ -317,15 +328,11 @@ export const ACTIVATE: CommandSpec = {
     name: "activate",
     synopsis: "--version V [shift options] [--allow-contract MIGRATION:OPERATION:TARGET,...]",
     summary: "migration-safety gate + migrations (once per version), then the gated shift",
-    flags: [
-        { name: "version", value: "V", help: "release version (prepared)" },
-        ...SHIFT_FLAGS,
-        { name: "allow-contract", value: "LIST", help: "acknowledged contract operations, comma-separated" },
-    ],
+    flags: [{ name: "version", value: "V", help: "release version (prepared)" }, ...SHIFT_FLAGS, ALLOW_CONTRACT_FLAG],
 };
 
 export function formatActivateArgs(r: ActivateRequest): string[] {
-    return ["--version", r.version, ...formatShift(r), ...(r.allowContract.length > 0 ? ["--allow-contract", joinContractOperations(r.allowContract)] : [])];
+    return ["--version", r.version, ...formatShift(r), ...formatAllowContract(r.allowContract)];
 }
 
 export function parseActivateArgs(args: RawArgs): ActivateRequest {
@@ -371,18 +378,13 @@ export const MIGRATE: CommandSpec = {
     summary: "the same gate and migrations without a shift; --check-only migrates nothing",
     flags: [
         { name: "version", value: "V", help: "release version (prepared)" },
-        { name: "allow-contract", value: "LIST", help: "acknowledged contract operations, comma-separated" },
+        ALLOW_CONTRACT_FLAG,
         { name: "check-only", help: "run the migration-safety gate only" },
     ],
 };
 
 export function formatMigrateArgs(r: MigrateRequest): string[] {
-    return [
-        "--version",
-        r.version,
-        ...(r.allowContract.length > 0 ? ["--allow-contract", joinContractOperations(r.allowContract)] : []),
-        ...(r.checkOnly ? ["--check-only"] : []),
-    ];
+    return ["--version", r.version, ...formatAllowContract(r.allowContract), ...(r.checkOnly ? ["--check-only"] : [])];
 }
 
 export function parseMigrateArgs(args: RawArgs): MigrateRequest {
@@ -419,7 +421,7 @@ export function formatRetireArgs(r: RetireRequest): string[] {
         "--version",
         r.version,
         ...(r.drainTimeoutSeconds !== undefined ? ["--drain-timeout", String(r.drainTimeoutSeconds)] : []),
-        ...(r.keepWarm === undefined ? [] : [r.keepWarm ? "--keep-warm" : "--no-keep-warm"]),
+        ...formatKeepWarm(r.keepWarm),
     ];
 }
 

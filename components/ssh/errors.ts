@@ -28,35 +28,19 @@ export class SshStepError extends Error {
 SshStepError.prototype.name = "SshStepError";
 
 /** One connection attempt failed; the subclass says whether another attempt can help. */
-export class DialError extends SshStepError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class DialError extends SshStepError {}
 DialError.prototype.name = "DialError";
 
 /** Refused, timed out, closed during the handshake, key not accepted yet: the host may be booting, so it is dialed again. */
-export class TransientDialError extends DialError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class TransientDialError extends DialError {}
 TransientDialError.prototype.name = "TransientDialError";
 
 /** The server presented another host key than the pinned one; nothing was sent to it. */
-export class HostKeyMismatchError extends DialError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class HostKeyMismatchError extends DialError {}
 HostKeyMismatchError.prototype.name = "HostKeyMismatchError";
 
 /** The connection's settings cannot work (a host key or private key that cannot be parsed): dialing again will not help. */
-export class ConnectionSettingsError extends DialError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class ConnectionSettingsError extends DialError {}
 ConnectionSettingsError.prototype.name = "ConnectionSettingsError";
 
 /** No connection after the attempts the connection allows; `cause` is the last attempt's failure (a DialError). */
@@ -71,27 +55,15 @@ export class ConnectError extends SshStepError {
 ConnectError.prototype.name = "ConnectError";
 
 /** A file to upload no longer has the hash the program took: the program has to run again. */
-export class UploadSourceChangedError extends SshStepError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class UploadSourceChangedError extends SshStepError {}
 UploadSourceChangedError.prototype.name = "UploadSourceChangedError";
 
 /** Putting a file on the host over SFTP failed (its temp file is removed). */
-export class UploadFailedError extends SshStepError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class UploadFailedError extends SshStepError {}
 UploadFailedError.prototype.name = "UploadFailedError";
 
 /** The server refused to start the command. */
-export class CommandStartError extends SshStepError {
-    constructor(message: string) {
-        super(message);
-    }
-}
+export class CommandStartError extends SshStepError {}
 CommandStartError.prototype.name = "CommandStartError";
 
 /** The command exited non-zero or was killed; the message quotes its last visible lines. */
