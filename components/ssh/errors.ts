@@ -28,19 +28,35 @@ export class SshStepError extends Error {
 SshStepError.prototype.name = "SshStepError";
 
 /** One connection attempt failed; the subclass says whether another attempt can help. */
-export class DialError extends SshStepError {}
+export class DialError extends SshStepError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 DialError.prototype.name = "DialError";
 
 /** Refused, timed out, closed during the handshake, key not accepted yet: the host may be booting, so it is dialed again. */
-export class TransientDialError extends DialError {}
+export class TransientDialError extends DialError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 TransientDialError.prototype.name = "TransientDialError";
 
 /** The server presented another host key than the pinned one; nothing was sent to it. */
-export class HostKeyMismatchError extends DialError {}
+export class HostKeyMismatchError extends DialError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 HostKeyMismatchError.prototype.name = "HostKeyMismatchError";
 
 /** The connection's settings cannot work (a host key or private key that cannot be parsed): dialing again will not help. */
-export class ConnectionSettingsError extends DialError {}
+export class ConnectionSettingsError extends DialError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 ConnectionSettingsError.prototype.name = "ConnectionSettingsError";
 
 /** No connection after the attempts the connection allows; `cause` is the last attempt's failure (a DialError). */
@@ -55,15 +71,27 @@ export class ConnectError extends SshStepError {
 ConnectError.prototype.name = "ConnectError";
 
 /** A file to upload no longer has the hash the program took: the program has to run again. */
-export class UploadSourceChangedError extends SshStepError {}
+export class UploadSourceChangedError extends SshStepError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 UploadSourceChangedError.prototype.name = "UploadSourceChangedError";
 
 /** Putting a file on the host over SFTP failed (its temp file is removed). */
-export class UploadFailedError extends SshStepError {}
+export class UploadFailedError extends SshStepError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 UploadFailedError.prototype.name = "UploadFailedError";
 
 /** The server refused to start the command. */
-export class CommandStartError extends SshStepError {}
+export class CommandStartError extends SshStepError {
+    constructor(message: string) {
+        super(message);
+    }
+}
 CommandStartError.prototype.name = "CommandStartError";
 
 /** The command exited non-zero or was killed; the message quotes its last visible lines. */
