@@ -21,6 +21,8 @@ import { walkShift } from "./shift";
 import {
     applyWeights,
     drainAndStop,
+    drainAndStopProcess,
+    pointNginxAtLive,
     pointSlotAt,
     retireOldSlotSafely,
     slotTarget,
@@ -87,7 +89,7 @@ export async function deployRelease(ctx: AgentContext, req: DeployRequest): Prom
     } catch (e) {
         await failDeploy(ctx, d, e);
     }
-    commitPhase(ctx, d);
+    await commitPhase(ctx, d);
     await retireOldSlotPhase(ctx, d);
     finish(ctx, d);
 }
@@ -246,7 +248,7 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
 }
 
 /** Phase 6: from here the new release is live, whatever happens to the old slot. */
-function commitPhase(ctx: AgentContext, d: Deploy): void {
+async function commitPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const { state } = d;
     state.live = d.newSlot;
     if (d.oldSlot && d.oldVersion) state.previous = { slot: d.oldSlot, version: d.oldVersion };
@@ -254,6 +256,7 @@ function commitPhase(ctx: AgentContext, d: Deploy): void {
     writeSlotsState(ctx.layout.stateFile, state);
     swapCurrent(ctx, d.version);
     ctx.log.info(`live: ${d.newName}; current -> releases/${d.version}`);
+    await pointNginxAtLive(ctx, d.newSlot);
 }
 
 /** Phase 7: drain the old slot, then keep it warm or stop it. It already has weight 0: nothing here fails the deploy. */
@@ -295,16 +298,50 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
     }
 
     log.warn(`${message}; ${d.weightMoved && oldSlot ? `moving all traffic back to ${oldName}` : `stopping ${newSlot}`}`);
+    // Runtime first, persistence after: traffic is back on the old slot and the new one stopped
+    // even when a save fails (full disk, read-only state dir). Such a failure keeps `deploying` in
+    // slots.json, so the next command that takes the lock, or the boot-time recovery, finishes it.
+    const unsaved: string[] = [];
+    let restoreError: unknown;
     if (d.weightMoved && oldSlot) {
-        await restoreOld(ctx, oldSlot, newSlot);
-        log.info(`traffic is back on ${oldName}`);
+        restoreError = await restoreOld(ctx, oldSlot, newSlot);
+        if (!restoreError) log.info(`traffic is back on ${oldName}`);
     }
-    await drainAndStop(ctx, d.state, newSlot, d.opts.drainTimeoutMs);
-    d.state.deploying = null;
-    writeSlotsState(layout.stateFile, d.state);
+    await drainAndStopProcess(ctx, newSlot, d.opts.drainTimeoutMs);
+    d.state.slots[newSlot].running = false;
+    try {
+        await ctx.runtime.saveState(layout.haproxyStateFile);
+    } catch (err) {
+        unsaved.push(`HAProxy's state (${errorMessage(err)})`);
+    }
+    if (!restoreError && unsaved.length === 0) d.state.deploying = null;
+    try {
+        writeSlotsState(layout.stateFile, d.state);
+    } catch (err) {
+        unsaved.push(`slots.json (${errorMessage(err)})`);
+    }
+    if (restoreError || unsaved.length) {
+        log.warn(
+            `${restoreError ? `the weights could not be restored (${errorMessage(restoreError)}); ` : ""}${unsaved.length ? `could not save ${unsaved.join(" and ")}; ` : ""}` +
+                "slots.json keeps the deploy as interrupted: the next command that takes the lock, or a reboot, restores the committed state",
+        );
+    }
     d.durations.total = Date.now() - d.startedAt;
     const result = d.weightMoved ? "rolled-back" : "failed";
-    appendAudit(layout.auditLog, { command, version, from, to: slotLabel(version, newSlot), result, reason: message, gate, durations: secondsOf(d.durations) });
+    try {
+        appendAudit(layout.auditLog, {
+            command,
+            version,
+            from,
+            to: slotLabel(version, newSlot),
+            result,
+            reason: message,
+            gate,
+            durations: secondsOf(d.durations),
+        });
+    } catch (err) {
+        log.warn(`could not append to the audit log: ${errorMessage(err)}`);
+    }
     Object.assign(ctx.result, {
         ok: false,
         command,
@@ -314,23 +351,29 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
         durations: secondsOf(d.durations),
         ...(d.migrations ? { migrations: d.migrations } : {}),
     });
+    if (restoreError) {
+        throw new AgentError(
+            `${message}; could not put traffic back on ${oldName}: ${errorMessage(restoreError)}; ${newSlot} stopped; the next command recovers it`,
+        );
+    }
     const tail = oldSlot ? (d.weightMoved ? `; traffic is back on ${oldName}` : `; traffic never left ${oldName}`) : "";
-    throw new GateError(gate, `${message}${tail}; ${newSlot} stopped`);
+    const pending = unsaved.length ? `; not saved: ${unsaved.join(", ")} (the next command or a reboot finishes the recovery)` : "";
+    throw new GateError(gate, `${message}${tail}; ${newSlot} stopped${pending}`);
 }
 
-/** All traffic back on the old slot. Retried: this is the step that must not fail. */
-async function restoreOld(ctx: AgentContext, oldSlot: Slot, newSlot: Slot): Promise<void> {
+/** All traffic back on the old slot, at runtime. Retried: this is the step that must not fail. Returns the last error, if it did. */
+async function restoreOld(ctx: AgentContext, oldSlot: Slot, newSlot: Slot): Promise<unknown> {
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
         try {
-            await applyWeights(ctx, { [oldSlot]: 100, [newSlot]: 0 });
+            await ctx.runtime.setWeights({ [oldSlot]: 100, [newSlot]: 0 });
             await ctx.runtime.setState(oldSlot, "ready");
-            return;
+            return undefined;
         } catch (e) {
             lastError = e;
             ctx.log.warn(`restoring weights failed (attempt ${attempt + 1}): ${errorMessage(e)}`);
             await sleep(1000);
         }
     }
-    throw new AgentError(`could not put traffic back on ${oldSlot}: ${errorMessage(lastError)}; the next deploy command recovers it`);
+    return lastError ?? new Error("unknown error");
 }

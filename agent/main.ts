@@ -12,6 +12,7 @@ import {
     parseMigrateArgs,
     parsePrepareArgs,
     parsePruneArgs,
+    parseRecoverArgs,
     parseReloadProxyArgs,
     parseRetireArgs,
     parseRollbackArgs,
@@ -21,6 +22,7 @@ import {
     PRUNE,
     RawArgs,
     rawFlag,
+    RECOVER,
     rawSwitch,
     RELOAD_PROXY,
     RETIRE,
@@ -32,6 +34,7 @@ import {
 import { activateCommand } from "./commands/activate";
 import { migrateCommand } from "./commands/migrate";
 import { prepareCommand } from "./commands/prepare";
+import { recoverCommand } from "./commands/recover";
 import { pruneCommand } from "./commands/prune";
 import { reloadProxyCommand } from "./commands/reload-proxy";
 import { retireCommand } from "./commands/retire";
@@ -82,6 +85,7 @@ const COMMANDS: readonly AgentCommand[] = [
     command(PRUNE, parsePruneArgs, pruneCommand),
     command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
     command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
+    command(RECOVER, parseRecoverArgs, recoverCommand),
 ];
 
 /** The commands this agent runs, in the contract's order (a unit test compares them with COMMAND_SPECS). */

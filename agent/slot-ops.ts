@@ -12,6 +12,7 @@ import { seconds } from "./log";
 import { ShiftOptions } from "./shift-options";
 import { SlotsState, writeSlotsState } from "./slots-state";
 import { cacheKeyPrefix } from "./releases";
+import { runChecked } from "./run-command";
 
 /** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
 export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
@@ -140,17 +141,31 @@ export async function stopSlot(ctx: AgentContext, state: SlotsState, slot: Slot)
     writeSlotsState(ctx.layout.stateFile, state);
 }
 
-/** Weight 0, drain in-flight requests, stop. Used for a failed new slot and a retired old one. */
-export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: Slot, drainTimeoutMs: number): Promise<void> {
+/**
+ * Runtime weight 0, drain in-flight requests, stop the process; records nothing (the caller
+ * persists). HAProxy being unreachable only skips the drain: the process is stopped either way.
+ */
+export async function drainAndStopProcess(ctx: AgentContext, slot: Slot, drainTimeoutMs: number): Promise<void> {
     try {
-        await applyWeights(ctx, { [slot]: 0 });
+        await ctx.runtime.setWeights({ [slot]: 0 });
         const d = await drain(ctx, slot, drainTimeoutMs);
         if (!d.drained) ctx.log.warn(`${slot} still had ${d.remaining} request(s) in flight after ${seconds(d.elapsedMs)}; stopping it anyway`);
     } catch (e) {
         ctx.log.warn(`draining ${slot}: ${errorMessage(e)}`);
     }
-    await stopSlot(ctx, state, slot);
+    try {
+        await ctx.pc.stop(slot);
+    } catch (e) {
+        ctx.log.warn(`stopping ${slot}: ${errorMessage(e)}`);
+    }
     ctx.log.info(`${slot} stopped`);
+}
+
+/** Weight 0, drain in-flight requests, stop, and record it. Used for a retired slot. */
+export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: Slot, drainTimeoutMs: number): Promise<void> {
+    await drainAndStopProcess(ctx, slot, drainTimeoutMs);
+    state.slots[slot].running = false;
+    writeSlotsState(ctx.layout.stateFile, state);
 }
 
 /** After the switch: drain the old slot, then stop it or keep it warm (running, weight 0, checked). */
@@ -182,5 +197,31 @@ export async function retireOldSlotSafely(
         await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
     } catch (e) {
         ctx.log.warn(`retiring ${oldSlot} after the switch failed: ${errorMessage(e)}; it stays at weight 0 (the next deploy stops it)`);
+    }
+}
+
+/**
+ * NGINX's backup upstream -> the live slot (layout.nginxLiveSlotFile), then a graceful NGINX
+ * reload, only when the file changes. Called at every commit and by recovery. Never fails the
+ * caller: traffic through HAProxy is unaffected; the next commit or recovery writes it again.
+ */
+export async function pointNginxAtLive(ctx: AgentContext, live: Slot): Promise<void> {
+    const nginx = ctx.settings.nginx;
+    if (!nginx) return;
+    const file = ctx.layout.nginxLiveSlotFile;
+    const content = nginx.liveSlotConf[live];
+    try {
+        let current: string | undefined;
+        try {
+            current = fs.readFileSync(file, "utf8");
+        } catch {
+            current = undefined;
+        }
+        if (current === content) return;
+        writeFileAtomic(file, content, { mode: 0o644 });
+        await runChecked("nginx reload", nginx.reloadCommand, { log: ctx.log, timeoutMs: 60_000 });
+        ctx.log.info(`NGINX's way around HAProxy now leads to ${live} (port ${ctx.settings.slots[live]})`);
+    } catch (e) {
+        ctx.log.warn(`could not point NGINX's backup upstream at ${live}: ${errorMessage(e)}; it is written again at the next commit or recovery`);
     }
 }

@@ -43,7 +43,7 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
     const lines = [
         "set -euo pipefail",
         "umask 022",
-        `trap ${q(`rm -f ${[L.haproxyConfigFile, L.nginxSiteFile, maintenancePage].map((p) => q(stagedPath(p))).join(" ")}`)} EXIT`,
+        `trap ${q(`rm -f ${[L.haproxyConfigFile, L.nginxSiteFile, L.nginxLiveSlotFile, maintenancePage].map((p) => q(stagedPath(p))).join(" ")}`)} EXIT`,
         "log() { printf 'proxy: %s\\n' \"$*\"; }",
         // swap_in STAGED TARGET: renames the staged copy over the target when they differ;
         // returns 1 (and drops the copy) when nothing changed.
@@ -91,6 +91,11 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         );
     }
     lines.push(
+        "# The site's backup upstream (the live slot, written by the agent at every commit): a",
+        "# placeholder only while the file does not exist yet.",
+        stageFileScript(L.nginxLiveSlotFile, files.nginxLiveSlotPlaceholder, "0644"),
+        `if [ -e ${q(L.nginxLiveSlotFile)} ]; then rm -f ${q(stagedPath(L.nginxLiveSlotFile))}; else mv -f ${q(stagedPath(L.nginxLiveSlotFile))} ${q(L.nginxLiveSlotFile)}; fi`,
+        "",
         "# NGINX: a site that fails the check is replaced by the previous one again.",
         stageFileScript(L.nginxSiteFile, files.nginxSite, "0644"),
         `if [ -f ${q(L.nginxSiteFile)} ]; then cp -p ${q(L.nginxSiteFile)} ${q(siteBackup)}; fi`,

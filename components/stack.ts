@@ -67,6 +67,8 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
         dbLockTimeoutSeconds: s.dbLockTimeout,
         keepPreviousWarm: s.keepPreviousWarm,
         releasesToKeep: s.releasesToKeep,
+        // NixOS's reload checks the configuration itself, and its `nginx -t` lacks the -c.
+        nginxReloadCommand: s.osFlavour === "nixos" ? "systemctl reload nginx" : undefined,
     });
 }
 

@@ -480,15 +480,23 @@ function noOptions(spec: CommandSpec): (args: RawArgs) => NoRequest {
 export const STATUS: CommandSpec = { name: "status", synopsis: "[--json]", summary: "slots, versions, weights, health, sessions, lock", flags: [] };
 export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (0600)", flags: [] };
 export const RELOAD_PROXY: CommandSpec = { name: "reload-proxy", synopsis: "", summary: "save HAProxy runtime state, check config, reload", flags: [] };
+export const RECOVER: CommandSpec = {
+    name: "recover",
+    synopsis: "",
+    summary: "back to the last committed state after an interrupted deploy (run at boot; every locking command does it first)",
+    flags: [],
+};
 
 export const parseStatusArgs = noOptions(STATUS);
 export const parseWriteEnvArgs = noOptions(WRITE_ENV);
 export const parseReloadProxyArgs = noOptions(RELOAD_PROXY);
+export const parseRecoverArgs = noOptions(RECOVER);
 export const formatStatusArgs = (_: NoRequest): string[] => [];
 export const formatWriteEnvArgs = (_: NoRequest): string[] => [];
 export const formatReloadProxyArgs = (_: NoRequest): string[] => [];
+export const formatRecoverArgs = (_: NoRequest): string[] => [];
 
-export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY];
+export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY, RECOVER];
 
 /** Flags that never take a value, across every command: the tokenizer needs them before it knows the command. */
 export const ALL_SWITCHES: ReadonlySet<string> = new Set(
@@ -535,6 +543,16 @@ export interface AgentSettings {
     };
     smokePaths: string[];
     slotHeader: string;
+    /**
+     * NGINX's backup upstream (layout.nginxLiveSlotFile), pointed at the live slot at every commit.
+     * Absent in settings of a program that does not manage it: the agent then leaves NGINX alone.
+     */
+    nginx?: {
+        /** The file's content when that slot is live (rendered from templates/nginx-live-slot.conf.njk). */
+        liveSlotConf: { blue: string; green: string };
+        /** Checks the configuration, then reloads NGINX gracefully (no connection dropped). */
+        reloadCommand: string;
+    };
     processControl: ProcessControl;
     release: {
         buildCommand?: string;

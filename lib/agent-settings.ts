@@ -2,6 +2,7 @@
 // from the stack settings, and the HAProxy names the templates and the agent share.
 import { AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, DEFAULTS, ProcessControl } from "./agent-contract";
 import { hostLayout, slotPorts } from "./host-layout";
+import { renderNginxLiveSlot } from "./host-files";
 import { parseMigrationCheck } from "./migrations";
 import { shellQuote } from "./shell-quote";
 
@@ -35,16 +36,19 @@ export interface AgentSettingsInputs {
     processControl?: ProcessControl;
     /** Default: `haproxy -c -f <cfg> && systemctl reload haproxy`. */
     reloadCommand?: string;
+    /** Default: `nginx -t -q && systemctl reload nginx` (NixOS: its reload checks by itself). */
+    nginxReloadCommand?: string;
 }
 
 export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
     const root = inputs.root ?? "";
     const layout = hostLayout(inputs.appName, { root });
+    const slots = slotPorts(inputs.slotBasePort);
     return {
         schemaVersion: AGENT_SETTINGS_SCHEMA_VERSION,
         appName: inputs.appName,
         root,
-        slots: slotPorts(inputs.slotBasePort),
+        slots,
         haproxy: {
             backend: HAPROXY_BACKEND,
             reloadCommand: inputs.reloadCommand ?? `haproxy -c -q -f ${shellQuote(layout.haproxyConfigFile)} && systemctl reload haproxy`,
@@ -53,6 +57,10 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
         health: { path: inputs.healthPath, host: inputs.domain },
         smokePaths: inputs.smokePaths,
         slotHeader: SLOT_HEADER,
+        nginx: {
+            liveSlotConf: { blue: renderNginxLiveSlot(inputs.appName, slots.blue), green: renderNginxLiveSlot(inputs.appName, slots.green) },
+            reloadCommand: inputs.nginxReloadCommand ?? "nginx -t -q && systemctl reload nginx",
+        },
         processControl: inputs.processControl ?? { kind: "systemd" },
         release: {
             buildCommand: inputs.buildCommand,

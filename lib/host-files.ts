@@ -7,6 +7,8 @@ import { TemplateContext } from "./template-context";
 export interface ProxyFiles {
     haproxyCfg: string;
     nginxSite: string;
+    /** The site's backup upstream before anything is live (written only when the file is missing). */
+    nginxLiveSlotPlaceholder: string;
     maintenancePage: string;
 }
 
@@ -14,8 +16,14 @@ export function renderProxyFiles(ctx: TemplateContext): ProxyFiles {
     return {
         haproxyCfg: renderTemplate("haproxy.cfg.njk", ctx),
         nginxSite: renderTemplate("nginx-site.conf.njk", ctx),
+        nginxLiveSlotPlaceholder: renderNginxLiveSlot(ctx.app.name, null),
         maintenancePage: renderTemplate("maintenance.html.njk", ctx),
     };
+}
+
+/** NGINX's backup upstream: the slot on `port` (the live one), or none yet. */
+export function renderNginxLiveSlot(appName: string, port: number | null): string {
+    return renderTemplate("nginx-live-slot.conf.njk", { app: { name: appName }, port });
 }
 
 /** The systemd template unit <app>@.service; instances are slots (blue, green). */

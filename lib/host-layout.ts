@@ -44,6 +44,12 @@ export interface HostLayout {
     haproxyStateFile: string;
     haproxyConfigFile: string;
     nginxSiteFile: string;
+    /**
+     * /etc/nginx/<app>-live-slot.inc — included in the site's upstream: the live slot as a backup
+     * server, NGINX's way around HAProxy while HAProxy refuses connections. Written by the agent at
+     * every commit (not *.conf, and outside sites-enabled: nothing includes it at http level).
+     */
+    nginxLiveSlotFile: string;
     /** /var/www/<app>-maintenance — the maintenance page NGINX serves when HAProxy cannot. */
     maintenanceDir: string;
     /** <maintenanceDir>/maintenance.html — also HAProxy's own 503 when no slot is up. */
@@ -76,6 +82,9 @@ export interface HostLayout {
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
+    /** <app>-recover: the boot-time oneshot that runs `agent recover` (after HAProxy and the slots). */
+    recoverUnit: string;
+    recoverUnitFile: string;
 }
 
 export interface LayoutOptions {
@@ -109,6 +118,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         haproxyStateFile: `${r}/var/lib/haproxy/${appName}.state`,
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
+        nginxLiveSlotFile: `${r}/etc/nginx/${appName}-live-slot.inc`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
         maintenancePage: `${r}/var/www/${appName}-maintenance/maintenance.html`,
         maintenanceFlag: `${deployDir}/maintenance`,
@@ -125,6 +135,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
+        recoverUnit: `${appName}-recover`,
+        recoverUnitFile: `${r}/etc/systemd/system/${appName}-recover.service`,
     };
 }
 

@@ -9,7 +9,7 @@ import { classifyHealth } from "../gates";
 import { seconds, secondsOf } from "../log";
 import { isPrepared } from "../releases";
 import { resolveShiftOptions } from "../shift-options";
-import { retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
+import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
 import { withDeployLock } from "../with-lock";
 
@@ -52,6 +52,7 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
         writeSlotsState(layout.stateFile, state);
         swapCurrent(ctx, prev.version);
         log.info(`live: ${prevName}; current -> releases/${prev.version}`);
+        await pointNginxAtLive(ctx, prev.slot);
 
         const durations: Record<string, number> = { flip: flipAt - t0 };
         await retireOldSlotSafely(ctx, state, live, opts, durations);

@@ -56,6 +56,8 @@ export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: bo
         current: readLinkOrUndefined(layout.currentLink) ?? null,
         previous: state.previous ? { ...state.previous, warm } : null,
         deploying: state.deploying,
+        // Recorded as in progress while nobody holds the lock: the next locking command recovers it.
+        interrupted: !!state.deploying && lock.state !== "held",
         slots,
         lock: lock.state === "free" ? null : { state: lock.state, ...lock.info },
         haproxyError: haproxyError ?? null,
@@ -69,7 +71,10 @@ export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: bo
     out.push(`${settings.appName}: live ${liveVersion ? `${liveVersion} on ${state.live}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
     if (state.previous) out.push(`previous: ${state.previous.version} on ${state.previous.slot} (${warm ? "warm" : "cold"})`);
     if (state.deploying)
-        out.push(`deploying: ${state.deploying.version} on ${state.deploying.slot} (pid ${state.deploying.pid}, since ${state.deploying.startedAt})`);
+        out.push(
+            `deploying: ${state.deploying.version} on ${state.deploying.slot} (pid ${state.deploying.pid}, since ${state.deploying.startedAt})` +
+                (report.interrupted ? "; INTERRUPTED: the next activate/rollback/retire/prune (or agent recover) restores the committed state" : ""),
+        );
     const rows = [["slot", "port", "version", "role", "weight", "haproxy", "check", "in-flight"]];
     for (const s of slots) {
         rows.push([
@@ -93,7 +98,8 @@ export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: bo
         );
     if (haproxyError) out.push(`HAProxy: unreachable (${haproxyError})`);
     if (lock.state === "held") out.push(`lock: held by ${describeLock(lock.info)}`);
-    else if (lock.state === "stale") out.push(`lock: STALE, holder is gone (${describeLock(lock.info)}); the next activate/rollback/retire recovers it`);
+    else if (lock.state === "stale")
+        out.push(`lock: STALE, holder is gone (${describeLock(lock.info)}); the next activate/rollback/retire/prune (or "agent recover") recovers it`);
     else out.push("lock: free");
     process.stdout.write(out.join("\n") + "\n");
 }

@@ -169,6 +169,7 @@ export class Stack {
     private haproxy?: ChildProcess;
     private nginx?: ChildProcess;
     private haproxyPidFile = "";
+    private nginxPidFile = "";
     readonly domain = "app.test";
     private agents: RunningAgent[] = [];
 
@@ -215,6 +216,7 @@ export class Stack {
         }
         fs.writeFileSync(this.layout.haproxyConfigFile, files.haproxyCfg);
         fs.writeFileSync(this.layout.nginxSiteFile, files.nginxSite);
+        fs.writeFileSync(this.layout.nginxLiveSlotFile, files.nginxLiveSlotPlaceholder);
         fs.writeFileSync(path.join(this.layout.maintenanceDir, "maintenance.html"), files.maintenancePage);
         execFileSync(
             "openssl",
@@ -241,13 +243,12 @@ export class Stack {
         // HAProxy in master-worker mode; a reload is SIGUSR2 to the master pid recorded here.
         this.haproxyPidFile = path.join(this.root, "run", "haproxy.pid");
         execFileSync("haproxy", ["-c", "-q", "-f", this.layout.haproxyConfigFile]);
-        const hlog = fs.openSync(path.join(this.root, "var", "log", "haproxy.log"), "a");
-        this.haproxy = spawn("haproxy", ["-W", "-f", this.layout.haproxyConfigFile, "-p", this.haproxyPidFile], { stdio: ["ignore", hlog, hlog] });
-        fs.closeSync(hlog);
+        this.spawnHaproxy();
         this.runtime = new HaproxyRuntime(this.layout.haproxySocket, "app", { retryForMs: 15000 });
         await this.runtime.pid();
 
         const nginxConf = path.join(this.root, "etc", "nginx", "nginx.conf");
+        this.nginxPidFile = path.join(this.root, "run", "nginx.pid");
         const logDir = path.join(this.root, "var", "log");
         const cache = path.join(this.root, "var", "cache", "nginx");
         fs.writeFileSync(
@@ -256,7 +257,7 @@ export class Stack {
                 // Workers as root here: the temp tree is root's, and this is a throwaway test server.
                 ...(process.getuid?.() === 0 ? ["user root;"] : []),
                 "worker_processes 1;",
-                `pid ${path.join(this.root, "run", "nginx.pid")};`,
+                `pid ${this.nginxPidFile};`,
                 `error_log ${logDir}/nginx-error.log notice;`,
                 "events { worker_connections 1024; }",
                 "http {",
@@ -298,6 +299,7 @@ export class Stack {
             root: this.root,
             processControl: { kind: "command", ...(app ? app.control(this.layout.appRoot, this.runDir) : { start: ctl("start"), stop: ctl("stop") }) },
             reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
+            nginxReloadCommand: `nginx -t -q -c ${nginxConf} -p ${this.root} && kill -HUP $(cat ${this.nginxPidFile})`,
         });
         fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
         fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
@@ -318,6 +320,41 @@ export class Stack {
             if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
             await sleep(100);
         }
+    }
+
+    private spawnHaproxy(): void {
+        const hlog = fs.openSync(path.join(this.root, "var", "log", "haproxy.log"), "a");
+        this.haproxy = spawn("haproxy", ["-W", "-f", this.layout.haproxyConfigFile, "-p", this.haproxyPidFile], { stdio: ["ignore", hlog, hlog] });
+        fs.closeSync(hlog);
+    }
+
+    /**
+     * HAProxy dies (master and worker, as systemd's KillMode=mixed leaves nothing behind) and, like
+     * systemd's Restart=, is started again after `downMs` from its config and saved server state.
+     * `signal` SIGTERM with stop first is `systemctl restart haproxy`. Resolves once it answers again.
+     */
+    async crashHaproxy(signal: "SIGKILL" | "SIGTERM", downMs: number): Promise<{ downMs: number }> {
+        const master = this.haproxy;
+        const worker = await this.runtime.pid();
+        const t0 = Date.now();
+        if (signal === "SIGTERM") {
+            // systemctl restart: ExecStop saves the runtime state first (Debian drop-in, NixOS unit).
+            await this.runtime.saveState(this.layout.haproxyStateFile).catch(() => undefined);
+        }
+        const exited = new Promise((r) => master?.once("exit", r));
+        master?.kill(signal);
+        if (signal === "SIGKILL" && worker) {
+            try {
+                process.kill(worker, "SIGKILL");
+            } catch {
+                // already gone
+            }
+        }
+        await exited;
+        await sleep(downMs);
+        this.spawnHaproxy();
+        await this.runtime.pid();
+        return { downMs: Date.now() - t0 };
     }
 
     haproxyMasterPid(): number {
