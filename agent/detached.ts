@@ -5,7 +5,10 @@
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { HostLayout, workerLogFiles } from "../lib/host-layout";
+import { HostLayout, workerFilesByName, workerLogFiles } from "../lib/host-layout";
+import { AgentError } from "./errors";
+import { readJsonFile } from "./fs-atomic";
+import { isProcessAlive, processStartTime } from "./lock";
 import { Logger } from "./log";
 
 /** First argv word of the worker invocation (not a user command). */
@@ -18,9 +21,16 @@ export interface DetachedRun {
     exitCode: number;
 }
 
+/** Who a worker is, written beside its log when it starts: `attach` follows it by this. */
+interface WorkerIdentity {
+    pid: number;
+    procStart?: string;
+}
+
 /**
  * Starts `agent __worker --result-file F <argv>` detached and streams its log to `out` until it
- * exits. Returns its exit code.
+ * exits. Returns its exit code. The first line it prints names the worker (its log file), which
+ * is what a client whose connection dropped passes to `attach --worker`.
  */
 export async function runDetached(
     layout: HostLayout,
@@ -34,7 +44,7 @@ export async function runDetached(
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     pruneLogs(dir);
     const stamp = new Date().toISOString().replace(/[:.]/g, "").replace("T", "-").slice(0, 17);
-    const { logFile, resultFile } = workerLogFiles(layout, stamp, label, process.pid);
+    const { logFile, resultFile, workerFile } = workerLogFiles(layout, stamp, label, process.pid);
     const fd = fs.openSync(logFile, "a", 0o640);
     const script = process.argv[1];
     const child = spawn(process.execPath, [script, WORKER_COMMAND, "--result-file", resultFile, ...argv], {
@@ -44,8 +54,52 @@ export async function runDetached(
         env: process.env,
     });
     fs.closeSync(fd);
+    if (child.pid) {
+        const identity: WorkerIdentity = { pid: child.pid, procStart: processStartTime(child.pid) };
+        fs.writeFileSync(workerFile, JSON.stringify(identity) + "\n", { mode: 0o640 });
+    }
     log.info(`deploy worker pid ${child.pid} (log ${logFile}); it completes or rolls back even if this session drops`);
 
+    const exited = new Promise<number>((resolve) => {
+        child.on("error", (e) => {
+            log.warn(`could not start the deploy worker: ${e.message}`);
+            resolve(1);
+        });
+        child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1)));
+    });
+    const exitCode = await followLog(logFile, 0, out, err, exited);
+    return { logFile, resultFile, exitCode };
+}
+
+/**
+ * Follows a worker that an earlier connection started: streams its log from line `skipLines`
+ * until it exits, then returns like runDetached (the exit code from its result file).
+ */
+export async function attachWorker(
+    layout: HostLayout,
+    name: string,
+    skipLines: number,
+    out: NodeJS.WritableStream,
+    err: NodeJS.WritableStream,
+): Promise<DetachedRun> {
+    const { logFile, resultFile, workerFile } = workerFilesByName(layout, name);
+    if (!fs.existsSync(logFile)) throw new AgentError(`no deploy worker ${name} (no ${logFile})`);
+    const identity = readJsonFile<WorkerIdentity>(workerFile);
+    const gone = new Promise<number>((resolve) => {
+        const timer = setInterval(() => {
+            if (identity && isProcessAlive(identity.pid, identity.procStart)) return;
+            clearInterval(timer);
+            resolve(-1);
+        }, 200);
+    });
+    await followLog(logFile, skipLines, out, err, gone);
+    const result = readJsonFile<{ ok?: boolean; exitCode?: number }>(resultFile);
+    const exitCode = !result ? 1 : typeof result.exitCode === "number" ? result.exitCode : result.ok === false ? 1 : 0;
+    return { logFile, resultFile, exitCode };
+}
+
+/** Echoes the log's lines (after the first `skipLines`) to out/err until `done` resolves, then the rest. */
+async function followLog(logFile: string, skipLines: number, out: NodeJS.WritableStream, err: NodeJS.WritableStream, done: Promise<number>): Promise<number> {
     // Once the session is gone (EPIPE), stop echoing; the worker is unaffected either way.
     let broken = false;
     out.on("error", () => {
@@ -54,7 +108,12 @@ export async function runDetached(
     err.on("error", () => {
         broken = true;
     });
+    let skip = skipLines;
     const echo = (line: string) => {
+        if (skip > 0) {
+            skip--;
+            return;
+        }
         if (broken) return;
         try {
             // The worker's final "error: ..." line goes where a foreground command's would.
@@ -86,21 +145,12 @@ export async function runDetached(
         partial = lines.pop() ?? "";
         for (const line of lines) echo(line);
     };
-    const exitCode = await new Promise<number>((resolve) => {
-        const timer = setInterval(pump, 100);
-        child.on("error", (e) => {
-            clearInterval(timer);
-            log.warn(`could not start the deploy worker: ${e.message}`);
-            resolve(1);
-        });
-        child.on("exit", (code, signal) => {
-            clearInterval(timer);
-            resolve(code ?? (signal ? 128 + (signal === "SIGKILL" ? 9 : 15) : 1));
-        });
-    });
+    const timer = setInterval(pump, 100);
+    const code = await done;
+    clearInterval(timer);
     pump();
     if (partial) echo(partial);
-    return { logFile, resultFile, exitCode };
+    return code;
 }
 
 function pruneLogs(dir: string): void {
@@ -112,6 +162,7 @@ function pruneLogs(dir: string): void {
         for (const name of logs.slice(0, Math.max(0, logs.length - KEEP_LOGS))) {
             fs.rmSync(path.join(dir, name), { force: true });
             fs.rmSync(path.join(dir, name.replace(/\.log$/, ".result.json")), { force: true });
+            fs.rmSync(path.join(dir, name.replace(/\.log$/, ".worker.json")), { force: true });
         }
     } catch {
         // Old logs are a convenience; never fail a deploy over them.

@@ -5,10 +5,13 @@ import * as path from "path";
 import {
     ACTIVATE,
     ArgsError,
+    ATTACH,
+    AttachRequest,
     CommandSpec,
     GLOBAL_FLAGS,
     MIGRATE,
     parseActivateArgs,
+    parseAttachArgs,
     parseMigrateArgs,
     parsePrepareArgs,
     parsePruneArgs,
@@ -42,7 +45,7 @@ import { rollbackCommand } from "./commands/rollback";
 import { statusCommand } from "./commands/status";
 import { writeEnvCommand } from "./commands/write-env";
 import { AgentContext, createContext } from "./context";
-import { runDetached, WORKER_COMMAND } from "./detached";
+import { attachWorker, DetachedRun, runDetached, WORKER_COMMAND } from "./detached";
 import { AgentError, EXIT_FAILED, EXIT_USAGE, errorMessage, LockBusyError } from "./errors";
 import { describeLock, lockStatus } from "./lock";
 import { createLogger } from "./log";
@@ -86,6 +89,8 @@ const COMMANDS: readonly AgentCommand[] = [
     command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
     command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
     command(RECOVER, parseRecoverArgs, recoverCommand),
+    // Handled in main() like a detached command's foreground (it reports a worker's result).
+    command(ATTACH, parseAttachArgs, async () => undefined),
 ];
 
 /** The commands this agent runs, in the contract's order (a unit test compares them with COMMAND_SPECS). */
@@ -114,6 +119,11 @@ async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown
     // The worker runs in deployDir: a relative --config must not change meaning (the last one wins).
     const workerArgv = [...argv, "--config", path.resolve(configPath)];
     const run = await runDetached(ctx.layout, label, workerArgv, json ? process.stderr : process.stdout, process.stderr, ctx.log);
+    return reportWorker(run, json);
+}
+
+/** A worker's outcome, reported the way its foreground would: the result (--json) and the exit code. */
+function reportWorker(run: DetachedRun, json: boolean): number {
     let result: Record<string, unknown> | undefined;
     try {
         result = JSON.parse(fs.readFileSync(run.resultFile, "utf8"));
@@ -121,12 +131,18 @@ async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown
         result = undefined;
     }
     if (!result) {
-        const message = `the deploy worker exited (code ${run.exitCode}) without a result; see ${run.logFile}. The next activate/rollback recovers any half-done shift`;
+        const message = `the deploy worker exited (code ${run.exitCode}) without a result; see ${run.logFile}. The next command that takes the lock (or agent recover) restores the committed state`;
         process.stderr.write(`error: ${message}\n`);
         result = { ok: false, error: message };
     }
     if (json) process.stdout.write(JSON.stringify({ ...result, log: run.logFile }) + "\n");
     return run.exitCode === 0 && result.ok === false ? EXIT_FAILED : run.exitCode;
+}
+
+/** attach: follow a worker an earlier (dropped) connection started, from where that one was. */
+async function attach(ctx: AgentContext, req: AttachRequest, json: boolean): Promise<number> {
+    const run = await attachWorker(ctx.layout, req.worker, req.skipLines, json ? process.stderr : process.stdout, process.stderr);
+    return reportWorker(run, json);
 }
 
 export async function main(rawArgv: string[]): Promise<number> {
@@ -185,6 +201,7 @@ export async function main(rawArgv: string[]): Promise<number> {
         const settings = loadSettings(configPath);
         ctx = createContext(settings, log, () => abort);
         if (cmd.detached && !worker) return await foreground(ctx, cmd, request, argv, configPath, json);
+        if (cmd.spec.name === ATTACH.name) return await attach(ctx, request as AttachRequest, json);
         await cmd.run(ctx, request, json);
         const result = { ok: true, command: args.command, ...ctx.result };
         if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(result) + "\n");

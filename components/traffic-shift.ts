@@ -62,6 +62,9 @@ export class TrafficShift extends pulumi.ComponentResource {
                 delete: remoteAgentCommand(host.sshUser, layout, "retire", formatRetireArgs({ version })),
                 triggers: [host.hostId, version],
                 logging: "stdoutAndStderr",
+                // The shift runs in a detached worker on the host: a dropped connection reconnects
+                // and follows it to its end, so `pulumi up` reports the shift's real outcome.
+                reattach: remoteAgentCommand(host.sshUser, layout, "attach", ["--worker", "{worker}", "--skip-lines", "{lines}"]),
             },
             { parent: this, dependsOn: opts?.dependsOn },
         );

@@ -496,7 +496,44 @@ export const formatWriteEnvArgs = (_: NoRequest): string[] => [];
 export const formatReloadProxyArgs = (_: NoRequest): string[] => [];
 export const formatRecoverArgs = (_: NoRequest): string[] => [];
 
-export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY, RECOVER];
+export interface AttachRequest {
+    /** The worker's name: its log file's name in the logs dir, without ".log". */
+    worker: string;
+    /** Lines of its output already received; streaming resumes after them. */
+    skipLines: number;
+}
+
+/** A worker name as the foreground announces it: a file name, never a path. */
+export const WORKER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$/;
+
+export const ATTACH: CommandSpec = {
+    name: "attach",
+    synopsis: "--worker NAME [--skip-lines N]",
+    summary: "follow a running deploy worker again (after a dropped connection): its output from line N, then its result",
+    flags: [
+        { name: "worker", value: "NAME", help: "the worker the command announced (deploy worker ... (log <logs>/NAME.log))" },
+        { name: "skip-lines", value: "N", help: "output lines already received (default 0)" },
+    ],
+};
+
+export function formatAttachArgs(r: AttachRequest): string[] {
+    return ["--worker", r.worker, "--skip-lines", String(r.skipLines)];
+}
+
+export function parseAttachArgs(args: RawArgs): AttachRequest {
+    checkKnownFlags(args, ATTACH);
+    noMore(ATTACH, args.positionals);
+    const worker = rawFlag(args, "worker");
+    if (!worker) throw new ArgsError("--worker is required");
+    if (!WORKER_NAME_PATTERN.test(worker) || worker.includes(".."))
+        throw new ArgsError(`--worker must be a worker's log name (letters, digits, '.', '_', '+', '-'), not "${worker}"`);
+    const raw = rawFlag(args, "skip-lines") ?? "0";
+    const skipLines = Number(raw);
+    if (!Number.isInteger(skipLines) || skipLines < 0) throw new ArgsError("--skip-lines must be a whole number, 0 or more");
+    return { worker, skipLines };
+}
+
+export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY, RECOVER, ATTACH];
 
 /** Flags that never take a value, across every command: the tokenizer needs them before it knows the command. */
 export const ALL_SWITCHES: ReadonlySet<string> = new Set(

@@ -214,10 +214,24 @@ export function slotEnvFile(layout: HostLayout, slot: Slot): string {
     return `${layout.slotsDir}/${slot}.env`;
 }
 
-/** A deploy worker's log and result files, from its start time, label and pid. */
-export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): { logFile: string; resultFile: string } {
-    const base = `${layout.logsDir}/${stamp}-${label}-${pid}`;
-    return { logFile: `${base}.log`, resultFile: `${base}.result.json` };
+export interface WorkerFiles {
+    /** The worker's name (its log file's name without ".log"): what `attach --worker` takes. */
+    name: string;
+    logFile: string;
+    resultFile: string;
+    /** Who the worker is (pid, start time, systemd unit), for a later `attach`. */
+    workerFile: string;
+}
+
+/** A deploy worker's files by its name (a file name inside logsDir, checked by the caller). */
+export function workerFilesByName(layout: HostLayout, name: string): WorkerFiles {
+    const base = `${layout.logsDir}/${name}`;
+    return { name, logFile: `${base}.log`, resultFile: `${base}.result.json`, workerFile: `${base}.worker.json` };
+}
+
+/** A deploy worker's log, result and identity files, from its start time, label and pid. */
+export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): WorkerFiles {
+    return workerFilesByName(layout, `${stamp}-${label}-${pid}`);
 }
 
 /** certbot's certificate and key for a domain (Debian, tlsMode acme). */

@@ -30,6 +30,14 @@ export interface SshCommandInputs {
     triggers?: unknown[];
     uploads?: SshUpload[];
     logging?: SshLogging;
+    /**
+     * Re-attaches to the work create/update started when the connection drops before the command
+     * exits: run after reconnecting, with {worker} replaced by the worker the command named on its
+     * first output line ("deploy worker pid N (log <dir>/<worker>.log)") and {lines} by the
+     * output lines received since. Its output continues the command's and its exit status is the
+     * command's. Not part of the diff: it changes nothing on the host by itself.
+     */
+    reattach?: string;
     /** The resource's URN, so streamed lines are shown under the resource (see engineLogger). */
     __logUrn?: string;
 }
@@ -115,7 +123,7 @@ export function checkInputs(news: Record<string, any>): pulumi.dynamic.CheckFail
     }
     if (news.create === undefined || news.create === null) fail("create", "is required");
     else if (known(news.create) && !isText(news.create)) fail("create", "must be a non-empty command");
-    for (const k of ["update", "delete"]) if (known(news[k]) && !isText(news[k])) fail(k, "must be a non-empty command when set");
+    for (const k of ["update", "delete", "reattach"]) if (known(news[k]) && !isText(news[k])) fail(k, "must be a non-empty command when set");
     if (known(news.stdin) && typeof news.stdin !== "string") fail("stdin", "must be a string");
     if (known(news.logging) && !LOGGING_VALUES.includes(news.logging)) fail("logging", `must be one of ${LOGGING_VALUES.join(", ")}`);
     if (known(news.triggers) && !Array.isArray(news.triggers)) fail("triggers", "must be a list");

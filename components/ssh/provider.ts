@@ -41,6 +41,16 @@ export type { LineLog } from "./engine-log";
 /** Lines quoted in the error of a failed command. */
 const ERROR_LINES = 20;
 
+/** Reconnections to follow a worker after the connection dropped. */
+const REATTACH_ATTEMPTS = 5;
+
+/**
+ * The first line of a command that runs its work in a detached worker (the agent's activate and
+ * rollback): it names the worker by its log file. Only a name of these characters is ever put
+ * into the reattach command.
+ */
+const WORKER_LINE = /deploy worker pid \d+ \(log \S*\/([A-Za-z0-9][A-Za-z0-9._+-]*)\.log\)/;
+
 function shows(logging: SshLogging, stream: "stdout" | "stderr"): boolean {
     return logging === "stdoutAndStderr" || logging === stream;
 }
@@ -61,13 +71,43 @@ export async function runStep(
         lastLines.push(line);
         if (lastLines.length > ERROR_LINES) lastLines.shift();
     };
+    // The worker the command announced on its first line, and the lines received after it.
+    let worker: string | undefined;
+    let seen = 0;
+    const follow = (stream: "stdout" | "stderr", line: string) => {
+        if (seen === 0 && worker === undefined) {
+            const m = WORKER_LINE.exec(line);
+            if (m) worker = m[1];
+            else worker = "";
+        } else {
+            seen++;
+        }
+        emit(stream, line);
+    };
     let client: Client | undefined;
     try {
         // A connection that drops later ends the channel too: execute() then reports exited=false.
         client = await connectWithRetry(props.connection, (line) => log.write(line));
         if (opts.uploads) await uploadAll(client, props.uploads, (line) => log.write(line));
-        const r = await execute(client, command, opts.stdin, emit);
-        if (!r.exited || r.signal || r.code !== 0) throw commandFailure(op, command, r, lastLines, logging);
+        let r = await execute(client, command, opts.stdin, follow);
+        let shown = command;
+        for (let attempt = 1; !r.exited && props.reattach && worker && attempt <= REATTACH_ATTEMPTS; attempt++) {
+            client?.end();
+            client = undefined;
+            log.write(`the connection dropped while ${worker} ran on the host; reconnecting to follow it (attempt ${attempt} of ${REATTACH_ATTEMPTS})`);
+            shown = props.reattach.replace(/\{worker\}/g, worker).replace(/\{lines\}/g, String(seen));
+            try {
+                client = await connectWithRetry(props.connection, (line) => log.write(line));
+                r = await execute(client, shown, undefined, (stream, line) => {
+                    seen++;
+                    emit(stream, line);
+                });
+            } catch (e) {
+                log.write(`reconnecting failed: ${(e as Error).message}`);
+                await new Promise((resolve) => setTimeout(resolve, 2000));
+            }
+        }
+        if (!r.exited || r.signal || r.code !== 0) throw commandFailure(op, shown, r, lastLines, logging);
         return { stdout: r.stdout, stderr: r.stderr };
     } finally {
         client?.end();

@@ -36,6 +36,8 @@ export interface SshCommandArgs {
     uploads?: pulumi.Input<pulumi.Input<SshUpload>[]>;
     /** Which output streams to the console and into error messages; default stdoutAndStderr. */
     logging?: pulumi.Input<SshLogging>;
+    /** After a dropped connection: the command that follows the announced worker again (see SshCommandInputs.reattach). */
+    reattach?: pulumi.Input<string>;
 }
 
 export class SshCommand extends pulumi.dynamic.Resource {

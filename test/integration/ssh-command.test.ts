@@ -18,6 +18,7 @@ import type { SshCommandInputs } from "../../components/ssh/inputs";
 import { runStep } from "../../components/ssh/provider";
 import { sha256Hex } from "../../components/ssh/ssh-command";
 import { SshConnection } from "../../components/ssh/ssh-connection";
+import { Stack } from "./harness";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const PROGRAM = path.join(__dirname, "fixtures", "ssh-program");
@@ -290,6 +291,73 @@ describe("SshCommand against a real sshd", function () {
                 }),
                 /\(2 attempts in \d+ s\): connect ECONNREFUSED/,
             );
+        });
+    });
+
+    describe("a dropped connection during the agent's shift", function () {
+        this.timeout(300_000);
+        const stack = new Stack({ appName: "nobody", keepPreviousWarm: true });
+
+        before(async function () {
+            if (!fx) return this.skip();
+            await stack.start();
+            for (const v of ["v1", "v2"]) {
+                const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)]);
+                assert.strictEqual(run.code, 0, run.stderr);
+            }
+            const first = await stack.agent(["activate", "--version", "v1", "--plan", "100"]);
+            assert.strictEqual(first.code, 0, first.stderr);
+        });
+
+        after(async function () {
+            await stack.stop();
+        });
+
+        it("the session killed at a step: the provider reconnects, follows the worker from where it was, and the step succeeds", async () => {
+            const agent = (command: string, args: string[]) =>
+                [process.execPath, stack.layout.agentPath, command, "--config", stack.layout.agentConfigPath, ...args].join(" ");
+            const log = collectingLog();
+            const sshdPid = fx.sshd.child!.pid!;
+            let killed = 0;
+            const watch = setInterval(() => {
+                if (killed || !log.lines.some((l) => /step 1\/3 \(10%\):/.test(l))) return;
+                // The sessions our sshd serves (its children): the connection drops as if the network went.
+                const ps = spawnSync("ps", ["-o", "pid=", "--ppid", String(sshdPid)], { encoding: "utf8" });
+                for (const pid of ps.stdout.split("\n").map(Number).filter(Boolean)) {
+                    try {
+                        process.kill(pid, "SIGKILL");
+                        killed++;
+                    } catch {
+                        // already gone
+                    }
+                }
+            }, 50);
+            let r: { stdout: string; stderr: string };
+            try {
+                r = await runStep(
+                    "create",
+                    {
+                        connection: fx.connection,
+                        create: agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s"]),
+                        reattach: agent("attach", ["--worker", "'{worker}'", "--skip-lines", "'{lines}'"]),
+                    },
+                    agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s"]),
+                    { uploads: false, log },
+                );
+            } finally {
+                clearInterval(watch);
+            }
+            assert.ok(killed > 0, "the session was killed");
+            assert.ok(
+                log.lines.some((l) => /the connection dropped while .* ran on the host; reconnecting/.test(l)),
+                log.lines.join("\n"),
+            );
+            const done = log.lines.filter((l) => /activate v2 done in/.test(l));
+            assert.strictEqual(done.length, 1, `the worker's last line, once:\n${log.lines.join("\n")}`);
+            const steps = log.lines.filter((l) => /step 1\/3 \(10%\):/.test(l));
+            assert.strictEqual(steps.length, 1, "no line shown twice");
+            assert.match(r.stdout, /activate v2 done in/);
+            assert.deepStrictEqual(await stack.weights(), { blue: 0, green: 100 });
         });
     });
 
