@@ -1,8 +1,11 @@
-// Deploys that move traffic run in a detached worker: its own session (setsid), stdio to a log file
-// under deployDir. The foreground process only streams that log and exits with the worker's
-// result, so a dropped SSH connection (SIGHUP, EPIPE, SIGKILL of the foreground) never leaves
-// traffic split: the worker finishes or rolls back on its own, holding the deploy lock meanwhile.
-import { spawn } from "child_process";
+// Deploys that move traffic run in a detached worker: where systemd runs the slots, a transient
+// system unit (systemd-run: its own cgroup, so neither the end of the SSH session nor logind's
+// KillUserProcesses touches it, and `systemctl status` / `journalctl -u` show it); elsewhere its
+// own session (setsid). Its output goes to a log file under deployDir. The foreground process only
+// streams that log and exits with the worker's result, so a dropped SSH connection (SIGHUP, EPIPE,
+// SIGKILL of the foreground) never leaves traffic split: the worker finishes or rolls back on its
+// own, holding the deploy lock meanwhile, and `attach` follows it again from another connection.
+import { execFile, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { HostLayout, workerFilesByName, workerLogFiles } from "../lib/host-layout";
@@ -25,6 +28,8 @@ export interface DetachedRun {
 interface WorkerIdentity {
     pid: number;
     procStart?: string;
+    /** The transient systemd unit it runs in, where systemd started it. */
+    unit?: string;
 }
 
 /**
@@ -39,15 +44,35 @@ export async function runDetached(
     out: NodeJS.WritableStream,
     err: NodeJS.WritableStream,
     log: Logger,
+    opts: { transientUnit: boolean } = { transientUnit: false },
 ): Promise<DetachedRun> {
     const dir = layout.logsDir;
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
     pruneLogs(dir);
     const stamp = new Date().toISOString().replace(/[:.]/g, "").replace("T", "-").slice(0, 17);
-    const { logFile, resultFile, workerFile } = workerLogFiles(layout, stamp, label, process.pid);
+    const { name, logFile, resultFile, workerFile } = workerLogFiles(layout, stamp, label, process.pid);
+    const workerArgv = [process.argv[1], WORKER_COMMAND, "--result-file", resultFile, ...argv];
+    if (opts.transientUnit && systemdRuns()) {
+        const unit = transientUnitName(layout.appName, name);
+        const started = await startTransientUnit(unit, `${layout.appName} deploy worker (${label})`, layout.deployDir, logFile, [
+            process.execPath,
+            ...workerArgv,
+        ]);
+        if (started.ok) {
+            const pid = started.pid;
+            if (pid)
+                fs.writeFileSync(workerFile, JSON.stringify({ pid, procStart: processStartTime(pid), unit } satisfies WorkerIdentity) + "\n", { mode: 0o640 });
+            log.info(
+                `deploy worker pid ${pid} (log ${logFile}); it completes or rolls back even if this session drops (systemd unit ${unit}.service: systemctl status ${unit}, journalctl -u ${unit})`,
+            );
+            const gone = pid ? untilGone(pid, processStartTime(pid)) : Promise.resolve(-1);
+            await followLog(logFile, 0, out, err, gone);
+            return { logFile, resultFile, exitCode: exitCodeOf(resultFile) };
+        }
+        log.warn(`could not start the deploy worker as systemd unit ${unit}: ${started.error}; starting it as a detached process`);
+    }
     const fd = fs.openSync(logFile, "a", 0o640);
-    const script = process.argv[1];
-    const child = spawn(process.execPath, [script, WORKER_COMMAND, "--result-file", resultFile, ...argv], {
+    const child = spawn(process.execPath, workerArgv, {
         detached: true,
         stdio: ["ignore", fd, fd],
         cwd: layout.deployDir,
@@ -71,6 +96,74 @@ export async function runDetached(
     return { logFile, resultFile, exitCode };
 }
 
+/** systemd is PID 1 (sd_booted's test) and systemd-run is there. */
+function systemdRuns(): boolean {
+    return (
+        fs.existsSync("/run/systemd/system") &&
+        ["/usr/bin/systemd-run", "/run/current-system/sw/bin/systemd-run", "/bin/systemd-run"].some((p) => fs.existsSync(p))
+    );
+}
+
+/** <app>-deploy-<worker>, with anything a unit name cannot hold replaced. */
+export function transientUnitName(appName: string, worker: string): string {
+    return `${appName}-deploy-${worker}`.replace(/[^A-Za-z0-9:_.-]/g, "_").slice(0, 240);
+}
+
+/**
+ * The worker as a transient system service: its own cgroup, so it outlives the SSH session (and
+ * logind's KillUserProcesses), shows in `systemctl status` and the journal, and is cleaned up
+ * (--collect) once it exited. Its output is appended to the log file, which the foreground follows.
+ */
+function startTransientUnit(
+    unit: string,
+    description: string,
+    cwd: string,
+    logFile: string,
+    command: string[],
+): Promise<{ ok: true; pid: number | undefined } | { ok: false; error: string }> {
+    const args = [
+        `--unit=${unit}`,
+        `--description=${description}`,
+        "--collect",
+        "--quiet",
+        `--working-directory=${cwd}`,
+        `--property=StandardOutput=append:${logFile}`,
+        `--property=StandardError=append:${logFile}`,
+        // The worker never stops half way on its own unit's stop timeout: it rolls back on SIGTERM.
+        "--property=TimeoutStopSec=15min",
+        // The same PATH as the foreground (root's, from the session that started the deploy).
+        `--setenv=PATH=${process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+        ...(process.env.SLOTSHIFT_DEBUG ? [`--setenv=SLOTSHIFT_DEBUG=${process.env.SLOTSHIFT_DEBUG}`] : []),
+        "--",
+        ...command,
+    ];
+    return new Promise((resolve) => {
+        execFile("systemd-run", args, { timeout: 60_000 }, (e, _stdout, stderr) => {
+            if (e) return resolve({ ok: false, error: (stderr || e.message).trim() });
+            execFile("systemctl", ["show", "--property=MainPID", "--value", `${unit}.service`], { timeout: 30_000 }, (e2, stdout) => {
+                const pid = Number(String(stdout).trim());
+                resolve({ ok: true, pid: !e2 && pid > 0 ? pid : undefined });
+            });
+        });
+    });
+}
+
+function untilGone(pid: number, procStart: string | undefined): Promise<number> {
+    return new Promise((resolve) => {
+        const timer = setInterval(() => {
+            if (isProcessAlive(pid, procStart)) return;
+            clearInterval(timer);
+            resolve(-1);
+        }, 200);
+    });
+}
+
+/** The exit code a worker recorded in its result file (1 without one). */
+function exitCodeOf(resultFile: string): number {
+    const result = readJsonFile<{ ok?: boolean; exitCode?: number }>(resultFile);
+    return !result ? 1 : typeof result.exitCode === "number" ? result.exitCode : result.ok === false ? 1 : 0;
+}
+
 /**
  * Follows a worker that an earlier connection started: streams its log from line `skipLines`
  * until it exits, then returns like runDetached (the exit code from its result file).
@@ -85,17 +178,9 @@ export async function attachWorker(
     const { logFile, resultFile, workerFile } = workerFilesByName(layout, name);
     if (!fs.existsSync(logFile)) throw new AgentError(`no deploy worker ${name} (no ${logFile})`);
     const identity = readJsonFile<WorkerIdentity>(workerFile);
-    const gone = new Promise<number>((resolve) => {
-        const timer = setInterval(() => {
-            if (identity && isProcessAlive(identity.pid, identity.procStart)) return;
-            clearInterval(timer);
-            resolve(-1);
-        }, 200);
-    });
+    const gone = identity ? untilGone(identity.pid, identity.procStart) : Promise.resolve(-1);
     await followLog(logFile, skipLines, out, err, gone);
-    const result = readJsonFile<{ ok?: boolean; exitCode?: number }>(resultFile);
-    const exitCode = !result ? 1 : typeof result.exitCode === "number" ? result.exitCode : result.ok === false ? 1 : 0;
-    return { logFile, resultFile, exitCode };
+    return { logFile, resultFile, exitCode: exitCodeOf(resultFile) };
 }
 
 /** Echoes the log's lines (after the first `skipLines`) to out/err until `done` resolves, then the rest. */

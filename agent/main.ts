@@ -118,7 +118,10 @@ async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown
     const label = cmd.label?.(request) ?? cmd.spec.name;
     // The worker runs in deployDir: a relative --config must not change meaning (the last one wins).
     const workerArgv = [...argv, "--config", path.resolve(configPath)];
-    const run = await runDetached(ctx.layout, label, workerArgv, json ? process.stderr : process.stdout, process.stderr, ctx.log);
+    const run = await runDetached(ctx.layout, label, workerArgv, json ? process.stderr : process.stdout, process.stderr, ctx.log, {
+        // Where systemd runs the slots, it runs the worker too: a transient unit of its own.
+        transientUnit: ctx.settings.processControl.kind === "systemd" && process.getuid?.() === 0,
+    });
     return reportWorker(run, json);
 }
 

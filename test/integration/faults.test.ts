@@ -204,7 +204,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         const r = await l.stop();
         figures(formatLoad("worker SIGKILL at 50 %, then recover", r));
         assert.strictEqual(run.code, 0, out(run));
-        assert.match(run.stdout, /recovered: all traffic on blue \(v3\)/);
+        assert.match(run.stdout, new RegExp(`recovered: all traffic on ${liveSlot} \\(${liveVersion}\\)`));
         await assertAllOn(liveSlot, "after recover");
         assert.ok(!fs.existsSync(path.join(stack.runDir, `app-${other(liveSlot)}.pid`)), "the interrupted deploy's slot is stopped");
         assert.strictEqual(fs.readlinkSync(stack.layout.currentLink), `releases/${liveVersion}`);
