@@ -16,6 +16,8 @@ export interface TemplateInputs {
     haproxyPort: number;
     httpPort: number;
     httpsPort: number;
+    /** Loopback UDP port of HAProxy's per-request log (default DEFAULTS.trafficLogPort). */
+    trafficLogPort?: number;
     /** SSH port the host listens on (firewall, sshd). */
     sshPort?: number;
     allowedSshCidrs?: string[];
@@ -50,7 +52,7 @@ export interface TemplateContext {
     frontend: string;
     configWeight: number;
     slots: { name: string; port: number }[];
-    ports: { haproxy: number; http: number; https: number };
+    ports: { haproxy: number; http: number; https: number; trafficLog: number };
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
@@ -76,7 +78,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         frontend: HAPROXY_FRONTEND,
         configWeight: CONFIG_WEIGHT,
         slots: SLOTS.map((name) => ({ name, port: ports[name] })),
-        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort },
+        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort, trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort },
         tls: {
             mode: inputs.tlsMode,
             certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,

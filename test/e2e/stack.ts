@@ -11,7 +11,7 @@ import { proxyApplyScript } from "../../components/proxy";
 import { artifactPath, prepareCommand } from "../../components/release";
 import { remoteAgentCommand } from "../../components/remote";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
-import { activateArgs } from "../../components/traffic-shift";
+import { activateArgs, shiftGates } from "../../components/traffic-shift";
 import { AGENT_OUTFILE } from "../../lib/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
 import { renderDebianSetupScript } from "../../lib/host-files";
@@ -112,7 +112,7 @@ export class LocalStack {
         const args = activateArgs({
             version,
             plan: s.shiftPlan,
-            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            gates: shiftGates(s),
             keepPreviousWarm: s.keepPreviousWarm,
             allowContractOperations: s.allowContractOperations,
         });

@@ -188,7 +188,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.strictEqual(run.code, 1, out(run));
         assert.match(
             run.stderr,
-            /error: error-rate gate failed at step 1\/3 \(10%\): blue \(v3-errors\) 5xx \d+ \+ errors 0 of \d+ responses = \d+\.\d% \(max 1\.0%\); traffic is back on green \(v2\); blue stopped/,
+            /error: error-rate gate failed at step 1\/3 \(10%\)( after [\d.]+s)?: blue \(v3-errors\) 5xx \d+ \+ errors 0 of \d+ responses = \d+\.\d% \(max 1\.0%\)(; at least [\d.]+% with 95 % confidence)?; traffic is back on green \(v2\); blue stopped/,
         );
         assert.ok(r.failures > 0, "some 500s reached clients (the gate measures real traffic)");
         assert.strictEqual(r.errors, 0, "no connection errors");
