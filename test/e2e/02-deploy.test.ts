@@ -97,6 +97,31 @@ describe("deploy of the example Django app to the local host", function () {
         assert.deepStrictEqual(lost, [], "notes acknowledged with 201 are missing from the database");
     });
 
+    it("rollback over SSH to the warm previous release and back: a weight flip, 0 failed requests", async () => {
+        const load = startLoad({ site, runId, connections: 4, rate: 40 });
+        const flips: string[] = [];
+        let report;
+        try {
+            for (const [from, to] of [
+                ["v2", "v1"],
+                ["v1", "v2"],
+            ]) {
+                const t0 = Date.now();
+                const r = await stack.agent("rollback", ["--json"]);
+                const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
+                assert.deepStrictEqual([result.mode, result.version], ["warm-flip", to], r.stdout);
+                // The host shares this machine's clock: flipAt is comparable with t0.
+                flips.push(`${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started (the ssh command took ${r.ms} ms in all)`);
+            }
+        } finally {
+            report = await load.stop();
+        }
+        console.log(`      rollback: ${flips.join("; ")}`);
+        console.log(`      load: ${describeLoad(report)}`);
+        assert.deepStrictEqual(report.failed, [], describeLoad(report));
+        assert.match((await siteRequest(site, "/")).body, /id="release">v2</);
+    });
+
     it("v3 never becomes ready: the deploy fails at the health gate and v2 keeps serving", async () => {
         const load = startLoad({ site, runId, connections: 4, rate: 40 });
         let activate;

@@ -277,8 +277,9 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
     let loser = "";
 
     it("g. two concurrent activations: the second fails fast naming the holder; the first completes", async () => {
-        const a = stack.spawnAgent(["activate", "--version", "v7", "--plan", PLAN, ...GATES]);
-        const b = stack.spawnAgent(["activate", "--version", "v8", "--plan", PLAN, ...GATES]);
+        // No load here: the steps pass without traffic.
+        const a = stack.spawnAgent(["activate", "--version", "v7", "--plan", PLAN, ...GATES, "--min-requests", "0"]);
+        const b = stack.spawnAgent(["activate", "--version", "v8", "--plan", PLAN, ...GATES, "--min-requests", "0"]);
         const [ra, rb] = await Promise.all([a.done, b.done]);
         const [win, lose] = ra.code === 0 ? [ra, rb] : [rb, ra];
         winner = win === ra ? "v7" : "v8";
