@@ -291,7 +291,7 @@ export class Stack {
             smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
             slotBasePort: base,
             haproxyPort,
-            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION" > BUILT',
+            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
