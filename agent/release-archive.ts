@@ -12,6 +12,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { AgentError } from "./errors";
 
+/** tar runs with the agent's own PATH (the deployer's, trusted) and C messages, nothing else. */
+const TAR_ENV = { PATH: process.env.PATH || "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+
 export interface ArchiveMember {
     /** "file" | "dir" | "symlink", or what tar's listing showed for anything else. */
     type: string;
@@ -88,7 +91,7 @@ export function parseListingLine(line: string): ArchiveMember | undefined {
 export function listArchive(archive: string): ArchiveMember[] {
     const r = spawnSync("tar", ["-tvzf", archive, "-P", "--numeric-owner", "--full-time", "--quoting-style=c"], {
         encoding: "utf8",
-        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+        env: TAR_ENV,
         maxBuffer: 256 * 1024 * 1024,
     });
     if (r.status !== 0) throw new AgentError(`reading ${archive} failed: ${(r.stderr || r.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
@@ -195,7 +198,7 @@ export function extractChecked(archive: string, dest: string, rules: MemberRules
     const r = spawnSync(
         "tar",
         ["-xzf", archive, "-C", dest, "--no-same-owner", "--no-same-permissions", "--no-overwrite-dir", "--no-acls", "--no-xattrs", "--no-selinux"],
-        { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" } },
+        { encoding: "utf8", env: TAR_ENV },
     );
     if (r.status !== 0) throw new AgentError(`unpacking ${archive} failed: ${(r.stderr || r.error?.message || "").trim().split("\n").slice(-2).join(" / ")}`);
 }

@@ -115,6 +115,11 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
         assert.ok(props.includes("RuntimeMaxSec=90s"));
         assert.ok(argv.includes(`--slice=${s.layout.deploySlice}`));
         assert.ok(!argv.some((a) => a.startsWith("-E") || a.startsWith("--setenv")), "no variable on systemd-run's command line");
+        assert.deepStrictEqual(
+            props.filter((p) => p.startsWith("Environment=")),
+            [`Environment=PATH=${process.env.PATH}`],
+            "only the default PATH, which the env file may override",
+        );
         assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", "make"]);
     });
 });

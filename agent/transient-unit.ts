@@ -72,6 +72,9 @@ export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: s
     const props: string[] = [
         `User=${layout.appUser}`,
         `Group=${layout.appUser}`,
+        // The tools root's own PATH finds (on NixOS /run/current-system/sw/bin, where the slot
+        // unit's `path` points too); the app's env file may set its own (EnvironmentFile= wins).
+        `Environment=PATH=${ROOT_PATH}`,
         // The app's secrets, then the step's variables (a later file wins), read by systemd.
         `EnvironmentFile=-${layout.envFile}`,
         `EnvironmentFile=${envFile}`,
@@ -99,8 +102,11 @@ export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: s
     ];
 }
 
-/** A root process's environment for systemd-run: nothing of the app's, nothing of the agent's caller. */
-const ROOT_ENV = { PATH: APP_PATH, LANG: "C.UTF-8" };
+/** PATH of the agent's own tools: the deployer's session's (trusted), never the app's. */
+const ROOT_PATH = process.env.PATH || APP_PATH;
+
+/** A root process's environment for systemd-run: only where its tools are; nothing of the app's. */
+const ROOT_ENV = { PATH: ROOT_PATH, LANG: "C.UTF-8" };
 
 function startTransientUnit(spec: AppProcessSpec): AppProcess {
     const unit = `${spec.layout.appName}-deploy-${spec.purpose}-${crypto.randomBytes(4).toString("hex")}.service`;
