@@ -84,7 +84,9 @@ export function parseListingLine(line: string): ArchiveMember | undefined {
         linkTarget = second.value;
     } else if (first.rest !== "") return undefined;
     if (type === "dir") name = name.replace(/\/+$/, "");
-    return { type, name: name.replace(/^(\.\/)+/, ""), mode, ...(linkTarget !== undefined ? { linkTarget } : {}) };
+    name = name.replace(/^(\.\/)+/, "");
+    if (name === ".") name = "";
+    return { type, name, mode, ...(linkTarget !== undefined ? { linkTarget } : {}) };
 }
 
 /** The members of a .tar.gz, as the tar that extracts it reads them (names verbatim: -P). */

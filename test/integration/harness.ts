@@ -282,7 +282,12 @@ export class Stack {
 
         // The agent as on a host: bundle and settings under deployDir.
         const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
-        const ctl = (cmd: string) => `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}`;
+        // As root the slots run as the app user, as User= does under systemd; they append to the posts log.
+        const asRoot = process.getuid?.() === 0;
+        const ctl = (cmd: string) =>
+            `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}${asRoot ? ` ${this.opts.appName}` : ""}`;
+        fs.writeFileSync(this.postsLog, "", { mode: 0o666 });
+        fs.chmodSync(this.postsLog, 0o666);
         const app = this.opts.app;
         this.settings = buildAgentSettings({
             appName: this.opts.appName,
