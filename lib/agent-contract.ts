@@ -517,7 +517,7 @@ function noOptions(spec: CommandSpec): (args: RawArgs) => NoRequest {
 }
 
 export const STATUS: CommandSpec = { name: "status", synopsis: "[--json]", summary: "slots, versions, weights, health, sessions, lock", flags: [] };
-export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (0600)", flags: [] };
+export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (root:<app> 0640)", flags: [] };
 export const RELOAD_PROXY: CommandSpec = { name: "reload-proxy", synopsis: "", summary: "save HAProxy runtime state, check config, reload", flags: [] };
 
 export const parseStatusArgs = noOptions(STATUS);

@@ -2,6 +2,7 @@
 // the config and integration tests build it with test ports and a temp root.
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
+import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
 import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 export interface TemplateInputs {
@@ -60,6 +61,10 @@ export interface TemplateContext {
     appEgress: "any" | "loopback";
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
+    /** The slot unit's sandbox (lib/app-sandbox.ts): the transient build/migrate units share it. */
+    slotSandbox: SandboxDirective[];
+    /** The deploy slice's CPU and IO weights. */
+    deploySliceProperties: readonly SandboxDirective[];
 }
 
 export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
@@ -96,5 +101,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
         runDir: `${root}/run`,
+        slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
+        deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
     };
 }

@@ -149,7 +149,7 @@ export class LocalStack {
             `systemctl stop ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
             `systemctl reset-failed ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
             `if systemctl is-active --quiet postgresql; then (cd / && runuser -u postgres -- dropdb --if-exists --force -- ${app}); fi`,
-            `rm -rf -- ${[l.releasesDir, l.slotsDir, l.currentLink, l.staticDir, l.stateFile, l.lockFile, l.auditLog, l.staticManifestsDir, l.migrationsDir, l.artifactsDir, l.logsDir].map(q).join(" ")}`,
+            `rm -rf -- ${[l.releasesDir, l.buildsDir, l.slotsDir, l.currentLink, l.staticDir, l.stateFile, l.lockFile, l.auditLog, l.staticManifestsDir, l.migrationsDir, l.artifactsDir, l.logsDir].map(q).join(" ")}`,
             "",
         ].join("\n");
         await this.host.sshOk("bash -s", { input: script });

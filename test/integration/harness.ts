@@ -286,7 +286,12 @@ export class Stack {
 
         // The agent as on a host: bundle and settings under deployDir.
         const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
-        const ctl = (cmd: string) => `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}`;
+        // As root the slots run as the app user, as User= does under systemd; they append to the posts log.
+        const asRoot = process.getuid?.() === 0;
+        const ctl = (cmd: string) =>
+            `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}${asRoot ? ` ${this.opts.appName}` : ""}`;
+        fs.writeFileSync(this.postsLog, "", { mode: 0o666 });
+        fs.chmodSync(this.postsLog, 0o666);
         const app = this.opts.app;
         this.settings = buildAgentSettings({
             appName: this.opts.appName,
@@ -296,7 +301,7 @@ export class Stack {
             slotBasePort: base,
             haproxyPort,
             trafficLogPort,
-            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION" > BUILT',
+            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
