@@ -201,11 +201,15 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         d.state.slots[newSlot] = { version: d.version, running: true };
         writeSlotsState(layout.stateFile, d.state);
         log.info(`starting ${newName} on port ${settings.slots[newSlot]}`);
+        // While a live release serves, the new one boots behind it (a cgroup weight set before the
+        // start, a nice level on its processes right after it and again once they have forked).
+        if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
         try {
             await ctx.pc.start(newSlot);
         } catch (e) {
             throw new PhaseFailure("start", `start of ${newName} failed: ${errorMessage(e)}`);
         }
+        if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
     }
     const ready = await waitForReadiness(ctx, newSlot, opts.healthTimeoutMs);
     if (!ready.ok) {
@@ -215,6 +219,7 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         );
     }
     log.info(`${newName} is ready: ${settings.health.path} answered 200 after ${seconds(ready.elapsedMs)}`);
+    if (d.oldSlot && !d.reused) await ctx.pc.setPriority(newSlot, "deploy");
     const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
     const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
     if (!up.ok) {
@@ -242,6 +247,8 @@ async function smokePhase(ctx: AgentContext, d: Deploy): Promise<void> {
 async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const { log } = ctx;
     const tShift = Date.now();
+    // From its first request on, the new release competes as an equal.
+    if (d.oldSlot) await ctx.pc.setPriority(d.newSlot, "live");
     d.weightMoved = true;
     if (!d.oldSlot) {
         await applyWeights(ctx, { [d.newSlot]: 100, [otherSlot(d.newSlot)]: 0 });

@@ -78,7 +78,18 @@ describe("deploy of the example Django app to the local host", function () {
         let report;
         try {
             await stack.prepare("v2");
-            await stack.activate("v2");
+            const shift = await stack.activate("v2");
+            // Which priority mechanism took effect on this host (cgroup weights, nice levels).
+            const priority = shift.stdout.split("\n").filter((l) => / priority \(/.test(l));
+            console.log(`      priority: ${priority.map((l) => l.replace(/^\S+ /, "")).join(" | ")}`);
+            assert.ok(
+                priority.some((l) => /: deploy priority \(.*nice 15 on [1-9]\d* process/.test(l)),
+                priority.join("\n"),
+            );
+            assert.ok(
+                priority.some((l) => /: live priority \(.*nice 0 on [1-9]/.test(l)),
+                priority.join("\n"),
+            );
             // pulumi up deletes the replaced shift: retire the old version (kept warm, so it stays up).
             await stack.retire("v1");
         } finally {
