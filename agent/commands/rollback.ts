@@ -89,6 +89,8 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             from: slotLabel(liveVer, live),
             to: slotLabel(prev.version, prev.slot),
             flipAt,
+            // When this process started: how much of the time to the flip was the agent's own.
+            processStartedAt: Math.round(performance.timeOrigin),
             durations: secondsOf(durations),
         });
         log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);
