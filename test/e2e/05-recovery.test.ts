@@ -45,7 +45,7 @@ describe("an interrupted deploy on the systemd host: transient worker unit, rebo
 
     it("the worker is a transient unit; SIGKILLed at 50 % and the host rebooted, the recover unit restores v1", async () => {
         const app = stack.settings.appName;
-        const shift = stack.agent("activate", ["--version", "v2", "--plan", "10:1,50:120,100:0", "--health-timeout", "120s"], false);
+        const shift = stack.agent("activate", ["--version", "v2", "--plan", "10:1,50:120,100:0", "--health-timeout", "120s", "--min-requests", "0"], false);
         let unit = "";
         for (let i = 0; i < 240 && !unit; i++) {
             const s = await status();

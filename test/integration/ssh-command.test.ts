@@ -338,10 +338,10 @@ describe("SshCommand against a real sshd", function () {
                     "create",
                     {
                         connection: fx.connection,
-                        create: agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s"]),
+                        create: agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s", "--min-requests", "0"]),
                         reattach: agent("attach", ["--worker", "'{worker}'", "--skip-lines", "'{lines}'"]),
                     },
-                    agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s"]),
+                    agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s", "--min-requests", "0"]),
                     { uploads: false, log },
                 );
             } finally {
