@@ -9,3 +9,5 @@ export const hostAddress = stack.hostAddress;
 export const liveVersion = stack.liveVersion;
 export const sshCommand = stack.sshCommand;
 export const agentStatusCommand = stack.agentStatusCommand;
+export const dashboardCommand = stack.dashboardCommand;
+export const dashboardTokenCommand = stack.dashboardTokenCommand;

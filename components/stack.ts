@@ -12,7 +12,8 @@ import { Host } from "./host";
 import { HostSetup } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
-import { remoteAgentCommand } from "./remote";
+import { shellJoin } from "../lib/shell-quote";
+import { asRoot, remoteAgentCommand } from "./remote";
 import { TrafficShift } from "./traffic-shift";
 
 export interface DefineStackOptions {
@@ -28,7 +29,14 @@ export interface StackOutputs {
     liveVersion: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
+    /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
+    dashboardCommand: pulumi.Output<string>;
+    /** Prints the dashboard's login token on your terminal (it is never in the stack's outputs or logs). */
+    dashboardTokenCommand: pulumi.Output<string>;
 }
+
+/** The local end of the dashboard tunnel. */
+export const DASHBOARD_LOCAL_PORT = 9090;
 
 export function templateContextFor(s: PublicSettings): TemplateContext {
     return buildTemplateContext({
@@ -40,6 +48,7 @@ export function templateContextFor(s: PublicSettings): TemplateContext {
         acmeEmail: s.acmeEmail,
         slotBasePort: s.slotBasePort,
         haproxyPort: s.haproxyPort,
+        dashboardPort: s.dashboardPort,
         httpPort: s.httpPort,
         httpsPort: s.httpsPort,
         sshPort: s.sshPort,
@@ -123,6 +132,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         liveVersion: shift.liveVersion,
         sshCommand: sshPrefix,
         agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
+        dashboardCommand: pulumi.interpolate`ssh -N -L ${DASHBOARD_LOCAL_PORT}:127.0.0.1:${s.dashboardPort}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`,
+        dashboardTokenCommand: pulumi.interpolate`${sshPrefix} ${asRoot(host.sshUser, shellJoin(["cat", layout.dashboardTokenFile]))}`,
     };
 }
 

@@ -189,6 +189,7 @@ export const stackConfigSchema = z
             }),
         slotBasePort: port.default(DEFAULTS.slotBasePort),
         haproxyPort: port.default(DEFAULTS.haproxyPort),
+        dashboardPort: port.default(DEFAULTS.dashboardPort),
         httpPort: port.default(DEFAULTS.httpPort),
         httpsPort: port.default(DEFAULTS.httpsPort),
         postgresql: z.boolean().default(DEFAULTS.postgresql),
@@ -231,6 +232,7 @@ export const stackConfigSchema = z
             slotBasePort: c.slotBasePort,
             "slotBasePort+1": c.slotBasePort + 1,
             haproxyPort: c.haproxyPort,
+            dashboardPort: c.dashboardPort,
             httpPort: c.httpPort,
             httpsPort: c.httpsPort,
         };
@@ -348,6 +350,7 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     appEnv: "string",
     slotBasePort: "integer",
     haproxyPort: "integer",
+    dashboardPort: "integer",
     httpPort: "integer",
     httpsPort: "integer",
     postgresql: "boolean",

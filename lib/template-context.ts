@@ -4,6 +4,12 @@ import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
 import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
+/**
+ * V8 options of the dashboard process: a small old space and young generation, and no optimizing
+ * compiler (lite mode), keep a resident Node.js process near its floor; it does little work.
+ */
+export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--lite-mode"];
+
 export interface TemplateInputs {
     appName: string;
     domain: string;
@@ -14,6 +20,8 @@ export interface TemplateInputs {
     acmeEmail?: string;
     slotBasePort: number;
     haproxyPort: number;
+    /** Loopback port of the dashboard (default DEFAULTS.dashboardPort). */
+    dashboardPort?: number;
     httpPort: number;
     httpsPort: number;
     /** SSH port the host listens on (firewall, sshd). */
@@ -50,12 +58,14 @@ export interface TemplateContext {
     frontend: string;
     configWeight: number;
     slots: { name: string; port: number }[];
-    ports: { haproxy: number; http: number; https: number };
+    ports: { haproxy: number; http: number; https: number; dashboard: number };
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
     postgresql: boolean;
     appEgress: "any" | "loopback";
+    /** The dashboard service: its Node.js binary and V8 options (the port is ports.dashboard). */
+    dashboard: { node: string; nodeOptions: string[] };
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
 }
@@ -76,7 +86,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         frontend: HAPROXY_FRONTEND,
         configWeight: CONFIG_WEIGHT,
         slots: SLOTS.map((name) => ({ name, port: ports[name] })),
-        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort },
+        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort, dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort },
         tls: {
             mode: inputs.tlsMode,
             certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,
@@ -93,6 +103,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         systemService: inputs.systemService ?? true,
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
+        dashboard: { node: "/usr/bin/node", nodeOptions: DASHBOARD_NODE_OPTIONS },
         runDir: `${root}/run`,
     };
 }

@@ -209,6 +209,8 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             liveVersion: await outputValue(out.liveVersion),
             sshCommand: await outputValue(out.sshCommand),
             agentStatusCommand: await outputValue(out.agentStatusCommand),
+            dashboardCommand: await outputValue(out.dashboardCommand),
+            dashboardTokenCommand: await outputValue(out.dashboardTokenCommand),
         };
         await settings.waitForRPCs();
     } catch (e) {
