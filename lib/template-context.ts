@@ -5,10 +5,11 @@ import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from ".
 import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 /**
- * V8 options of the dashboard process: a small old space and young generation, and no optimizing
- * compiler (lite mode), keep a resident Node.js process near its floor; it does little work.
+ * V8 options of the dashboard process: a small old space and young generation, and no JIT at all
+ * (it does little work), keep a resident Node.js process near its floor and let its unit forbid
+ * writable-executable memory.
  */
-export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--lite-mode"];
+export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless"];
 
 export interface TemplateInputs {
     appName: string;
