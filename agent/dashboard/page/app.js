@@ -242,7 +242,7 @@
         const r = await request("POST", `/api/actions/${action}`, { confirm: action });
         if (r.status === 401) return showLogin("The session ended: log in again.");
         const ok = r.status === 200;
-        const detail = r.data ? (r.data.result && (r.data.result.error || r.data.result.command)) || r.data.error || "" : "";
+        const detail = r.data ? (r.data.result && r.data.result.error) || r.data.error || "" : "";
         text(out, `${action}: ${ok ? "done" : `refused or failed (${r.status})`}${detail ? ` - ${detail}` : ""}`);
         out.className = ok ? "result-ok" : "error";
         loadHistory();
