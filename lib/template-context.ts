@@ -7,9 +7,10 @@ import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./ho
 /**
  * V8 options of the dashboard process: a small old space and young generation, and no JIT at all
  * (it does little work), keep a resident Node.js process near its floor and let its unit forbid
- * writable-executable memory.
+ * writable-executable memory (--no-expose-wasm: jitless has no WebAssembly anyway, and says so at
+ * every start otherwise).
  */
-export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless"];
+export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless", "--no-expose-wasm"];
 
 export interface TemplateInputs {
     appName: string;
