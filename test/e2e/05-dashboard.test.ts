@@ -319,6 +319,8 @@ describe("deployment dashboard in a real browser", function () {
         let report;
         try {
             const deploy = stack.activate("v2", false).then((r) => (activate = r));
+            // This deploy's shift (the page clears a finished deploy's fields).
+            await waitForText("#deploy-title", /^activate v2 on green/, 60_000);
             await waitForText("#deploy-phase", /^shift$/, 60_000);
             await clickAction("abort");
             await waitForText("#action-result", /abort: (done|refused)/, 120_000);
@@ -339,12 +341,14 @@ describe("deployment dashboard in a real browser", function () {
     it("maintenance on shows the maintenance page to visitors; off serves the app again", async () => {
         await clickAction("maintenance-on");
         await waitForText("#action-result", /maintenance-on: (done|refused)/, 60_000);
+        assert.match(await textOf("#action-result"), /maintenance-on: done/);
         const during = await siteRequest(site, "/");
         assert.strictEqual(during.status, 503);
         assert.match(during.body, /Back shortly/);
         await page.waitForSelector("#maintenance-badge:not([hidden])", { timeout: 15_000 });
         await clickAction("maintenance-off");
         await waitForText("#action-result", /maintenance-off: (done|refused)/, 60_000);
+        assert.match(await textOf("#action-result"), /maintenance-off: done/);
         assert.strictEqual((await siteRequest(site, "/")).status, 200);
     });
 });

@@ -120,6 +120,9 @@
                 g ? `this step so far: ${g.summary || `${g.figures.http5xx} 5xx + ${g.figures.errors} errors of ${g.figures.responses} responses`}` : "",
             );
             text($("#deploy-log"), d.logTail.join("\n"));
+        } else {
+            // Nothing of a finished deploy lingers (a test or an operator reads "shift" only while one runs).
+            for (const id of ["#deploy-title", "#deploy-phase", "#deploy-step", "#deploy-gate", "#deploy-log"]) $(id).textContent = "";
         }
         $("#action-abort").disabled = !d || !(d.command === "activate" || d.command === "rollback");
         $("#action-rollback").disabled = !(report.previous && report.previous.warm) || !!d;
