@@ -14,7 +14,7 @@ import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { shellJoin } from "../lib/shell-quote";
 import { asRoot, remoteAgentCommand } from "./remote";
-import { TrafficShift } from "./traffic-shift";
+import { shiftGates, TrafficShift } from "./traffic-shift";
 
 export interface DefineStackOptions {
     /** Prebuilt agent (tests); default: bundle agent/main.ts now. */
@@ -27,6 +27,8 @@ export interface StackOutputs {
     url: pulumi.Output<string>;
     hostAddress: pulumi.Output<string>;
     liveVersion: pulumi.Output<string>;
+    /** "this deploy: N requests, F failed (per release), p50, p99": the last shift's own count of its traffic. */
+    lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
     /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
@@ -118,7 +120,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             layout,
             version: s.releaseVersion,
             plan: s.shiftPlan,
-            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            gates: shiftGates(s),
             keepPreviousWarm: s.keepPreviousWarm,
             allowContractOperations: s.allowContractOperations,
         },
@@ -130,6 +132,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         url: pulumi.output(`https://${s.domain}${s.httpsPort === 443 ? "" : `:${s.httpsPort}`}/`),
         hostAddress: host.address,
         liveVersion: shift.liveVersion,
+        lastDeploy: shift.lastDeploy,
         sshCommand: sshPrefix,
         agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
         dashboardCommand: pulumi.interpolate`ssh -N -L ${DASHBOARD_LOCAL_PORT}:127.0.0.1:${s.dashboardPort}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`,

@@ -2,6 +2,7 @@
 // the config and integration tests build it with test ports and a temp root.
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
+import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
 import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 /**
@@ -26,6 +27,8 @@ export interface TemplateInputs {
     dashboardPort?: number;
     httpPort: number;
     httpsPort: number;
+    /** Loopback UDP port of HAProxy's per-request log (default DEFAULTS.trafficLogPort). */
+    trafficLogPort?: number;
     /** SSH port the host listens on (firewall, sshd). */
     sshPort?: number;
     allowedSshCidrs?: string[];
@@ -60,7 +63,7 @@ export interface TemplateContext {
     frontend: string;
     configWeight: number;
     slots: { name: string; port: number }[];
-    ports: { haproxy: number; http: number; https: number; dashboard: number };
+    ports: { haproxy: number; http: number; https: number; dashboard: number; trafficLog: number };
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
@@ -70,6 +73,10 @@ export interface TemplateContext {
     dashboard: { node: string; nodeOptions: string[] };
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
+    /** The slot unit's sandbox (lib/app-sandbox.ts): the transient build/migrate units share it. */
+    slotSandbox: SandboxDirective[];
+    /** The deploy slice's CPU and IO weights. */
+    deploySliceProperties: readonly SandboxDirective[];
 }
 
 export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
@@ -88,7 +95,13 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         frontend: HAPROXY_FRONTEND,
         configWeight: CONFIG_WEIGHT,
         slots: SLOTS.map((name) => ({ name, port: ports[name] })),
-        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort, dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort },
+        ports: {
+            haproxy: inputs.haproxyPort,
+            http: inputs.httpPort,
+            https: inputs.httpsPort,
+            dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort,
+            trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
+        },
         tls: {
             mode: inputs.tlsMode,
             certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,
@@ -107,5 +120,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         appEgress: inputs.appEgress ?? "any",
         dashboard: { node: "/usr/bin/node", nodeOptions: DASHBOARD_NODE_OPTIONS },
         runDir: `${root}/run`,
+        slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
+        deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
     };
 }
