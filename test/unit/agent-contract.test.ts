@@ -204,6 +204,7 @@ describe("agent contract: defaults and agent.json", () => {
             healthTimeout: "healthTimeoutSeconds",
             drainTimeout: "drainTimeoutSeconds",
             dbLockTimeout: "dbLockTimeoutSeconds",
+            dbStatementTimeout: "dbStatementTimeoutSeconds",
         };
         const checked: string[] = [];
         for (const [key, decl] of Object.entries(project.config)) {
