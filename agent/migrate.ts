@@ -14,7 +14,7 @@ import { AgentError, errorMessage, GateError } from "./errors";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
 import { describeFinding, findingKey, Finding, classifyPlan, recipeOf } from "./migration-sql";
-import { rehearseMigration, RehearsalOutcome } from "./rehearsal";
+import { RehearsalOutcome, RehearsalRefusal, rehearseMigration } from "./rehearsal";
 import { runCommand, RunResult } from "./run-command";
 
 export interface MigrationRequest {
@@ -34,6 +34,13 @@ export interface GateResult {
     allowed: string[];
     /** Every operation the gate classified, acknowledged or not (Django check only). */
     findings?: Finding[];
+    /** The pending migrations and their operations as the framework describes them (Django check only). */
+    plan?: PlannedMigration[];
+}
+
+export interface PlannedMigration {
+    migration: string;
+    operations: string[];
 }
 
 export interface MigrationOutcome {
@@ -51,6 +58,8 @@ export interface MigrationOutcome {
     attempts?: number;
     /** The rehearsal's answers, when one ran. */
     rehearsal?: RehearsalOutcome;
+    findings?: Finding[];
+    plan?: PlannedMigration[];
     durationMs: number;
 }
 
@@ -124,6 +133,7 @@ export class MigrationRefusal extends GateError {
         message: string,
         readonly findings: Finding[],
         readonly allowed: string[],
+        readonly plan: PlannedMigration[],
     ) {
         super("migration-safety", message);
         this.name = "MigrationRefusal";
@@ -191,8 +201,16 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     const run = { cwd, env, asUser, log };
 
     const gate = await safetyGate(ctx, req, settings.check, command, run);
-    if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed };
-    const rehearsal = await rehearse(ctx, req, gate, env, command);
+    const classified = { ...(gate.findings ? { findings: gate.findings } : {}), ...(gate.plan ? { plan: gate.plan } : {}) };
+    if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed, ...classified };
+    let rehearsal: RehearsalOutcome | undefined;
+    try {
+        rehearsal = await rehearse(ctx, req, gate, env, command);
+    } catch (e) {
+        // A report (check-migrations) shows what the gate classified beside the rehearsal's answers.
+        if (e instanceof RehearsalRefusal) e.gateResult = gate;
+        throw e;
+    }
 
     const retries = settings.lockRetries ?? DEFAULTS.dbLockRetries;
     const backoffMs = settings.lockRetryBackoffMs ?? 2000;
@@ -241,6 +259,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         allowed: gate.allowed,
         attempts: attempt,
         ...(rehearsal ? { rehearsal } : {}),
+        ...classified,
         durationMs,
     };
 }
@@ -326,7 +345,7 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
     }
     if (plan.length === 0) {
         log.info("migration-safety gate passed: no pending migrations");
-        return { pending: [], allowed: [] };
+        return { pending: [], allowed: [], findings: [], plan: [] };
     }
     for (const m of plan) {
         log.info(`  pending ${m.migration}${m.backwards ? " (backwards)" : ""}: ${m.operations.join("; ") || "(no operations)"}`);
@@ -341,9 +360,10 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
     for (const key of req.allow) {
         if (!findings.some((f) => findingKey(f) === key)) log.warn(`allowContractOperations entry ${key} matches no pending operation of ${req.version}`);
     }
-    if (refused.length) throw new MigrationRefusal(refusalMessage(req.version, live, refused), findings, allowed);
+    const planned = plan.map((m) => ({ migration: m.migration, operations: m.operations }));
+    if (refused.length) throw new MigrationRefusal(refusalMessage(req.version, live, refused), findings, allowed, planned);
     log.info(
         `migration-safety gate passed: ${plan.length} pending migration(s); ${allowed.length ? `${allowed.length} contract operation(s) acknowledged, ` : ""}nothing else the live release ${live} cannot survive`,
     );
-    return { pending: plan.map((m) => m.migration), allowed, findings };
+    return { pending: plan.map((m) => m.migration), allowed, findings, plan: planned };
 }

@@ -21,6 +21,7 @@ import { AgentContext, sleep } from "./context";
 import { errorMessage, GateError } from "./errors";
 import { writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
+import { Finding } from "./migration-sql";
 import { InstanceLauncher, launcherFor, spareLoopbackPort, TemporaryInstance } from "./rehearsal-instance";
 import { isRoot, lookupUser, runCommand } from "./run-command";
 
@@ -51,6 +52,18 @@ export interface RehearsalOutcome {
     durationMs: number;
     /** Why it refused (also the GateError's message). */
     message?: string;
+}
+
+/** The rehearsal's refusal, with the answers it got (and, set by the migration step, what the gate classified). */
+export class RehearsalRefusal extends GateError {
+    gateResult?: { findings?: Finding[]; plan?: { migration: string; operations: string[] }[]; allowed: string[] };
+    constructor(
+        message: string,
+        readonly probes: ProbeOutcome[],
+    ) {
+        super("rehearsal", message);
+        this.name = "RehearsalRefusal";
+    }
 }
 
 /** Where the app's database is, from the variables libpq and common settings modules read. */
@@ -152,7 +165,7 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
     const probes: ProbeOutcome[] = [];
     const refuse = (what: string, errorLines: readonly string[] = []): never => {
         const detail = errorLines.map((l) => `\n    ${l}`).join("");
-        throw new GateError("rehearsal", `migration rehearsal refused ${req.version}: ${what}${detail}\nNothing was migrated`);
+        throw new RehearsalRefusal(`migration rehearsal refused ${req.version}: ${what}${detail}\nNothing was migrated`, probes);
     };
     log.info(
         `migration rehearsal: ${req.version}'s migrations on a copy of the live schema (${source.name} -> ${scratch}), then ${req.liveVersion}'s code against it`,
@@ -261,9 +274,9 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
         return { ok: true, probes, durationMs };
     } catch (e) {
         if (e instanceof GateError) throw e;
-        throw new GateError(
-            "rehearsal",
+        throw new RehearsalRefusal(
             `migration rehearsal of ${req.version} could not run: ${errorMessage(e)}. Nothing was migrated (set migrationRehearsal: false to deploy without it)`,
+            probes,
         );
     } finally {
         if (instance) await instance.stop().catch((e) => log.warn(`stopping the rehearsal instance failed: ${errorMessage(e)}`));

@@ -18,7 +18,7 @@ import { Logger } from "../../agent/log";
 import { runMigrationStep } from "../../agent/migrate";
 import { spareLoopbackPort } from "../../agent/rehearsal-instance";
 import { commandArgv, isRoot } from "../../agent/run-command";
-import { djangoPostgresMissing, PgCluster, PYTHON } from "./pg-cluster";
+import { djangoPostgresMissing, PgCluster, PYTHON } from "../../scripts/pg-cluster";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const APP = isRoot() ? "postgres" : "shop";

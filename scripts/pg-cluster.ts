@@ -1,10 +1,10 @@
-// A throwaway PostgreSQL cluster for tests: a temp dir, a Unix socket only (no TCP), trust auth.
+// A throwaway PostgreSQL cluster (check-migrations, the integration tests): a temp dir, a Unix socket only (no TCP), trust auth.
 // PostgreSQL refuses to run as root: as root, the server runs as `postgres` (and tests connect as it).
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { isRoot, lookupUser } from "../../agent/run-command";
+import { isRoot, lookupUser } from "../agent/run-command";
 
 export const PYTHON = "/usr/bin/python3";
 
