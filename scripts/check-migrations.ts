@@ -9,8 +9,9 @@
 // exits 1 when the deploy would be refused, 2 when the check itself could not run.
 //
 // The app's commands default to the example app's; --stack NAME reads them from Pulumi.NAME.yaml
-// (slotshift:migrateCommand, startCommand, buildCommand, healthPath, smokePaths, migrationCheck),
-// and flags override either. Needs PostgreSQL's server binaries and what the app's commands need
+// (slotshift:migrateCommand, startCommand, buildCommand, healthPath, smokePaths, migrationCheck,
+// and its allowContractOperations on top of --allow-contract), and flags override either.
+// --markdown FILE also writes the report as a pull request comment. Needs PostgreSQL's server binaries and what the app's commands need
 // (for the example app, Debian's python3-django, python3-psycopg2 and gunicorn).
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -61,7 +62,7 @@ export interface CheckReport {
     rehearsal: { ok: boolean; probes: { path: string; status: number; error?: string }[] } | null;
 }
 
-const USAGE = `usage: npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract M:OP:T,...] [--json]
+const USAGE = `usage: npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract M:OP:T,...] [--json] [--markdown FILE]
        [--stack NAME] [--migrate-command CMD] [--start-command CMD] [--build-command CMD] [--health-path P] [--smoke-path P]... [--no-rehearsal]`;
 
 class Usage extends Error {}
@@ -115,6 +116,32 @@ export function formatReport(r: CheckReport): string {
     return [head, ...(r.operations.length ? table : ["(no pending migrations)"]), tail].join("\n");
 }
 
+/** The report as a pull request comment: a table of the operations and the rehearsal, then the refusal. */
+export function formatMarkdown(r: CheckReport, title: string): string {
+    const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+    const verdict = r.result === "accepted" ? "accepted" : `**refused** by the ${r.gate} gate`;
+    const lines = [`### ${title}: ${verdict}`, "", `\`${r.release.version}\` over the live \`${r.live.version}\``, ""];
+    const rows = [
+        ...r.operations.map((o) => [o.migration, o.operation, o.target, o.verdict, o.recipe]),
+        ...(r.rehearsal?.probes ?? []).map((p) => [
+            "rehearsal",
+            `GET ${p.path}`,
+            r.live.version,
+            p.status >= 200 && p.status < 400 ? "ok" : "refused",
+            p.error ?? `HTTP ${p.status}`,
+        ]),
+    ];
+    if (rows.length) {
+        lines.push(
+            "| migration | operation | target | verdict | recipe |",
+            "| --- | --- | --- | --- | --- |",
+            ...rows.map((row) => `| ${row.map(cell).join(" | ")} |`),
+        );
+    } else lines.push("No pending migrations.");
+    if (r.message) lines.push("", "```", r.message, "```");
+    return lines.join("\n");
+}
+
 async function main(argv: string[]): Promise<number> {
     const { values } = parseArgs({
         args: argv,
@@ -123,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
             release: { type: "string" },
             "allow-contract": { type: "string", multiple: true },
             json: { type: "boolean" },
+            markdown: { type: "string" },
             stack: { type: "string" },
             "migrate-command": { type: "string" },
             "start-command": { type: "string" },
@@ -160,6 +188,9 @@ async function main(argv: string[]): Promise<number> {
         }
         const smoke = get("smokePaths");
         if (Array.isArray(smoke)) app.smokePaths = smoke.map(String);
+        // The acknowledgements the deploy of that stack would pass, too.
+        const acks = get("allowContractOperations");
+        if (Array.isArray(acks)) allow.push(...acks.map(String));
     }
     app.migrateCommand = values["migrate-command"] ?? app.migrateCommand;
     app.startCommand = values["start-command"] ?? app.startCommand;
@@ -235,6 +266,7 @@ async function main(argv: string[]): Promise<number> {
             }
         }
         process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+        if (values.markdown) fs.writeFileSync(values.markdown, `${formatMarkdown(report, "Migration check")}\n`);
         return report.result === "accepted" ? 0 : 1;
     } finally {
         pg?.stop();

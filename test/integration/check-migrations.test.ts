@@ -93,7 +93,8 @@ describe("npm run check-migrations on the example releases", function () {
     });
 
     it("refuses what only the rehearsal sees (exit 1): the view rename, with the path, status and error", () => {
-        const { status, report } = checkJson("v2-stats", "v2-stats-rename");
+        const md = path.join(out, "comment.md");
+        const { status, report } = checkJson("v2-stats", "v2-stats-rename", "--markdown", md);
         assert.strictEqual(status, 1);
         assert.deepStrictEqual([report.result, report.gate], ["refused", "rehearsal"]);
         assert.deepStrictEqual(
@@ -108,6 +109,11 @@ describe("npm run check-migrations on the example releases", function () {
             ],
         );
         assert.match(report.message ?? "", /answered HTTP 500 on GET \/ .*\n {4}django\.db\.utils\.ProgrammingError: column "total" does not exist/);
+        // The pull request comment: the same table and the refusal.
+        const comment = fs.readFileSync(md, "utf8");
+        assert.match(comment, /^### Migration check: \*\*refused\*\* by the rehearsal gate$/m);
+        assert.match(comment, /^\| notes\.0009_rename_notes_stats_total \| Raw SQL operation \| - \| ok \| - \|$/m);
+        assert.match(comment, /^\| rehearsal \| GET \/ \| v2-stats \| refused \| HTTP 500 \|$/m);
     });
 
     it("says what is wrong with its arguments (exit 2)", () => {
