@@ -7,7 +7,7 @@
 import { DEFAULTS } from "../lib/agent-contract";
 import { migrationMarkerPath as markerPath, releaseDir } from "../lib/host-layout";
 import { CONTRACT_OPERATIONS, djangoManageCommand, MigrationCheck } from "../lib/migrations";
-import { appOwner, buildEnv } from "./app-user";
+import { appEnvValue, appOwner, appProcessBase, releaseEnv } from "./app-user";
 import { AgentContext, sleep } from "./context";
 import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
 import { AgentError, errorMessage, GateError } from "./errors";
@@ -15,7 +15,8 @@ import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
 import { describeFinding, findingKey, Finding, classifyPlan, recipeOf } from "./migration-sql";
 import { RehearsalOutcome, RehearsalRefusal, rehearseMigration } from "./rehearsal";
-import { runCommand, RunResult } from "./run-command";
+import { RunResult } from "./run-command";
+import { AppProcessSpec, runAppProcess } from "./transient-unit";
 
 export interface MigrationRequest {
     version: string;
@@ -186,19 +187,20 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     }
 
     const cwd = releaseDir(ctx.layout, req.version);
-    const owner = appOwner(ctx);
-    const asUser = owner ? ctx.layout.appUser : undefined;
-    const env: NodeJS.ProcessEnv = {
-        ...buildEnv(ctx, req.version, owner?.home),
+    const asUser = appOwner(ctx) ? ctx.layout.appUser : undefined;
+    const statementTimeoutMs = settings.statementTimeoutMs ?? DEFAULTS.dbStatementTimeoutSeconds * 1000;
+    const env: Record<string, string> = {
+        ...releaseEnv(ctx, req.version),
         LIVE_VERSION: req.liveVersion ?? "",
         SLOTSHIFT_ALLOW_CONTRACT: req.allow.join("\n"),
         SLOTSHIFT_DB_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
         // Progress lines ("Applying x...") arrive before a traceback, so a failure names its migration.
         PYTHONUNBUFFERED: "1",
+        // The app's PGOPTIONS is read as data; the result reaches only the app's unit.
+        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), settings.lockTimeoutMs, statementTimeoutMs),
     };
-    const statementTimeoutMs = settings.statementTimeoutMs ?? DEFAULTS.dbStatementTimeoutSeconds * 1000;
-    env.PGOPTIONS = withLockTimeout(env.PGOPTIONS, settings.lockTimeoutMs, statementTimeoutMs);
-    const run = { cwd, env, asUser, log };
+    // Migrations write only the database: nothing on disk is writable for them.
+    const run: RunContext = { ...appProcessBase(ctx), cwd, env, readWritePaths: [], asUser };
 
     const gate = await safetyGate(ctx, req, settings.check, command, run);
     const classified = { ...(gate.findings ? { findings: gate.findings } : {}), ...(gate.plan ? { plan: gate.plan } : {}) };
@@ -223,7 +225,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         log.info(
             `migrate (attempt ${attempt} of ${retries + 1}): ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms, statement_timeout ${statementTimeoutMs} ms`,
         );
-        const r = await runCommand(command, { ...run, timeoutMs: 3_600_000 });
+        const r = await runAppProcess({ ...run, purpose: "migrate", command, timeoutMs: 3_600_000 });
         const parsed = parseMigrateOutput(r.lines);
         applied.push(...parsed.applied);
         if (r.code === 0) break;
@@ -269,7 +271,7 @@ async function rehearse(
     ctx: AgentContext,
     req: MigrationRequest,
     gate: GateResult,
-    env: NodeJS.ProcessEnv,
+    env: Record<string, string>,
     command: string,
 ): Promise<RehearsalOutcome | undefined> {
     const rehearsal = ctx.settings.migrations.rehearsal;
@@ -288,12 +290,7 @@ async function rehearse(
     });
 }
 
-interface RunContext {
-    cwd: string;
-    env: NodeJS.ProcessEnv;
-    asUser?: string;
-    log: AgentContext["log"];
-}
+type RunContext = Omit<AppProcessSpec, "purpose" | "command" | "timeoutMs"> & { asUser?: string };
 
 async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: MigrationCheck, migrateCommand: string, run: RunContext): Promise<GateResult> {
     const { log } = ctx;
@@ -308,7 +305,7 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
     const live = req.liveVersion ?? "(none)";
     if (check.kind === "command") {
         log.info(`migration-safety gate: ${check.command}${run.asUser ? ` (as ${run.asUser})` : ""}`);
-        const r = await runCommand(check.command, { ...run, timeoutMs: 600_000 });
+        const r = await runAppProcess({ ...run, purpose: "migration-gate", command: check.command, timeoutMs: 600_000 });
         if (r.code !== 0) {
             const output = r.lines
                 .slice(-20)
@@ -326,7 +323,7 @@ async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: Migra
     const manage = djangoManageCommand(migrateCommand);
     if (!manage) throw new AgentError(`migrationCheck is "django" but migrateCommand is not "... manage.py migrate": ${migrateCommand}`);
     log.info(`migration-safety gate: reading the pending migrations of ${req.version} through ${manage}`);
-    const r = await runCommand(djangoPlanCommand(manage), { ...run, timeoutMs: 600_000, captureStdout: true });
+    const r = await runAppProcess({ ...run, purpose: "migration-gate", command: djangoPlanCommand(manage), timeoutMs: 600_000, captureStdout: true });
     let plan: DjangoMigration[];
     try {
         if (r.code !== 0) throw new Error(`exit ${r.code}: ${lastMeaningfulLine(r)}`);

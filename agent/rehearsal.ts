@@ -11,19 +11,30 @@
 // the scratch database through the variables it already reads: DATABASE_NAME, PGDATABASE, or the
 // database part of DATABASE_URL, whichever its environment sets.
 import { randomBytes } from "crypto";
-import * as fs from "fs";
 import * as http from "http";
-import * as path from "path";
+import * as net from "net";
 import { releaseDir } from "../lib/host-layout";
 import { shellJoin } from "../lib/shell-quote";
-import { appOwner, buildEnv } from "./app-user";
+import { appEnvValue, appProcessBase } from "./app-user";
 import { AgentContext, sleep } from "./context";
 import { errorMessage, GateError } from "./errors";
-import { writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
 import { Finding } from "./migration-sql";
-import { InstanceLauncher, launcherFor, spareLoopbackPort, TemporaryInstance } from "./rehearsal-instance";
 import { isRoot, lookupUser, runCommand } from "./run-command";
+import { AppProcess, runAppProcess, startAppProcess } from "./transient-unit";
+
+/** A loopback port nobody listens on now. */
+export function spareLoopbackPort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const srv = net.createServer();
+        srv.once("error", reject);
+        srv.listen(0, "127.0.0.1", () => {
+            const addr = srv.address();
+            const port = typeof addr === "object" && addr ? addr.port : 0;
+            srv.close(() => resolve(port));
+        });
+    });
+}
 
 /** Tables frameworks keep their applied migrations in: copied with their rows. */
 export const MIGRATION_HISTORY_TABLES = ["django_migrations", "schema_migrations", "alembic_version", "flyway_schema_history", "knex_migrations"];
@@ -31,13 +42,12 @@ export const MIGRATION_HISTORY_TABLES = ["django_migrations", "schema_migrations
 export interface RehearsalRequest {
     version: string;
     liveVersion: string;
-    /** The environment the real migration runs with (app env, PGOPTIONS with the timeouts). */
-    migrateEnv: NodeJS.ProcessEnv;
+    /** The step variables the real migration runs with (PGOPTIONS with the timeouts...); the app's env file comes first. */
+    migrateEnv: Record<string, string>;
     migrateCommand: string;
     startCommand: string;
     /** How long the live release's instance may take to answer its health path with 200. */
     healthTimeoutMs?: number;
-    launcher?: InstanceLauncher;
 }
 
 export interface ProbeOutcome {
@@ -75,7 +85,20 @@ export interface DatabaseTarget {
     owner: string;
 }
 
-export function databaseTarget(env: NodeJS.ProcessEnv, appUser: string): DatabaseTarget {
+export type EnvLookup = (name: string) => string | undefined;
+
+export function databaseTarget(get: EnvLookup, appUser: string): DatabaseTarget {
+    const env = {
+        DATABASE_URL: get("DATABASE_URL"),
+        DATABASE_NAME: get("DATABASE_NAME"),
+        PGDATABASE: get("PGDATABASE"),
+        DATABASE_HOST: get("DATABASE_HOST"),
+        PGHOST: get("PGHOST"),
+        DATABASE_PORT: get("DATABASE_PORT"),
+        PGPORT: get("PGPORT"),
+        DATABASE_USER: get("DATABASE_USER"),
+        PGUSER: get("PGUSER"),
+    };
     let url: URL | undefined;
     try {
         url = env.DATABASE_URL ? new URL(env.DATABASE_URL) : undefined;
@@ -91,7 +114,8 @@ export function databaseTarget(env: NodeJS.ProcessEnv, appUser: string): Databas
 }
 
 /** The app environment pointed at another database, in each form the app may read it. */
-export function pointedAt(env: NodeJS.ProcessEnv, database: string): Record<string, string> {
+export function pointedAt(get: EnvLookup, database: string): Record<string, string> {
+    const env = { DATABASE_URL: get("DATABASE_URL"), DATABASE_NAME: get("DATABASE_NAME") };
     const out: Record<string, string> = { PGDATABASE: database };
     if (env.DATABASE_NAME || !env.DATABASE_URL) out.DATABASE_NAME = database;
     if (env.DATABASE_URL) {
@@ -104,13 +128,6 @@ export function pointedAt(env: NodeJS.ProcessEnv, database: string): Record<stri
         }
     }
     return out;
-}
-
-function envLines(vars: Record<string, string>): string {
-    // systemd EnvironmentFile syntax: double quotes, backslash escapes.
-    return Object.entries(vars)
-        .map(([k, v]) => `${k}="${v.replace(/[\\"$`]/g, (c) => `\\${c}`).replace(/\n/g, "\\n")}"`)
-        .join("\n");
 }
 
 /** GET with the first KiB of the body, for the refusal message. */
@@ -157,9 +174,8 @@ export function firstErrorLines(output: readonly string[], body: string, max = 4
 export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest): Promise<RehearsalOutcome> {
     const t0 = Date.now();
     const { log, layout, settings } = ctx;
-    const owner = appOwner(ctx);
-    const asUser = owner ? layout.appUser : undefined;
-    const source = databaseTarget(req.migrateEnv, layout.appUser);
+    const get: EnvLookup = (name) => req.migrateEnv[name] ?? appEnvValue(ctx, name);
+    const source = databaseTarget(get, layout.appUser);
     const scratch = `${source.name}_rehearsal_${randomBytes(4).toString("hex")}`.slice(-63);
     const admin = adminRunner(source);
     const probes: ProbeOutcome[] = [];
@@ -171,9 +187,14 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
         `migration rehearsal: ${req.version}'s migrations on a copy of the live schema (${source.name} -> ${scratch}), then ${req.liveVersion}'s code against it`,
     );
 
-    let instance: TemporaryInstance | undefined;
+    let instance: AppProcess | undefined;
     let created = false;
-    const envFile = path.join(layout.deployDir, `rehearsal-${scratch}.env`);
+    /** Stops the instance and returns what it printed. */
+    const instanceOutput = async (): Promise<string[]> => {
+        if (!instance) return [];
+        await instance.stop();
+        return (await instance.done).lines;
+    };
     try {
         // 1. The scratch database, owned by the app's role, with the live schema and migration history.
         await admin.checked("create the scratch database", ["createdb", "--template=template0", `--owner=${source.owner}`, "--", scratch]);
@@ -200,14 +221,15 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
         }
 
         // 2. The new release's migrations, there.
-        const scratchVars = pointedAt(req.migrateEnv, scratch);
+        const scratchVars = pointedAt(get, scratch);
         log.info(`  rehearsal: migrating ${scratch} with ${req.version}: ${req.migrateCommand}`);
-        const m = await runCommand(req.migrateCommand, {
+        const m = await runAppProcess({
+            ...appProcessBase(ctx),
+            purpose: "rehearsal-migrate",
+            command: req.migrateCommand,
             cwd: releaseDir(layout, req.version),
             env: { ...req.migrateEnv, ...scratchVars },
-            asUser,
-            log,
-            prefix: "  rehearsal | ",
+            readWritePaths: [],
             timeoutMs: 3_600_000,
         });
         if (m.code !== 0) {
@@ -224,21 +246,21 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
             SLOT: "rehearsal",
             CACHE_KEY_PREFIX: `${settings.appName}:${req.liveVersion}:rehearsal`,
         };
-        writeFileAtomic(envFile, envLines(instanceVars) + "\n", { mode: 0o600 });
-        const env = { ...buildEnv(ctx, req.liveVersion, owner?.home), ...instanceVars };
+        const budget = req.healthTimeoutMs ?? 60_000;
         log.info(`  rehearsal: starting ${req.liveVersion} on 127.0.0.1:${port} against ${scratch}`);
-        instance = await (req.launcher ?? launcherFor(ctx))(ctx, {
-            name: scratch.replace(/[^A-Za-z0-9]/g, "-").slice(-40),
+        // The same sandbox as the other release steps (a transient unit in the deploy slice on systemd).
+        instance = startAppProcess({
+            ...appProcessBase(ctx),
+            purpose: "rehearsal",
+            command: `exec ${req.startCommand}`,
             cwd: releaseDir(layout, req.liveVersion),
-            command: req.startCommand,
-            envFiles: [layout.envFile, envFile],
-            env,
-            asUser,
+            env: instanceVars,
+            readWritePaths: [],
+            timeoutMs: budget + 300_000,
         });
 
         // 4. Health path until 200, then every smoke path: 2xx or 3xx.
         const host = settings.health.host;
-        const budget = req.healthTimeoutMs ?? 60_000;
         const healthStart = Date.now();
         let last: { status: number; body: string; error?: string } = { status: 0, body: "", error: "no attempt" };
         while (Date.now() - healthStart < budget) {
@@ -248,7 +270,7 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
         }
         probes.push({ path: settings.health.path, status: last.status, ...(last.error ? { error: last.error } : {}) });
         if (last.status !== 200) {
-            const lines = firstErrorLines(await instance.output(), last.body);
+            const lines = firstErrorLines(await instanceOutput(), last.body);
             refuse(
                 `the live release ${req.liveVersion} did not answer 200 on GET ${settings.health.path} within ${seconds(budget)} against the schema ${req.version}'s migrations leave (last: ${last.error ?? `HTTP ${last.status}`})`,
                 lines,
@@ -259,7 +281,7 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
             const r = await probe(port, p, host, 15000);
             probes.push({ path: p, status: r.status, ...(r.error ? { error: r.error } : {}) });
             if (!(r.status >= 200 && r.status < 400)) {
-                const lines = firstErrorLines(await instance.output(), r.body);
+                const lines = firstErrorLines(await instanceOutput(), r.body);
                 refuse(
                     `the live release ${req.liveVersion} answered ${r.error ?? `HTTP ${r.status}`} on GET ${p} against the schema ${req.version}'s migrations leave (it would fail so while it still serves during the shift)`,
                     lines,
@@ -279,8 +301,13 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
             probes,
         );
     } finally {
-        if (instance) await instance.stop().catch((e) => log.warn(`stopping the rehearsal instance failed: ${errorMessage(e)}`));
-        fs.rmSync(envFile, { force: true });
+        if (instance) {
+            const name = instance.name;
+            await instanceOutput().then(
+                () => log.info(`  rehearsal: instance ${name} stopped`),
+                (e) => log.warn(`stopping the rehearsal instance failed: ${errorMessage(e)}`),
+            );
+        }
         if (created) {
             const dropped = await admin.run(["dropdb", "--if-exists", "--force", "--", scratch]);
             if (dropped.code !== 0) log.warn(`dropping the scratch database ${scratch} failed (exit ${dropped.code}): ${dropped.tail.trim()}`);
@@ -291,12 +318,13 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
 
 /** Runs PostgreSQL's client programs as its OS superuser, against the app's server. */
 function adminRunner(db: DatabaseTarget) {
-    const adminUser = isRoot() && lookupUser("postgres") ? "postgres" : undefined;
+    const admin = isRoot() ? lookupUser("postgres") : undefined;
+    const asIds = admin ? { uid: admin.uid, gid: admin.gid } : undefined;
     const conn = [...(db.host ? ["--host", db.host] : []), ...(db.port ? ["--port", db.port] : [])];
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", HOME: "/" };
     /** argv with the connection options after the program name. */
     const run = (argv: string[], input?: string, captureStdout = false) =>
-        runCommand(shellJoin([argv[0], ...conn, ...argv.slice(1)]), { asUser: adminUser, env, cwd: "/", timeoutMs: 3_600_000, input, captureStdout });
+        runCommand(shellJoin([argv[0], ...conn, ...argv.slice(1)]), { asIds, env, cwd: "/", timeoutMs: 3_600_000, input, captureStdout });
     const failure = (argv: string[], r: { code: number; tail: string }) => `${argv[0]} exit ${r.code}: ${r.tail.trim().split("\n").slice(-2).join(" / ")}`;
     return {
         run,

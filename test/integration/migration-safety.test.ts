@@ -16,8 +16,8 @@ import { AgentContext, createContext } from "../../agent/context";
 import { GateError } from "../../agent/errors";
 import { Logger } from "../../agent/log";
 import { runMigrationStep } from "../../agent/migrate";
-import { spareLoopbackPort } from "../../agent/rehearsal-instance";
-import { commandArgv, isRoot } from "../../agent/run-command";
+import { spareLoopbackPort } from "../../agent/rehearsal";
+import { isRoot } from "../../agent/run-command";
 import { djangoPostgresMissing, PgCluster, PYTHON } from "../../scripts/pg-cluster";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -211,7 +211,7 @@ describe("migration safety: lock-safety rules and the rehearsal on a real Postgr
     it("a view column rename the static rules let through is refused by the rehearsal, naming the path, status and error; the live release serves under load with 0 failures", async () => {
         // The live release v2-stats serves from the real database meanwhile.
         const port = await spareLoopbackPort();
-        const [exe, ...args] = commandArgv(`exec ${START}`, isRoot() ? APP : undefined);
+        const [exe, ...args] = isRoot() ? ["runuser", "-u", APP, "--", "/bin/sh", "-c", `exec ${START}`] : ["/bin/sh", "-c", `exec ${START}`];
         const env = {
             PATH: process.env.PATH,
             LANG: "C.UTF-8",
@@ -257,7 +257,7 @@ describe("migration safety: lock-safety rules and the rehearsal on a real Postgr
             assert.strictEqual(lastApplied(), "0008_notes_stats_view");
             assert.strictEqual(sql("SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'notes_stats'"), "total");
             assert.strictEqual(scratchDatabases(), "0");
-            assert.ok(lines.some((l) => /rehearsal instance \(pid \d+\) stopped/.test(l)));
+            assert.ok(lines.some((l) => /rehearsal: instance pid \d+ stopped/.test(l)));
         } finally {
             try {
                 process.kill(-live.pid!, "SIGTERM");
