@@ -222,7 +222,11 @@ describe("migrations during a shift: expand/contract on the local host", functio
             output(result).indexOf("migration rehearsal passed") < output(result).indexOf("migrate (attempt 1 of 1)"),
             "the rehearsal runs before the real migration",
         );
-        assert.strictEqual((await host.sshOk("systemctl list-units --all --no-legend 'shop-rehearsal-*' | wc -l")).trim(), "0", "the rehearsal's unit is gone");
+        assert.strictEqual(
+            (await host.sshOk("systemctl list-units --all --no-legend 'shop-deploy-rehearsal*' | wc -l")).trim(),
+            "0",
+            "the rehearsal's unit is gone",
+        );
         assert.strictEqual(await stack.sql("SELECT count(*) FROM pg_database WHERE datname LIKE '%rehearsal%'"), "0", "the scratch database is gone");
         assert.match(output(result), /Applying notes\.0002_note_author\.\.\. OK/);
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
