@@ -76,6 +76,10 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
         migrateCommand: s.migrateCommand,
         migrationCheck: s.migrationCheck,
         dbLockTimeoutSeconds: s.dbLockTimeout,
+        dbStatementTimeoutSeconds: s.dbStatementTimeout,
+        dbLockRetries: s.dbLockRetries,
+        migrationRehearsal: s.migrationRehearsal,
+        startCommand: s.startCommand,
         keepPreviousWarm: s.keepPreviousWarm,
         releasesToKeep: s.releasesToKeep,
     });

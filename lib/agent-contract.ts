@@ -18,6 +18,9 @@ export const DEFAULTS = {
     migrationCheck: "django",
     allowContractOperations: [] as string[],
     dbLockTimeoutSeconds: 5,
+    dbStatementTimeoutSeconds: 600,
+    dbLockRetries: 3,
+    migrationRehearsal: true,
     appEnv: "",
     healthPath: "/healthz",
     smokePaths: ["/"] as string[],
@@ -672,6 +675,20 @@ export interface AgentSettings {
         check: MigrationCheck;
         /** PostgreSQL lock_timeout for the migration and the check, in milliseconds. */
         lockTimeoutMs: number;
+        /** PostgreSQL statement_timeout for each statement of the migration, in milliseconds (absent in older agent.json: the default). */
+        statementTimeoutMs?: number;
+        /** Further attempts after a migration gave up on lock_timeout (absent: the default). */
+        lockRetries?: number;
+        /** First pause before such a retry, in milliseconds; it doubles each time. */
+        lockRetryBackoffMs?: number;
+        /**
+         * Before the real migration: the live release's code against a scratch copy of the schema
+         * migrated by the new release. Absent: no rehearsal.
+         */
+        rehearsal?: {
+            /** The slots' start command (uses $PORT). */
+            startCommand: string;
+        };
     };
     /** Keep the previous release running at weight 0 after a shift (instant rollback). */
     keepPreviousWarm: boolean;

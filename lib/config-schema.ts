@@ -110,6 +110,22 @@ export const stackConfigSchema = z
                 }
             })
             .default(DEFAULTS.dbLockTimeoutSeconds),
+        // Bounds how long one statement of a migration holds its locks (a backfill, an index build).
+        dbStatementTimeout: z
+            .union([z.number(), z.string()])
+            .transform((v, ctx) => {
+                try {
+                    const s = typeof v === "number" ? v : parseDuration(v);
+                    if (s < 1 || s > 86400) throw new Error("must be between 1s and 24h");
+                    return s;
+                } catch (e) {
+                    ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    return z.NEVER;
+                }
+            })
+            .default(DEFAULTS.dbStatementTimeoutSeconds),
+        dbLockRetries: z.number().int().min(0).max(10).default(DEFAULTS.dbLockRetries),
+        migrationRehearsal: z.boolean().default(DEFAULTS.migrationRehearsal),
         healthPath: z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /healthz, of ${HTTP_PATH_RULE}`).default(DEFAULTS.healthPath),
         smokePaths: z
             .array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`))
@@ -333,6 +349,9 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     migrationCheck: "string",
     allowContractOperations: "array",
     dbLockTimeout: "string",
+    dbStatementTimeout: "string",
+    dbLockRetries: "integer",
+    migrationRehearsal: "boolean",
     healthPath: "string",
     smokePaths: "array",
     shiftPlan: "array",

@@ -232,6 +232,7 @@ describe("agent contract: defaults and agent.json", () => {
             healthTimeout: "healthTimeoutSeconds",
             drainTimeout: "drainTimeoutSeconds",
             dbLockTimeout: "dbLockTimeoutSeconds",
+            dbStatementTimeout: "dbStatementTimeoutSeconds",
             maxStepExtension: "maxStepExtensionSeconds",
         };
         const checked: string[] = [];
