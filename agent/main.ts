@@ -3,15 +3,21 @@
 import * as fs from "fs";
 import * as path from "path";
 import {
+    ABORT,
     ACTIVATE,
     ArgsError,
     ATTACH,
     AttachRequest,
     CommandSpec,
+    DASHBOARD,
     GLOBAL_FLAGS,
+    MAINTENANCE,
     MIGRATE,
+    parseAbortArgs,
     parseActivateArgs,
     parseAttachArgs,
+    parseDashboardArgs,
+    parseMaintenanceArgs,
     parseMigrateArgs,
     parsePrepareArgs,
     parsePruneArgs,
@@ -34,7 +40,10 @@ import {
     tokenize,
     WRITE_ENV,
 } from "../lib/agent-contract";
+import { abortCommand } from "./commands/abort";
 import { activateCommand } from "./commands/activate";
+import { dashboardCommand } from "./commands/dashboard";
+import { maintenanceCommand } from "./commands/maintenance";
 import { migrateCommand } from "./commands/migrate";
 import { prepareCommand } from "./commands/prepare";
 import { recoverCommand } from "./commands/recover";
@@ -92,6 +101,9 @@ const COMMANDS: readonly AgentCommand[] = [
     command(PRUNE, parsePruneArgs, pruneCommand),
     command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
     command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
+    command(ABORT, parseAbortArgs, abortCommand),
+    command(MAINTENANCE, parseMaintenanceArgs, maintenanceCommand),
+    command(DASHBOARD, parseDashboardArgs, dashboardCommand),
     command(RECOVER, parseRecoverArgs, recoverCommand),
     // Handled in main() like a detached command's foreground (it reports a worker's result).
     command(ATTACH, parseAttachArgs, async () => undefined),

@@ -90,6 +90,11 @@ export interface HostLayout {
      * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
      */
     nixosAcmeWebroot: string;
+    /** <deployDir>/dashboard-token — the dashboard's login token, created at setup, 0600 root. */
+    dashboardTokenFile: string;
+    /** <app>-dashboard — the dashboard's systemd service, without ".service". */
+    dashboardUnit: string;
+    dashboardUnitFile: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
@@ -152,6 +157,9 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         letsencryptLiveDir: `${r}/etc/letsencrypt/live`,
         nixosAcmeDir: `${r}/var/lib/acme`,
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
+        dashboardTokenFile: `${deployDir}/dashboard-token`,
+        dashboardUnit: `${appName}-dashboard`,
+        dashboardUnitFile: `${r}/etc/systemd/system/${appName}-dashboard.service`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
         recoverUnit: `${appName}-recover`,
