@@ -72,7 +72,7 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
 
 export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
     // Everything is validated before the first resource is declared.
-    const { settings: s, secrets, localArtifact } = loadStackConfig({ baseDir: opts.baseDir });
+    const { settings: s, secrets, localArtifact, releaseSha256 } = loadStackConfig({ baseDir: opts.baseDir });
     const agent = opts.agentBundle ?? bundleAgentOrFail();
     const context = templateContextFor(s);
     const layout = context.layout;
@@ -98,6 +98,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             version: s.releaseVersion,
             source: s.releaseSource,
             localArtifact,
+            sha256: releaseSha256,
+            download: { maxMiB: s.releaseDownloadMaxMiB, timeoutSeconds: s.releaseDownloadTimeout },
             appEnv: secrets.appEnv,
         },
         { dependsOn: [proxy] },

@@ -56,6 +56,12 @@ export interface HostLayout {
     migrationsDir: string;
     /** <deployDir>/static-manifests — <version>.json: the static files a release brought. */
     staticManifestsDir: string;
+    /**
+     * <deployDir>/release-digests — <version>.sha256: the bytes a version was prepared from. Kept
+     * after the release is pruned: a version never names other bytes. Root-only, outside the
+     * release tree the app can write.
+     */
+    releaseDigestsDir: string;
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
     tlsDir: string;
@@ -115,6 +121,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         logsDir: `${deployDir}/logs`,
         migrationsDir: `${deployDir}/migrations`,
         staticManifestsDir: `${deployDir}/static-manifests`,
+        releaseDigestsDir: `${deployDir}/release-digests`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
         selfSignedCertFile: `${r}/etc/ssl/${appName}/cert.pem`,
@@ -185,6 +192,11 @@ export function agentStagingPath(layout: HostLayout): string {
 /** deploy/migrations/<version>.json */
 export function migrationMarkerPath(layout: HostLayout, version: string): string {
     return `${layout.migrationsDir}/${version}.json`;
+}
+
+/** deploy/release-digests/<version>.sha256 */
+export function releaseDigestPath(layout: HostLayout, version: string): string {
+    return `${layout.releaseDigestsDir}/${version}.sha256`;
 }
 
 /** deploy/static-manifests/<version>.json */

@@ -1,4 +1,5 @@
-// prepare VERSION --source PATH|URL: unpack into releases/VERSION, link shared dirs, run the build
+// prepare VERSION --source PATH|URL [--sha256 HEX]: check the archive is the one the version stands
+// for (release-integrity.ts), unpack into releases/VERSION, link shared dirs, run the build
 // and check commands (as the app user), merge static files. Work happens in a temp dir renamed into
 // place at the end, so a failed or interrupted run leaves nothing half-made and a re-run converges.
 import { spawnSync } from "child_process";
@@ -13,10 +14,21 @@ import { AgentError, UsageError } from "../errors";
 import { isProcessAlive } from "../lock";
 import { seconds } from "../log";
 import { isPrepared, linkShared, mergeStatic, ReleaseMarker } from "../releases";
+import {
+    DownloadLimits,
+    downloadLimits,
+    expectedDigest,
+    recordDigest,
+    refuseChangedVersion,
+    resolveSource,
+    sha256OfFile,
+    verifyArchive,
+} from "../release-integrity";
 import { runChecked } from "../run-command";
 
 export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Promise<void> {
-    const { version, source } = req;
+    const { version } = req;
+    const source = await resolveSource(req);
     const t0 = Date.now();
     const { layout, log, settings } = ctx;
     const owner = appOwner(ctx);
@@ -28,8 +40,11 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
         if (owner) fs.chownSync(layout.mediaDir, owner.uid, owner.gid);
     }
     const releaseDir = releaseDirOf(layout, version);
+    const sha256 = await expectedDigest(req, source);
+    refuseChangedVersion(ctx, version, sha256);
 
     if (isPrepared(ctx, version)) {
+        recordDigest(ctx, version, sha256);
         log.info(`release ${version} is already prepared; refreshing shared links and static files`);
         linkShared(ctx, releaseDir);
         mergeStatic(ctx, version, releaseDir);
@@ -41,7 +56,8 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
     }
     removeLeftoverTemps(ctx, version);
 
-    const archive = await fetchArtifact(ctx, version, source);
+    const archive = await fetchArtifact(ctx, version, source, sha256, downloadLimits(req));
+    await verifyArchive(archive, sha256, `the archive of ${version}`);
     const tmp = prepareTempDir(layout, version, process.pid);
     fs.mkdirSync(tmp, { mode: 0o755 });
     try {
@@ -65,6 +81,7 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
         const marker: ReleaseMarker = { version, preparedAt: new Date().toISOString(), source: /^https:/.test(source) ? redactUrl(source) : source };
         fs.writeFileSync(releaseMarkerIn(tmp), JSON.stringify(marker) + "\n", { mode: 0o644 });
         fs.renameSync(tmp, releaseDir);
+        recordDigest(ctx, version, sha256);
     } catch (e) {
         fs.rmSync(tmp, { recursive: true, force: true });
         throw e;
@@ -83,15 +100,15 @@ function removeLeftoverTemps(ctx: AgentContext, version: string): void {
     }
 }
 
-async function fetchArtifact(ctx: AgentContext, version: string, source: string): Promise<string> {
+async function fetchArtifact(ctx: AgentContext, version: string, source: string, sha256: string, limits: DownloadLimits): Promise<string> {
     if (/^https:\/\//.test(source)) {
         const dest = artifactPath(ctx.layout, version);
-        if (fs.existsSync(dest)) {
+        if (fs.existsSync(dest) && (await sha256OfFile(dest)) === sha256) {
             ctx.log.info(`artifact ${path.basename(dest)} already downloaded`);
             return dest;
         }
         ctx.log.info(`downloading ${redactUrl(source)}`);
-        await download(source, dest, ctx.log);
+        await download(source, dest, ctx.log, limits);
         return dest;
     }
     if (/^[a-z]+:\/\//i.test(source)) throw new UsageError(`--source must be a local .tar.gz path or an https:// URL`);

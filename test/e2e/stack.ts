@@ -103,7 +103,17 @@ export class LocalStack {
         const target = artifactPath(this.layout, version);
         await this.host.sshOk(`install -d -m 0700 ${path.posix.dirname(target)}`);
         await this.host.upload(archive, target);
-        return this.step(`prepare ${version}`, this.host.ssh(prepareCommand(this.sshUser, this.layout, version, target, true)), mustSucceed);
+        return this.step(
+            `prepare ${version}`,
+            this.host.ssh(
+                prepareCommand(this.sshUser, this.layout, {
+                    version,
+                    sha256: crypto.createHash("sha256").update(fs.readFileSync(archive)).digest("hex"),
+                    uploaded: true,
+                }),
+            ),
+            mustSucceed,
+        );
     }
 
     /** TrafficShift create: the gated shift to `version` with the stack's plan and gates. */

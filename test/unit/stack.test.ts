@@ -267,13 +267,20 @@ describe("deploy steps", () => {
         assert.match(r.byName("shop-shift-activate").inputs.create, / --no-keep-warm$/);
     });
 
-    it("lets the agent download an https source", async () => {
+    it("lets the agent download an https source: the URL on stdin (secret), the sha256 and the limits on the command line", async () => {
         const r = await run("prod");
         assert.deepStrictEqual(uploaders(r), ["shop-setup-agent-install"], "only the agent is uploaded");
+        const prepare = r.byName("shop-release-prepare");
         assert.strictEqual(
-            r.byName("shop-release-prepare").inputs.create,
-            "sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source https://artifacts.example.com/shop/shop-2026.11.20-1.tar.gz",
+            prepare.inputs.create,
+            `sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source-stdin --sha256 ${stackValue("prod", "releaseSha256")} --max-download-mib 2048 --download-timeout 600`,
         );
+        const url = stackValue("prod", "releaseSource");
+        assert.ok(isSecret(prepare.inputs.stdin), "stdin is a secret");
+        assert.strictEqual(reveal(prepare.inputs.stdin), url);
+        // A presigned URL is a credential: nowhere in plain text, and a secret output too.
+        assert.ok(!JSON.stringify(plainParts(prepare.inputs)).includes("artifacts.example.com"));
+        assert.ok(prepare.additionalSecretOutputs.includes("stdin"));
         assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, [INSTANCE_ID, "2026.11.20-1"]);
     });
 
@@ -287,13 +294,19 @@ describe("deploy steps", () => {
         assert.match(artifact.localPath, /^\/.*\/build\/shop-1\.4\.0\.tar\.gz$/);
         assert.strictEqual(artifact.mode, "0600");
         assert.strictEqual(artifact.sha256, sha256Hex("archive 1.4.0"), "the archive's content hash: a rebuilt archive is a diff");
-        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
+        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, [r.byName("shop-release-env").inputs.triggers[0], "1.4.0"]);
+        assert.match(r.byName("shop-release-prepare").inputs.triggers[0], /^deploy@192\.0\.2\.10:22 SHA256:/);
         const prepare = r.byName("shop-release-prepare").inputs.create as string;
         assert.match(
             prepare,
             /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /,
         );
-        assert.match(prepare, /prepare --config \/srv\/shop\/deploy\/agent\.json --version 1\.4\.0 --source \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz$/);
+        assert.match(
+            prepare,
+            new RegExp(
+                `prepare --config /srv/shop/deploy/agent\\.json --version 1\\.4\\.0 --source /srv/shop/deploy/artifacts/1\\.4\\.0\\.tar\\.gz --sha256 ${sha256Hex("archive 1.4.0")}$`,
+            ),
+        );
     });
 
     it("uploads straight into the artifacts directory as root, without sudo", async () => {
@@ -301,7 +314,7 @@ describe("deploy steps", () => {
         assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads[0].remotePath, "/srv/shop/deploy/artifacts/1.4.0.tar.gz");
         assert.strictEqual(
             r.byName("shop-release-prepare").inputs.create,
-            "node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz",
+            `node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz --sha256 ${sha256Hex("archive 1.4.0")}`,
         );
         for (const c of r.ofType(SSH_COMMAND_TYPE)) assert.doesNotMatch(c.inputs.create, /sudo/, c.name);
     });
@@ -510,7 +523,7 @@ describe("existing host", () => {
         }
     });
 
-    it("connects to the configured address, port and user, and pins the host key when given", async () => {
+    it("connects to the configured address, port and user, and pins the host key", async () => {
         const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMtd/gCM3IQkztusbHpLbEsZSB0RCR4XakeH9aXyj6h+";
         const r = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { sshPort: 2222, sshHostKey: hostKey }), forbidAws: true });
         const conn = reveal(r.byName("shop-shift-activate").inputs.connection);
@@ -518,7 +531,10 @@ describe("existing host", () => {
         // The pinned key is part of the host's identity: a machine reinstalled there gets every step again.
         assert.match(r.byName("shop-shift-activate").inputs.triggers[0], /^deploy@192\.0\.2\.10:2222 SHA256:[A-Za-z0-9+/]{43}$/);
         assert.strictEqual(r.outputs.sshCommand, "ssh -p 2222 deploy@192.0.2.10");
-        assert.strictEqual(reveal((await run("existing-example")).byName("shop-proxy-apply").inputs.connection).hostKey, undefined);
+        assert.strictEqual(
+            reveal((await run("existing-example")).byName("shop-proxy-apply").inputs.connection).hostKey,
+            stackValue("existing-example", "sshHostKey"),
+        );
     });
 });
 
