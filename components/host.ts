@@ -1,13 +1,17 @@
 // Host: the one machine the app runs on, and the SSH connection every later step uses.
 //   aws      - EC2 instance in the default VPC (or a given subnet), locked-down security group,
 //              key pair, encrypted gp3 root volume, IMDSv2 only, Elastic IP that survives
-//              instance replacement.
-//   existing - an SSH host from config; declares nothing and calls no AWS function.
+//              instance replacement, and an SSH host key the program generates (a secret) and
+//              hands to the instance in its user data: every SSH step pins it from the start.
+//   existing - an SSH host from config, its host key pinned (sshHostKey, required); declares
+//              nothing and calls no AWS function.
 import * as pulumi from "@pulumi/pulumi";
 import type * as ec2Types from "@pulumi/aws/ec2";
 import { effectiveSshUser } from "../lib/config-schema";
+import { HostKeyPair } from "../lib/host-files";
 import { PublicSettings } from "../lib/load-config";
 import { HostHandle } from "./remote";
+import { SshHostKey } from "./ssh-host-key";
 import { fingerprint, parseHostKey } from "./ssh/provider";
 import { SshConnection } from "./ssh/ssh-connection";
 
@@ -34,8 +38,11 @@ export interface HostArgs {
     settings: HostSettings;
     /** Secret. */
     sshPrivateKey: pulumi.Input<string>;
-    /** cloud-init user data (Debian images only; first boot only, so later changes are ignored). */
-    userData?: string;
+    /**
+     * The instance's user data (aws), given its SSH host key: cloud-init on Debian, the host-key
+     * lines NixOS reads. First boot only, so later changes are ignored.
+     */
+    userData?: (hostKey: HostKeyPair) => string;
 }
 
 /** Official image publishers: Debian's cloud team and the NixOS project. */
@@ -61,6 +68,8 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
     readonly sshPort: number;
     /** Only for hostTarget aws. */
     readonly instanceId?: pulumi.Output<string>;
+    /** The host key every step pins: sshHostKey, or on aws the generated one. */
+    readonly hostKey: pulumi.Output<string>;
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:host:Host", name, {}, opts);
@@ -73,7 +82,9 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
             this.address = pulumi.output(address);
             // A pinned host key names the machine: one reinstalled at the same address (a new
             // key) gets every step again, as a replaced instance does.
+            // The schema requires sshHostKey for an existing host.
             const key = s.sshHostKey ? parseHostKey(s.sshHostKey) : undefined;
+            this.hostKey = pulumi.output(s.sshHostKey ?? "");
             this.hostId = pulumi.output(`${this.sshUser}@${address}:${s.sshPort}${key ? ` ${fingerprint(key.blob)}` : ""}`);
             this.connection = pulumi.secret(
                 pulumi.output(args.sshPrivateKey).apply((privateKey): SshConnection => ({
@@ -81,7 +92,7 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
                     port: s.sshPort,
                     user: this.sshUser,
                     privateKey,
-                    ...(s.sshHostKey ? { hostKey: s.sshHostKey } : {}),
+                    hostKey: s.sshHostKey ?? "",
                 })),
             );
         } else {
@@ -89,13 +100,15 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
             this.instanceId = aws.instance.id;
             this.hostId = aws.instance.id;
             this.address = aws.eip.publicIp;
+            this.hostKey = aws.hostKey.publicKey;
             // Through the association, so no command dials before the address points at the instance.
             this.connection = pulumi.secret(
-                pulumi.all([aws.association.publicIp, args.sshPrivateKey]).apply(([host, privateKey]): SshConnection => ({
+                pulumi.all([aws.association.publicIp, args.sshPrivateKey, aws.hostKey.publicKey]).apply(([host, privateKey, hostKey]): SshConnection => ({
                     host,
                     port: s.sshPort,
                     user: this.sshUser,
                     privateKey,
+                    hostKey,
                     // A new instance takes a minute or two to boot and start sshd.
                     dialErrorLimit: 40,
                     perDialTimeout: 15,
@@ -170,6 +183,12 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
 
         const keyPair = new ec2.KeyPair(`${name}-key`, { publicKey: s.sshPublicKey ?? "", tags }, parent);
 
+        // Outlives any one instance: a replaced instance at the same address presents the same key.
+        const hostKey = new SshHostKey(`${name}-ssh-host-key`, { comment: `${s.appName}-${pulumi.getStack()}` }, parent);
+        const userData = args.userData
+            ? pulumi.secret(pulumi.all([hostKey.publicKey, hostKey.privateKey]).apply(([publicKey, privateKey]) => args.userData!({ publicKey, privateKey })))
+            : undefined;
+
         // The flavour is part of the name: switching OS is a new instance, while `ami` itself is
         // ignored below so a newer image in the same family never replaces a running host.
         const instance = new ec2.Instance(
@@ -182,7 +201,7 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
                 keyName: keyPair.keyName,
                 rootBlockDevice: { volumeType: "gp3", volumeSize: s.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
                 metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
-                userData: args.userData,
+                userData,
                 tags,
             },
             // User data only runs on first boot; a change would only stop and start the instance.
@@ -192,6 +211,6 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
         // A separate association keeps the address when the instance is replaced.
         const eip = new ec2.Eip(`${name}-eip`, { domain: "vpc", tags }, parent);
         const association = new ec2.EipAssociation(`${name}-eip-assoc`, { allocationId: eip.allocationId, instanceId: instance.id }, parent);
-        return { instance, eip, association, securityGroup, keyPair };
+        return { instance, eip, association, securityGroup, keyPair, hostKey };
     }
 }

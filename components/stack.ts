@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle, bundleAgent } from "../lib/agent-bundle";
 import { AgentSettings, buildAgentSettings } from "../lib/agent-settings";
 import { effectiveSshUser } from "../lib/config-schema";
-import { renderCloudInit } from "../lib/host-files";
+import { renderCloudInit, renderNixosUserData } from "../lib/host-files";
 import { loadStackConfig, PublicSettings } from "../lib/load-config";
 import { buildTemplateContext, TemplateContext } from "../lib/template-context";
 import { Host } from "./host";
@@ -83,7 +83,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         {
             settings: s,
             sshPrivateKey: secrets.sshPrivateKey,
-            userData: s.hostTarget === "aws" && s.osFlavour === "debian" ? renderCloudInit(context) : undefined,
+            userData: (hostKey) => (s.osFlavour === "debian" ? renderCloudInit(context, hostKey) : renderNixosUserData(hostKey)),
         },
         // Children inherit it: the instance, its address, key pair and security group.
         { protect: s.protect },

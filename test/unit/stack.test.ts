@@ -5,7 +5,19 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { EIP_ADDRESS, fakeAgentBundle, INSTANCE_ID, isSecret, plainParts, ProgramRun, RecordedResource, reveal, runProgram } from "./helpers/mock-program";
+import { parse as parseYaml } from "yaml";
+import {
+    EIP_ADDRESS,
+    fakeAgentBundle,
+    INSTANCE_ID,
+    isSecret,
+    mockHostKey,
+    plainParts,
+    ProgramRun,
+    RecordedResource,
+    reveal,
+    runProgram,
+} from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 import { renderDebianSetupScript } from "../../lib/host-files";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
@@ -13,8 +25,8 @@ import { diffInputs } from "../../components/ssh/provider";
 import { sha256Hex, SSH_COMMAND_TYPE } from "../../components/ssh/ssh-command";
 import { parseStackConfig } from "../../lib/config-schema";
 
-const HOST_TYPES = /^(aws:|slotshift:host:Host$)/;
-const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:/;
+const HOST_TYPES = /^(aws:|slotshift:host:Host$|pulumi-nodejs:dynamic\/ssh:HostKey$)/;
+const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:Command$/;
 
 /** What the provider decides for a resource whose inputs went from `before` to `after` (secrets opened, as the provider sees them). */
 function providerDiff(before: RecordedResource, after: RecordedResource) {
@@ -94,7 +106,7 @@ for (const stack of ["prod", "staging"]) {
             assert.strictEqual(amiCall.inputs.mostRecent, true);
             assert.deepStrictEqual(amiCall.inputs.filters.find((f: any) => f.name === "name").values, ["debian-12-amd64-*"]);
             assert.strictEqual(r.byName("shop-host-debian").inputs.ami, "ami-debian");
-            assert.match(r.byName("shop-host-debian").inputs.userData, /^#cloud-config/);
+            assert.match(reveal(r.byName("shop-host-debian").inputs.userData), /^#cloud-config/);
         });
 
         it("installs the configured public key as the key pair", () => {
@@ -112,6 +124,23 @@ for (const stack of ["prod", "staging"]) {
             assert.deepStrictEqual([assoc[0].inputs.allocationId, assoc[0].inputs.instanceId], ["eipalloc-1", INSTANCE_ID]);
             assert.strictEqual(r.outputs.hostAddress, EIP_ADDRESS);
             assert.strictEqual(reveal(r.byName("shop-shift-activate").inputs.connection).host, EIP_ADDRESS);
+        });
+
+        it("generates the instance's SSH host key, hands it over in the user data (a secret), and pins it on every step", () => {
+            const key = r.ofType("pulumi-nodejs:dynamic/ssh:HostKey");
+            assert.strictEqual(key.length, 1);
+            assert.ok(key[0].additionalSecretOutputs.includes("privateKey"), "the private key is encrypted in the state");
+            const { publicKey, privateKey } = mockHostKey();
+            for (const x of r.ofType(SSH_COMMAND_TYPE)) assert.strictEqual(reveal(x.inputs.connection).hostKey, publicKey, `${x.name} pins the host key`);
+            const userData = r.byName("shop-host-debian").inputs.userData;
+            assert.ok(isSecret(userData), "the user data carries the private host key: a secret");
+            const cloudInit = parseYaml(reveal(userData));
+            assert.deepStrictEqual(cloudInit.ssh_keys, { ed25519_private: privateKey, ed25519_public: publicKey });
+            assert.deepStrictEqual([cloudInit.ssh_deletekeys, cloudInit.ssh_genkeytypes], [true, []]);
+            for (const x of r.resources) {
+                const plain = JSON.stringify(plainParts(x.inputs));
+                assert.ok(!plain.includes(privateKey.split("\n")[2]), `${x.name} holds the private host key in plain text`);
+            }
         });
 
         it("connects as the Debian image's user, with sudo", () => {
@@ -159,7 +188,7 @@ describe("protect", () => {
     it("protects every host resource in prod", async () => {
         const r = await run("prod");
         const host = r.resources.filter((x) => HOST_TYPES.test(x.type));
-        assert.strictEqual(host.filter((x) => x.custom).length, 5);
+        assert.strictEqual(host.filter((x) => x.custom).length, 6);
         for (const x of host) assert.strictEqual(x.protect, true, `${x.type} ${x.name}`);
     });
 
@@ -546,7 +575,16 @@ describe("nixos", () => {
         assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "name").values, ["nixos/26.05*-aarch64-linux"]);
         assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "architecture").values, ["arm64"]);
         const instance = r.byName("shop-host-nixos").inputs;
-        assert.strictEqual(instance.userData, undefined, "NixOS's amazon-init would treat user data as its configuration");
+        // Only the host-key lines NixOS's apply-ec2-data reads before sshd starts, which amazon-init ignores.
+        const lines = reveal(instance.userData).trim().split("\n");
+        assert.ok(isSecret(instance.userData));
+        assert.deepStrictEqual(
+            lines.map((l: string) => l.replace(/:.*$/, "")),
+            ["# SSH host key of this instance (managed by slotshift)", "SSH_HOST_ED25519_KEY", "SSH_HOST_ED25519_KEY_PUB"],
+        );
+        assert.strictEqual(lines[1].slice("SSH_HOST_ED25519_KEY:".length).replace(/\|/g, "\n") + "\n", mockHostKey().privateKey);
+        assert.strictEqual(lines[2], `SSH_HOST_ED25519_KEY_PUB:${mockHostKey().publicKey}`);
+        assert.strictEqual(reveal(r.byName("shop-setup-nixos").inputs.connection).hostKey, mockHostKey().publicKey);
         const setup = r.byName("shop-setup-nixos").inputs;
         assert.strictEqual(setup.create, "bash -s");
         assert.match(setup.stdin, /\/etc\/nixos\/slotshift-shop\.nix/);

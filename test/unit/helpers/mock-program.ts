@@ -75,6 +75,16 @@ export function fakeProjectDir(): string {
     return releaseDir;
 }
 
+let hostKeyPair: { publicKey: string; privateKey: string } | undefined;
+/** The host key the generator gives every run (one per test process, as a stack keeps its own). */
+export function mockHostKey(): { publicKey: string; privateKey: string } {
+    if (!hostKeyPair) {
+        const pair = (require("ssh2") as typeof import("ssh2")).utils.generateKeyPairSync("ed25519", { comment: "mock-host" });
+        hostKeyPair = { publicKey: pair.public.trim(), privateKey: pair.private };
+    }
+    return hostKeyPair;
+}
+
 function amiFor(inputs: Record<string, any>): Record<string, unknown> {
     const owner = inputs.owners?.[0];
     const name = inputs.filters?.find((f: any) => f.name === "name")?.values?.[0] ?? "";
@@ -93,6 +103,8 @@ function mockState(type: string, name: string, inputs: Record<string, any>): { i
             return { id: `${name}-id`, state: { ...inputs, keyName: `${name}-1234` } };
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: "sg-0123", state: inputs };
+        case "pulumi-nodejs:dynamic/ssh:HostKey":
+            return { id: `${name}-id`, state: { ...inputs, ...mockHostKey() } };
         case "pulumi-nodejs:dynamic/ssh:Command":
             return { id: `${name}-id`, state: { ...inputs, stdout: "ok\n", stderr: "" } };
         default:
