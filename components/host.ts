@@ -3,13 +3,22 @@
 //              key pair, encrypted gp3 root volume, IMDSv2 only, Elastic IP that survives
 //              instance replacement, and an SSH host key the program generates (a secret) and
 //              hands to the instance in its user data: every SSH step pins it from the start.
+//              The data (PostgreSQL, media, the env file) lives on an encrypted EBS volume of its
+//              own that outlives the instance. Rotating the deploy key never replaces the
+//              instance (keyName is ignored after creation; HostSetup keeps authorized_keys), and
+//              a change that would replace the instance of a stack with PostgreSQL fails preview
+//              unless acknowledged (HostReplacementGuard).
 //   existing - an SSH host from config, its host key pinned (sshHostKey, required); declares
 //              nothing and calls no AWS function.
 import * as pulumi from "@pulumi/pulumi";
+import type * as ebsTypes from "@pulumi/aws/ebs";
 import type * as ec2Types from "@pulumi/aws/ec2";
 import { effectiveSshUser } from "../lib/config-schema";
+import { DATA_VOLUME_DEVICE_NAME } from "../lib/host-layout";
+import { CONFIG_NAMESPACE } from "../lib/load-config";
 import { HostKeyPair } from "../lib/host-files";
 import { PublicSettings } from "../lib/load-config";
+import { HostReplacementGuard } from "./host-replacement-guard";
 import { HostHandle } from "./remote";
 import { SshHostKey } from "./ssh-host-key";
 import { fingerprint, parseHostKey } from "./ssh/provider";
@@ -23,6 +32,9 @@ export type HostSettings = Pick<
     | "nixosRelease"
     | "instanceType"
     | "rootVolumeGiB"
+    | "dataVolumeGiB"
+    | "allowHostReplacement"
+    | "postgresql"
     | "subnetId"
     | "allowedSshCidrs"
     | "sshPublicKey"
@@ -70,6 +82,8 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
     readonly instanceId?: pulumi.Output<string>;
     /** The host key every step pins: sshHostKey, or on aws the generated one. */
     readonly hostKey: pulumi.Output<string>;
+    /** aws: the data volume's id, known once it is attached to the instance. */
+    readonly dataVolumeId?: pulumi.Output<string>;
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:host:Host", name, {}, opts);
@@ -101,18 +115,22 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
             this.hostId = aws.instance.id;
             this.address = aws.eip.publicIp;
             this.hostKey = aws.hostKey.publicKey;
+            this.dataVolumeId = aws.dataAttachment.volumeId;
             // Through the association, so no command dials before the address points at the instance.
             this.connection = pulumi.secret(
-                pulumi.all([aws.association.publicIp, args.sshPrivateKey, aws.hostKey.publicKey]).apply(([host, privateKey, hostKey]): SshConnection => ({
-                    host,
-                    port: s.sshPort,
-                    user: this.sshUser,
-                    privateKey,
-                    hostKey,
-                    // A new instance takes a minute or two to boot and start sshd.
-                    dialErrorLimit: 40,
-                    perDialTimeout: 15,
-                })),
+                // ...and the data volume is attached, so the setup step finds it.
+                pulumi
+                    .all([aws.association.publicIp, args.sshPrivateKey, aws.hostKey.publicKey, aws.dataAttachment.volumeId])
+                    .apply(([host, privateKey, hostKey]): SshConnection => ({
+                        host,
+                        port: s.sshPort,
+                        user: this.sshUser,
+                        privateKey,
+                        hostKey,
+                        // A new instance takes a minute or two to boot and start sshd.
+                        dialErrorLimit: 40,
+                        perDialTimeout: 15,
+                    })),
             );
         }
         this.registerOutputs({ address: this.address, hostId: this.hostId });
@@ -122,15 +140,19 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
         // Loaded here only: an existing-host stack needs neither the AWS plugin nor credentials.
         // Only the EC2 module: the whole package is far slower to load and to type-check.
         const ec2: typeof ec2Types = require("@pulumi/aws/ec2");
+        const ebs: typeof ebsTypes = require("@pulumi/aws/ebs");
         const s = args.settings;
         const parent = { parent: this };
         const tags = { Name: `${s.appName}-${pulumi.getStack()}`, "slotshift:app": s.appName };
 
         let subnetId: pulumi.Output<string>;
         let vpcId: pulumi.Output<string>;
+        let availabilityZone: pulumi.Output<string>;
         if (s.subnetId) {
             subnetId = pulumi.output(s.subnetId);
-            vpcId = ec2.getSubnetOutput({ id: s.subnetId }, parent).vpcId;
+            const subnet = ec2.getSubnetOutput({ id: s.subnetId }, parent);
+            vpcId = subnet.vpcId;
+            availabilityZone = subnet.availabilityZone;
         } else {
             vpcId = ec2.getVpcOutput({ default: true }, parent).id;
             const subnets = ec2.getSubnetsOutput(
@@ -147,6 +169,7 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
                 if (ids.length === 0) throw new Error("the default VPC has no default subnets; set slotshift:subnetId");
                 return [...ids].sort()[0];
             });
+            availabilityZone = ec2.getSubnetOutput({ id: subnetId }, parent).availabilityZone;
         }
 
         const arch = instanceArchitecture(s.instanceType);
@@ -189,6 +212,18 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
             ? pulumi.secret(pulumi.all([hostKey.publicKey, hostKey.privateKey]).apply(([publicKey, privateKey]) => args.userData!({ publicKey, privateKey })))
             : undefined;
 
+        // What replaces the instance when it changes, by config key: checked before anything else.
+        const guard = new HostReplacementGuard(
+            `${name}-replacement-guard`,
+            {
+                identity: pulumi.all([subnetId]).apply(([subnet]) => ({ subnetId: subnet, osFlavour: s.osFlavour })),
+                postgresql: s.postgresql,
+                allowHostReplacement: s.allowHostReplacement,
+                namespace: CONFIG_NAMESPACE,
+            },
+            parent,
+        );
+
         // The flavour is part of the name: switching OS is a new instance, while `ami` itself is
         // ignored below so a newer image in the same family never replaces a running host.
         const instance = new ec2.Instance(
@@ -205,12 +240,31 @@ export class Host extends pulumi.ComponentResource implements HostHandle {
                 tags,
             },
             // User data only runs on first boot; a change would only stop and start the instance.
-            { ...parent, ignoreChanges: ["ami", "userData"] },
+            // The key pair's name forces a replacement in EC2: it is used when the instance is
+            // created, and HostSetup keeps authorized_keys from then on, so a rotation is an SSH step.
+            { ...parent, dependsOn: [guard], ignoreChanges: ["ami", "userData", "keyName"] },
+        );
+
+        // The data outlives the instance: a volume of its own (never a launch block device, which
+        // EC2 may delete with the instance), attached after launch, so termination leaves it alone.
+        // It stays in its availability zone: a subnet elsewhere fails the attachment instead of
+        // replacing the volume (HostReplacementGuard refuses that change first).
+        const dataVolume = new ebs.Volume(
+            `${name}-data`,
+            { availabilityZone, size: s.dataVolumeGiB, type: "gp3", encrypted: true, tags: { ...tags, Name: `${tags.Name}-data` } },
+            { ...parent, ignoreChanges: ["availabilityZone"] },
+        );
+        // A replaced instance: the old attachment goes first (the old instance stopped, so
+        // PostgreSQL shuts down cleanly), then the volume is attached to the new one.
+        const dataAttachment = new ec2.VolumeAttachment(
+            `${name}-data-attachment`,
+            { deviceName: DATA_VOLUME_DEVICE_NAME, volumeId: dataVolume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true },
+            { ...parent, deleteBeforeReplace: true },
         );
 
         // A separate association keeps the address when the instance is replaced.
         const eip = new ec2.Eip(`${name}-eip`, { domain: "vpc", tags }, parent);
         const association = new ec2.EipAssociation(`${name}-eip-assoc`, { allocationId: eip.allocationId, instanceId: instance.id }, parent);
-        return { instance, eip, association, securityGroup, keyPair, hostKey };
+        return { instance, eip, association, securityGroup, keyPair, hostKey, dataVolume, dataAttachment, guard };
     }
 }

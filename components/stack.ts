@@ -9,7 +9,7 @@ import { renderCloudInit, renderNixosUserData } from "../lib/host-files";
 import { loadStackConfig, PublicSettings } from "../lib/load-config";
 import { buildTemplateContext, TemplateContext } from "../lib/template-context";
 import { Host } from "./host";
-import { HostSetup } from "./host-setup";
+import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { remoteAgentCommand } from "./remote";
@@ -88,7 +88,13 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         // Children inherit it: the instance, its address, key pair and security group.
         { protect: s.protect },
     );
-    const setup = new HostSetup(`${s.appName}-setup`, { host, osFlavour: s.osFlavour, context, agentSettings, agent }, { dependsOn: [host] });
+    // aws: the configured public key and the private key's own, so a rotation in two steps (new
+    // public key first, then the new private key) never locks the deploys out. Public values.
+    const authorizedKeys =
+        s.hostTarget === "aws"
+            ? pulumi.unsecret(secrets.sshPrivateKey.apply((key) => [s.sshPublicKey ?? "", publicKeyOf(key) ?? ""].filter((k) => k !== "")))
+            : undefined;
+    const setup = new HostSetup(`${s.appName}-setup`, { host, osFlavour: s.osFlavour, context, agentSettings, agent, authorizedKeys }, { dependsOn: [host] });
     const proxy = new Proxy(`${s.appName}-proxy`, { host, osFlavour: s.osFlavour, context }, { dependsOn: [setup] });
     const release = new Release(
         `${s.appName}-release`,

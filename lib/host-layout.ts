@@ -79,6 +79,13 @@ export interface HostLayout {
      * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
      */
     nixosAcmeWebroot: string;
+    /**
+     * /var/lib/slotshift/<app>-data — where the data volume (aws) is mounted. Its `shared` and
+     * `postgresql` directories are bind-mounted onto sharedDir and postgresqlDir (dataVolumeBinds).
+     */
+    dataMount: string;
+    /** /var/lib/postgresql — PostgreSQL's clusters (Debian and NixOS alike). */
+    postgresqlDir: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
@@ -130,6 +137,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         letsencryptLiveDir: `${r}/etc/letsencrypt/live`,
         nixosAcmeDir: `${r}/var/lib/acme`,
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
+        dataMount: `${r}/var/lib/slotshift/${appName}-data`,
+        postgresqlDir: `${r}/var/lib/postgresql`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
     };
@@ -218,6 +227,34 @@ export function slotEnvFile(layout: HostLayout, slot: Slot): string {
 export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): { logFile: string; resultFile: string } {
     const base = `${layout.logsDir}/${stamp}-${label}-${pid}`;
     return { logFile: `${base}.log`, resultFile: `${base}.result.json` };
+}
+
+/** A directory of the data volume bind-mounted where the host expects it. */
+export interface DataBind {
+    source: string;
+    target: string;
+}
+
+/**
+ * What lives on the data volume (aws), so a replaced instance finds it again: the app's shared
+ * directory (env file, media, merged static files) and PostgreSQL's data.
+ */
+export function dataVolumeBinds(layout: HostLayout): DataBind[] {
+    return [
+        { source: `${layout.dataMount}/shared`, target: layout.sharedDir },
+        { source: `${layout.dataMount}/postgresql`, target: layout.postgresqlDir },
+    ];
+}
+
+/** The device attached as /dev/sdX, on the instance: `sd` of the attachment's device name. */
+export const DATA_VOLUME_DEVICE_NAME = "/dev/sdf";
+
+/**
+ * Where a volume shows up on the instance, by its id: Nitro instances name NVMe devices after the
+ * volume id (the serial, without the dash); Xen instances only by the attachment's device name.
+ */
+export function ebsDevicePaths(volumeId: string, deviceName = DATA_VOLUME_DEVICE_NAME): string[] {
+    return [`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace("-", "")}`, deviceName.replace(/^\/dev\/sd/, "/dev/xvd")];
 }
 
 /** certbot's certificate and key for a domain (Debian, tlsMode acme). */

@@ -2,7 +2,7 @@
 // the config and integration tests build it with test ports and a temp root.
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
-import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
+import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 export interface TemplateInputs {
     appName: string;
@@ -37,6 +37,20 @@ export interface TemplateInputs {
     appEgress?: "any" | "loopback";
     /** The host's OS (default debian): NixOS's ACME client answers challenges from its own webroot. */
     osFlavour?: "debian" | "nixos";
+    /** The EBS volume holding the host's data (aws), by id. */
+    dataVolumeId?: string;
+}
+
+export interface DataVolumeContext {
+    id: string;
+    /** Where the volume may show up, by its id (see ebsDevicePaths). */
+    devices: string[];
+    mount: string;
+    /** ext4 label: at most 16 characters. */
+    label: string;
+    binds: DataBind[];
+    /** Debian: the setup script writes fstab; NixOS declares the mounts in its module. */
+    fstab: boolean;
 }
 
 export interface TemplateContext {
@@ -58,6 +72,18 @@ export interface TemplateContext {
     appEgress: "any" | "loopback";
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
+    dataVolume?: DataVolumeContext;
+}
+
+export function buildDataVolumeContext(layout: HostLayout, volumeId: string, osFlavour: "debian" | "nixos"): DataVolumeContext {
+    return {
+        id: volumeId,
+        devices: ebsDevicePaths(volumeId),
+        mount: layout.dataMount,
+        label: "slotshift-data",
+        binds: dataVolumeBinds(layout),
+        fstab: osFlavour === "debian",
+    };
 }
 
 export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
@@ -94,5 +120,6 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
         runDir: `${root}/run`,
+        ...(inputs.dataVolumeId ? { dataVolume: buildDataVolumeContext(layout, inputs.dataVolumeId, inputs.osFlavour ?? "debian") } : {}),
     };
 }

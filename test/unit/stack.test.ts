@@ -20,12 +20,15 @@ import {
 } from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 import { renderDebianSetupScript } from "../../lib/host-files";
+import { hostLayout } from "../../lib/host-layout";
+import { buildDataVolumeContext } from "../../lib/template-context";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
+import { hostReplacementGuardProvider } from "../../components/host-replacement-guard";
 import { diffInputs } from "../../components/ssh/provider";
 import { sha256Hex, SSH_COMMAND_TYPE } from "../../components/ssh/ssh-command";
 import { parseStackConfig } from "../../lib/config-schema";
 
-const HOST_TYPES = /^(aws:|slotshift:host:Host$|pulumi-nodejs:dynamic\/ssh:HostKey$)/;
+const HOST_TYPES = /^(aws:|slotshift:host:Host$|pulumi-nodejs:dynamic\/ssh:HostKey$|pulumi-nodejs:dynamic\/host:ReplacementGuard$)/;
 const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:Command$/;
 
 /** What the provider decides for a resource whose inputs went from `before` to `after` (secrets opened, as the provider sees them). */
@@ -154,6 +157,7 @@ for (const stack of ["prod", "staging"]) {
             const steps = [
                 "shop-setup-debian",
                 "shop-setup-agent-install",
+                "shop-setup-authorized-keys",
                 "shop-proxy-apply",
                 "shop-release-env",
                 "shop-release-prepare",
@@ -188,7 +192,7 @@ describe("protect", () => {
     it("protects every host resource in prod", async () => {
         const r = await run("prod");
         const host = r.resources.filter((x) => HOST_TYPES.test(x.type));
-        assert.strictEqual(host.filter((x) => x.custom).length, 6);
+        assert.strictEqual(host.filter((x) => x.custom).length, 9);
         for (const x of host) assert.strictEqual(x.protect, true, `${x.type} ${x.name}`);
     });
 
@@ -361,7 +365,9 @@ describe("deploy steps", () => {
             ...Object.fromEntries(values.map(([k, v]) => [k.slice(NAMESPACE.length + 1), v])),
             sshPrivateKey: TEST_PRIVATE_KEY,
         });
-        const expected = renderDebianSetupScript(templateContextFor(settings), agentSettingsFor(settings));
+        // The data volume's id is known once it exists: the mock's.
+        const context = { ...templateContextFor(settings), dataVolume: buildDataVolumeContext(hostLayout("shop"), "vol-0123456789abcdef0", "debian") };
+        const expected = renderDebianSetupScript(context, agentSettingsFor(settings));
         assert.strictEqual(r.byName("shop-setup-debian").inputs.stdin, expected);
         assert.strictEqual(r.byName("shop-setup-debian").inputs.logging, "stdoutAndStderr");
     });
@@ -591,5 +597,109 @@ describe("nixos", () => {
         assert.match(setup.stdin, /\nnixos-rebuild switch\n/);
         assert.strictEqual(reveal(setup.connection).user, "root");
         assert.doesNotMatch(r.byName("shop-shift-activate").inputs.create, /sudo/);
+    });
+});
+
+describe("aws: the data outlives the instance", () => {
+    it("keeps PostgreSQL, media and the env file on an encrypted volume of its own, protected in prod, never deleted with the instance", async () => {
+        const r = await run("prod");
+        const volumes = r.ofType("aws:ebs/volume:Volume");
+        assert.strictEqual(volumes.length, 1);
+        const volume = volumes[0];
+        assert.deepStrictEqual([volume.inputs.encrypted, volume.inputs.type, volume.inputs.size], [true, "gp3", 20]);
+        assert.strictEqual(volume.inputs.availabilityZone, "eu-central-1a", "in the instance's subnet's zone");
+        assert.strictEqual(volume.protect, true, "protected with the stack's protect");
+        assert.ok(volume.ignoreChanges.includes("availabilityZone"), "a subnet elsewhere never replaces (empties) it");
+        // Not a launch block device: EC2 only deletes those with the instance (deleteOnTermination).
+        const instance = r.byName("shop-host-debian");
+        assert.deepStrictEqual(instance.inputs.ebsBlockDevices ?? [], []);
+        const attachment = r.ofType("aws:ec2/volumeAttachment:VolumeAttachment")[0];
+        assert.deepStrictEqual(
+            [attachment.inputs.volumeId, attachment.inputs.instanceId, attachment.inputs.deviceName],
+            ["vol-0123456789abcdef0", INSTANCE_ID, "/dev/sdf"],
+        );
+        assert.strictEqual(attachment.inputs.stopInstanceBeforeDetaching, true, "PostgreSQL shuts down before the volume moves");
+        assert.strictEqual(attachment.deleteBeforeReplace, true, "detached from the old instance before the new one takes it");
+        // The setup mounts it by id before anything else runs there; the steps wait for the attachment.
+        const setup = r.byName("shop-setup-debian");
+        assert.match(setup.inputs.stdin, /\/dev\/disk\/by-id\/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0/);
+        assert.ok(waitsFor(r, setup).has("shop-host-data-attachment"));
+        assert.ok(setup.inputs.stdin.indexOf("data_volume\n") < setup.inputs.stdin.indexOf("# --- packages"), "mounted before PostgreSQL is installed");
+    });
+
+    it("NixOS: the module mounts the volume by id, the apply step prepares it before the switch", async () => {
+        const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos" }) });
+        const stdin = r.byName("shop-setup-nixos").inputs.stdin as string;
+        assert.ok(stdin.indexOf("data_volume\n") < stdin.indexOf("nixos-rebuild switch"));
+        assert.match(
+            stdin,
+            /fileSystems\."\/var\/lib\/slotshift\/shop-data" = \{\n {4}device = "\/dev\/disk\/by-id\/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";/,
+        );
+        assert.match(
+            stdin,
+            /fileSystems\."\/var\/lib\/postgresql" = \{\n {4}device = "\/var\/lib\/slotshift\/shop-data\/postgresql";\n {4}fsType = "none";\n {4}options = \[ "bind" "nofail" \];/,
+        );
+        assert.doesNotMatch(stdin, /\/etc\/fstab/, "NixOS owns its fstab");
+    });
+
+    it("rotating the deploy key replaces nothing: keyName is ignored, authorized_keys is an update", async () => {
+        const newKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp shop-deploy-2027";
+        const before = await run("staging");
+        const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { sshPublicKey: newKey }) });
+        const instanceBefore = before.byName("shop-host-debian");
+        const instanceAfter = after.byName("shop-host-debian");
+        assert.ok(instanceAfter.ignoreChanges.includes("keyName"), "EC2 would replace the instance for a new key pair name");
+        // What the engine compares: every input but the ignored ones (user data runs on first boot only).
+        const compared = (x: RecordedResource) => Object.fromEntries(Object.entries(reveal(x.inputs)).filter(([k]) => !x.ignoreChanges.includes(k)));
+        assert.deepStrictEqual(compared(instanceAfter), compared(instanceBefore), "no input the engine compares changes");
+        assert.notStrictEqual(after.ofType("aws:ec2/keyPair:KeyPair")[0].inputs.publicKey, before.ofType("aws:ec2/keyPair:KeyPair")[0].inputs.publicKey);
+        // The new key reaches the host over SSH, beside the key the deploys still log in with.
+        const keys = after.byName("shop-setup-authorized-keys");
+        assert.deepStrictEqual(providerDiff(before.byName("shop-setup-authorized-keys"), keys), { changes: true, replaces: [], deleteBeforeReplace: false });
+        assert.match(reveal(keys.inputs.stdin), new RegExp(`^${newKey}$`, "m"));
+        assert.match(keys.inputs.create, /^sudo -n sh -c .*\.ssh\/authorized_keys/);
+        for (const step of after.ofType(SSH_COMMAND_TYPE)) {
+            const old = before.byName(step.name);
+            assert.deepStrictEqual(providerDiff(old, step).replaces, [], `${step.name} is not replaced`);
+        }
+    });
+
+    describe("a change that replaces the instance of a stack with postgresql", () => {
+        const guardOf = (r: ProgramRun) => reveal(r.ofType("pulumi-nodejs:dynamic/host:ReplacementGuard")[0].inputs);
+
+        it("fails preview naming the key (subnetId), before the instance is touched", async () => {
+            const before = await run("staging");
+            const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd" }) });
+            const { failures } = await hostReplacementGuardProvider.check!(guardOf(before), guardOf(after));
+            assert.strictEqual(failures?.length, 1);
+            assert.strictEqual(failures![0].property, "subnetId");
+            assert.match(
+                failures![0].reason,
+                /^slotshift:subnetId changed from "subnet-0aaa" to "subnet-0123abcd": that replaces the instance of a stack with postgresql .* Set slotshift:allowHostReplacement true/,
+            );
+            const instance = after.byName("shop-host-debian");
+            assert.ok(instance.dependencies.includes(after.ofType("pulumi-nodejs:dynamic/host:ReplacementGuard")[0].urn), "the instance waits for the guard");
+        });
+
+        it("and a change of osFlavour (a new instance resource)", async () => {
+            const before = await run("staging");
+            const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos" }) });
+            const { failures } = await hostReplacementGuardProvider.check!(guardOf(before), guardOf(after));
+            assert.deepStrictEqual(
+                failures?.map((f) => f.property),
+                ["osFlavour"],
+            );
+        });
+
+        it("passes when acknowledged, without postgresql, on the first deploy, and for changes that replace nothing", async () => {
+            const before = await run("staging");
+            const acked = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd", allowHostReplacement: true }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(acked))).failures, []);
+            const noDb = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd", postgresql: false }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(noDb))).failures, []);
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!({} as any, guardOf(before))).failures, []);
+            const bigger = await runProgram({ stack: "staging", cfg: cliConfig("staging", { instanceType: "t3.large", rootVolumeGiB: 40 }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(bigger))).failures, []);
+        });
     });
 });

@@ -24,6 +24,8 @@ export interface RecordedResource {
     /** URNs of direct dependencies (explicit and through inputs). */
     dependencies: string[];
     additionalSecretOutputs: string[];
+    ignoreChanges: string[];
+    deleteBeforeReplace: boolean;
     /** As the mock received them: secrets are { [SECRET_SIG_KEY]: SECRET_SIG, value }. */
     inputs: Record<string, any>;
 }
@@ -101,6 +103,10 @@ function mockState(type: string, name: string, inputs: Record<string, any>): { i
             return { id: "eipassoc-1", state: { ...inputs, publicIp: EIP_ADDRESS } };
         case "aws:ec2/keyPair:KeyPair":
             return { id: `${name}-id`, state: { ...inputs, keyName: `${name}-1234` } };
+        case "aws:ebs/volume:Volume":
+            return { id: "vol-0123456789abcdef0", state: inputs };
+        case "aws:ec2/volumeAttachment:VolumeAttachment":
+            return { id: "vai-1", state: inputs };
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: "sg-0123", state: inputs };
         case "pulumi-nodejs:dynamic/ssh:HostKey":
@@ -176,7 +182,11 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
                         case "aws:ec2/getSubnets:getSubnets":
                             return { ids: ["subnet-0bbb", "subnet-0aaa"], filters: args.inputs.filters };
                         case "aws:ec2/getSubnet:getSubnet":
-                            return { id: args.inputs.id, vpcId: "vpc-custom" };
+                            return {
+                                id: args.inputs.id,
+                                vpcId: args.inputs.id === "subnet-0123abcd" ? "vpc-custom" : "vpc-default",
+                                availabilityZone: `eu-central-1${args.inputs.id.endsWith("b") ? "b" : "a"}`,
+                            };
                         case "aws:ec2/getAmi:getAmi":
                             return amiFor(args.inputs);
                     }
@@ -205,6 +215,8 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             protect: !!req.getProtect(),
             dependencies: req.getDependenciesList(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+            ignoreChanges: req.getIgnorechangesList(),
+            deleteBeforeReplace: !!req.getDeletebeforereplace(),
             inputs,
         });
         return register(req, callback);
