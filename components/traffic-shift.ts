@@ -63,9 +63,12 @@ export class TrafficShift extends pulumi.ComponentResource {
                 triggers: [host.hostId, version],
                 logging: "stdoutAndStderr",
             },
-            { parent: this, dependsOn: opts?.dependsOn },
+            // The migrations run here: their output (and a failing migration's error) may carry
+            // data or secrets, so the tails in the state are secrets (the console still streams them).
+            { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["stdout", "stderr"] },
         );
-        this.liveVersion = this.activate.stdout.apply(() => version);
+        // Only the version, which is public: known once the shift succeeded.
+        this.liveVersion = pulumi.unsecret(this.activate.stdout.apply(() => version));
         this.registerOutputs({ liveVersion: this.liveVersion });
     }
 }

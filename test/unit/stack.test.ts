@@ -250,6 +250,10 @@ describe("secrets", () => {
         // Build commands run with that environment: their output is kept secret in state too.
         const prepare = (await run("prod")).byName("shop-release-prepare");
         for (const out of ["stdout", "stderr"]) assert.ok(prepare.additionalSecretOutputs.includes(out), out);
+        // So does the shift's, which carries the migrations' output; the live version stays public.
+        const shift = (await run("prod")).byName("shop-shift-activate");
+        for (const out of ["stdout", "stderr"]) assert.ok(shift.additionalSecretOutputs.includes(out), `shift ${out}`);
+        assert.strictEqual((await run("prod")).outputs.liveVersion, stackValue("prod", "releaseVersion"));
     });
 });
 
