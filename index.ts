@@ -7,5 +7,6 @@ const stack = defineStack();
 export const url = stack.url;
 export const hostAddress = stack.hostAddress;
 export const liveVersion = stack.liveVersion;
+export const lastDeploy = stack.lastDeploy;
 export const sshCommand = stack.sshCommand;
 export const agentStatusCommand = stack.agentStatusCommand;

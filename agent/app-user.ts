@@ -1,10 +1,13 @@
-// The app user: who release code runs as (build, check, migrations), and the environment it gets.
+// The app user: who release code runs as (build, check, migrations; agent/transient-unit.ts), and
+// the variables a release's steps get besides the app's own env file.
 import * as fs from "fs";
 import { parseSystemdEnvFile } from "../lib/env-lines";
+import { BUILD_DIR_ENV, buildDir } from "../lib/host-layout";
 import { AgentContext } from "./context";
 import { AgentError } from "./errors";
 import { cacheKeyPrefix } from "./releases";
 import { isRoot, lookupUser } from "./run-command";
+import { AppProcessSpec, appProcessBackend } from "./transient-unit";
 
 export interface Owner {
     uid: number;
@@ -20,22 +23,25 @@ export function appOwner(ctx: AgentContext): Owner | undefined {
     return u;
 }
 
-/**
- * Build/check/migrate environment: a clean PATH, the app's shared env (secrets are never printed),
- * the version and its cache key prefix.
- */
-export function buildEnv(ctx: AgentContext, version: string, home?: string): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = {
-        PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        LANG: process.env.LANG ?? "C.UTF-8",
-        HOME: home ?? process.env.HOME ?? "/",
+/** A release's own variables for its build/check/migrate steps (not secrets; the app's env file comes first). */
+export function releaseEnv(ctx: AgentContext, version: string): Record<string, string> {
+    return {
+        RELEASE_VERSION: version,
+        CACHE_KEY_PREFIX: cacheKeyPrefix(ctx.settings.appName, version),
+        [BUILD_DIR_ENV]: buildDir(ctx.layout, version),
     };
+}
+
+/** One value of the app's env file, read as data (root never runs with it in its environment). */
+export function appEnvValue(ctx: AgentContext, name: string): string | undefined {
     try {
-        for (const [k, v] of parseSystemdEnvFile(fs.readFileSync(ctx.layout.envFile, "utf8"))) env[k] = v;
+        return parseSystemdEnvFile(fs.readFileSync(ctx.layout.envFile, "utf8")).get(name);
     } catch {
-        // No env file yet (write-env runs after the first prepare): build without it.
+        return undefined;
     }
-    env.RELEASE_VERSION = version;
-    env.CACHE_KEY_PREFIX = cacheKeyPrefix(ctx.settings.appName, version);
-    return env;
+}
+
+/** The fields of a transient-unit spec every release step shares. */
+export function appProcessBase(ctx: AgentContext): Pick<AppProcessSpec, "layout" | "backend" | "log"> {
+    return { layout: ctx.layout, backend: appProcessBackend(ctx.settings), log: ctx.log };
 }

@@ -10,6 +10,7 @@
 import { otherSlot, releaseDir, Slot } from "../lib/host-layout";
 import { appendAudit, slotLabel } from "./audit";
 import { AgentContext, sleep } from "./context";
+import { DEFAULTS } from "../lib/agent-contract";
 import { AgentError, errorMessage, GateError } from "./errors";
 import { classifyHealth } from "./gates";
 import { SlotStats } from "./haproxy-runtime";
@@ -18,6 +19,7 @@ import { runMigrationStep } from "./migrate";
 import { isPrepared } from "./releases";
 import { ShiftOptions, toShiftSettings } from "./shift-options";
 import { walkShift } from "./shift";
+import { DeployTraffic, deployTraffic, formatDeployTraffic, TrafficLog, trafficFigures } from "./traffic-log";
 import {
     applyWeights,
     drainAndStop,
@@ -62,6 +64,8 @@ interface Deploy extends DeployRequest {
     /** Some weight went to the new slot: a failure must move it back first. */
     weightMoved: boolean;
     steps: unknown[];
+    /** HAProxy's request log for the deploy's window; undefined when it cannot be listened to. */
+    traffic?: TrafficLog;
 }
 
 /** A phase's gate did not pass; the message names the gate's figures. */
@@ -78,18 +82,34 @@ class PhaseFailure extends Error {
 export async function deployRelease(ctx: AgentContext, req: DeployRequest): Promise<void> {
     const d = begin(ctx, req);
     if (!d) return;
+    d.traffic = await TrafficLog.open(ctx.settings.haproxy.trafficLogPort ?? DEFAULTS.trafficLogPort, ctx.log);
     try {
-        await migratePhase(ctx, d);
-        await prepareIdleSlotPhase(ctx, d);
-        await startAndReadinessPhase(ctx, d);
-        await smokePhase(ctx, d);
-        await shiftPhase(ctx, d);
-    } catch (e) {
-        await failDeploy(ctx, d, e);
+        try {
+            await migratePhase(ctx, d);
+            await prepareIdleSlotPhase(ctx, d);
+            await startAndReadinessPhase(ctx, d);
+            await smokePhase(ctx, d);
+            await shiftPhase(ctx, d);
+        } catch (e) {
+            await failDeploy(ctx, d, e);
+        }
+        commitPhase(ctx, d);
+        await retireOldSlotPhase(ctx, d);
+        finish(ctx, d);
+    } finally {
+        d.traffic?.close();
     }
-    commitPhase(ctx, d);
-    await retireOldSlotPhase(ctx, d);
-    finish(ctx, d);
+}
+
+/**
+ * Every request HAProxy handled from the deploy's start until now, by release, for the closing
+ * line, the result and the audit log. Undefined without the request log.
+ */
+function measureTraffic(d: Deploy): DeployTraffic | undefined {
+    if (!d.traffic) return undefined;
+    const releaseOf: Partial<Record<string, string>> = { [d.newSlot]: d.version };
+    if (d.oldSlot && d.oldVersion) releaseOf[d.oldSlot] = d.oldVersion;
+    return deployTraffic(d.traffic.window(d.startedAt), releaseOf, d.traffic.droppedCount());
 }
 
 /** The record of a new deploy, or undefined (audited as a no-op) when the version is already live. */
@@ -126,6 +146,8 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
     log.info(`${command} ${version}: ${newSlot} gets ${version}; ${oldSlot ? `${d.oldName} serves all traffic` : "nothing is live yet"}`);
     log.info(
         `plan ${opts.plan.map((s) => `${s.percent}%${s.pauseSeconds ? `:${s.pauseSeconds}s` : ""}`).join(" -> ")}; max 5xx ratio ${percent(opts.maxErrorRatio)}; ` +
+            `at least ${opts.minRequests} requests per step (held up to ${seconds(opts.maxStepExtensionMs)} longer); ` +
+            `max latency ${opts.maxLatencyRatio ? `${opts.maxLatencyRatio}x the old release's` : "not gated"}; ` +
             `health timeout ${seconds(opts.healthTimeoutMs)}; drain timeout ${seconds(opts.drainTimeoutMs)}; previous kept warm: ${opts.keepWarm ? "yes" : "no"}`,
     );
     return d;
@@ -179,11 +201,15 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         d.state.slots[newSlot] = { version: d.version, running: true };
         writeSlotsState(layout.stateFile, d.state);
         log.info(`starting ${newName} on port ${settings.slots[newSlot]}`);
+        // While a live release serves, the new one boots behind it (a cgroup weight set before the
+        // start, a nice level on its processes right after it and again once they have forked).
+        if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
         try {
             await ctx.pc.start(newSlot);
         } catch (e) {
             throw new PhaseFailure("start", `start of ${newName} failed: ${errorMessage(e)}`);
         }
+        if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
     }
     const ready = await waitForReadiness(ctx, newSlot, opts.healthTimeoutMs);
     if (!ready.ok) {
@@ -193,6 +219,7 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         );
     }
     log.info(`${newName} is ready: ${settings.health.path} answered 200 after ${seconds(ready.elapsedMs)}`);
+    if (d.oldSlot && !d.reused) await ctx.pc.setPriority(newSlot, "deploy");
     const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
     const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
     if (!up.ok) {
@@ -220,6 +247,8 @@ async function smokePhase(ctx: AgentContext, d: Deploy): Promise<void> {
 async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const { log } = ctx;
     const tShift = Date.now();
+    // From its first request on, the new release competes as an equal.
+    if (d.oldSlot) await ctx.pc.setPriority(d.newSlot, "live");
     d.weightMoved = true;
     if (!d.oldSlot) {
         await applyWeights(ctx, { [d.newSlot]: 100, [otherSlot(d.newSlot)]: 0 });
@@ -228,7 +257,19 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
         return;
     }
     const outcome = await walkShift(
-        { setWeights: (w) => applyWeights(ctx, w), stats: () => ctx.runtime.stats(), sleep, now: Date.now, aborted: ctx.abortReason, log },
+        {
+            setWeights: (w) => applyWeights(ctx, w),
+            stats: () => ctx.runtime.stats(),
+            latency: (slot, since) => {
+                if (!d.traffic) return undefined;
+                const f = trafficFigures(d.traffic.window(since, Date.now(), slot).filter((s) => s.responseMs >= 0));
+                return { requests: f.requests, p50Ms: f.p50Ms };
+            },
+            sleep,
+            now: Date.now,
+            aborted: ctx.abortReason,
+            log,
+        },
         {
             plan: d.opts.plan,
             newSlot: d.newSlot,
@@ -236,6 +277,9 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
             newVersion: d.version,
             oldVersion: d.oldVersion ?? "?",
             maxErrorRatio: d.opts.maxErrorRatio,
+            minRequests: d.opts.minRequests,
+            maxExtensionMs: d.opts.maxStepExtensionMs,
+            maxLatencyRatio: d.opts.maxLatencyRatio,
             pollMs: 500,
             settleMs: 3000,
         },
@@ -266,11 +310,13 @@ function finish(ctx: AgentContext, d: Deploy): void {
     durations.total = Date.now() - d.startedAt;
     const from = slotLabel(d.oldVersion, d.oldSlot);
     const to = slotLabel(version, d.newSlot);
-    const extra = d.migrations ? { migrations: d.migrations } : {};
+    const traffic = measureTraffic(d);
+    const extra = { ...(d.migrations ? { migrations: d.migrations } : {}), ...(traffic ? { traffic } : {}) };
     appendAudit(ctx.layout.auditLog, { command, version, from, to, result: "ok", durations: secondsOf(durations), steps: d.steps, ...extra });
     Object.assign(ctx.result, { ok: true, command, version, slot: d.newSlot, from, to, durations: secondsOf(durations), steps: d.steps, ...extra });
     ctx.log.info(
-        `${command} ${version} done in ${seconds(durations.total)} (${durations.migrate !== undefined ? `migrate ${seconds(durations.migrate)}, ` : ""}health ${seconds(durations.health)}, shift ${seconds(durations.shift)}, drain ${seconds(durations.drain ?? 0)})`,
+        `${command} ${version} done in ${seconds(durations.total)} (${durations.migrate !== undefined ? `migrate ${seconds(durations.migrate)}, ` : ""}health ${seconds(durations.health)}, shift ${seconds(durations.shift)}, drain ${seconds(durations.drain ?? 0)})` +
+            `; ${traffic ? formatDeployTraffic(traffic) : "this deploy's requests were not counted (no request log)"}`,
     );
 }
 
@@ -304,7 +350,19 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
     writeSlotsState(layout.stateFile, d.state);
     d.durations.total = Date.now() - d.startedAt;
     const result = d.weightMoved ? "rolled-back" : "failed";
-    appendAudit(layout.auditLog, { command, version, from, to: slotLabel(version, newSlot), result, reason: message, gate, durations: secondsOf(d.durations) });
+    const traffic = measureTraffic(d);
+    if (traffic) log.info(formatDeployTraffic(traffic));
+    appendAudit(layout.auditLog, {
+        command,
+        version,
+        from,
+        to: slotLabel(version, newSlot),
+        result,
+        reason: message,
+        gate,
+        durations: secondsOf(d.durations),
+        ...(traffic ? { traffic } : {}),
+    });
     Object.assign(ctx.result, {
         ok: false,
         command,
@@ -313,6 +371,7 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
         error: message,
         durations: secondsOf(d.durations),
         ...(d.migrations ? { migrations: d.migrations } : {}),
+        ...(traffic ? { traffic } : {}),
     });
     const tail = oldSlot ? (d.weightMoved ? `; traffic is back on ${oldName}` : `; traffic never left ${oldName}`) : "";
     throw new GateError(gate, `${message}${tail}; ${newSlot} stopped`);

@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { classifyHealth, counterDelta, errorFigures, errorRatioGate, stepWeights } from "./gates";
+import { classifyHealth, counterDelta, earlyErrorRatioGate, errorFigures, errorRatioGate, latencyGate, stepWeights, wilsonLowerBound } from "./gates";
 import { ServerStats } from "./stats";
 
 function stats(over: Partial<ServerStats> = {}): ServerStats {
@@ -88,5 +88,38 @@ describe("gates: arithmetic", () => {
         assert.deepStrictEqual(stepWeights(10), { newWeight: 10, oldWeight: 90 });
         assert.deepStrictEqual(stepWeights(100), { newWeight: 100, oldWeight: 0 });
         assert.deepStrictEqual(stepWeights(150), { newWeight: 100, oldWeight: 0 });
+    });
+});
+
+describe("gates: judging before a step ends", () => {
+    it("the Wilson lower bound needs more than one early error to exceed a small ratio", () => {
+        assert.strictEqual(wilsonLowerBound(0, 0), 0);
+        assert.strictEqual(wilsonLowerBound(0, 50), 0);
+        assert.ok(wilsonLowerBound(10, 10) > 0.7);
+        assert.ok(wilsonLowerBound(1, 20) < 0.01, "1 of 20 is not evidence of more than 1 %");
+        assert.ok(wilsonLowerBound(3, 20) > 0.01, "3 of 20 is");
+        assert.ok(wilsonLowerBound(50, 1000) > 0.03 && wilsonLowerBound(50, 1000) < 0.05);
+    });
+
+    it("the early gate waits for minRequests, then trips on evidence", () => {
+        const f = (responses: number, http5xx: number) => ({ responses, http5xx, errors: 0, ratio: http5xx / responses, retries: 0 });
+        assert.strictEqual(earlyErrorRatioGate(f(9, 9), 0.01, 10).ok, true, "below minRequests nothing is judged");
+        assert.strictEqual(earlyErrorRatioGate(f(10, 10), 0.01, 10).ok, false);
+        assert.strictEqual(earlyErrorRatioGate(f(20, 1), 0.01, 10).ok, true);
+        assert.strictEqual(
+            earlyErrorRatioGate({ responses: 8, http5xx: 0, errors: 4, ratio: 1 / 3, retries: 0 }, 0.01, 10).ok,
+            false,
+            "connection errors count",
+        );
+    });
+
+    it("the latency gate compares medians with the old slot's, with a floor of 50 ms", () => {
+        const s = (p50Ms: number) => ({ requests: 100, p50Ms });
+        assert.strictEqual(latencyGate(s(61), s(20), 3).ok, true);
+        assert.strictEqual(latencyGate(s(71), s(20), 3).ok, false, "above 3x and 50 ms");
+        assert.strictEqual(latencyGate(s(300), s(200), 3).ok, true);
+        assert.strictEqual(latencyGate(s(601), s(200), 3).ok, false);
+        assert.strictEqual(latencyGate(s(45), s(0), 3).ok, true, "no old figures: only the floor");
+        assert.strictEqual(latencyGate(s(5000), s(20), 0).ok, true, "0 is off");
     });
 });

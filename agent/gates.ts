@@ -50,6 +50,66 @@ export function errorRatioGate(f: ErrorFigures, maxRatio: number): GateResult {
     return { ok, summary };
 }
 
+/**
+ * Lower bound of the 95 % Wilson score interval of a failure ratio: with `failures` of `n`, the
+ * true ratio is above this with 97.5 % confidence. It lets a gate judge a step before it ends
+ * without tripping on one unlucky early error (1 of 20 is not yet evidence of more than 1 %).
+ */
+export function wilsonLowerBound(failures: number, n: number): number {
+    if (n <= 0) return 0;
+    const z = 1.96;
+    const p = failures / n;
+    const z2 = z * z;
+    const centre = p + z2 / (2 * n);
+    const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+    return Math.max(0, (centre - margin) / (1 + z2 / n));
+}
+
+/** Requests judged in a window: answered ones plus those that never got a proper answer. */
+export function judgedRequests(f: ErrorFigures): number {
+    return f.responses + f.errors;
+}
+
+/**
+ * The error-rate gate during a pause: once the step has `minRequests` judged requests, it trips as
+ * soon as the evidence says the new slot's ratio is above the maximum (the Wilson lower bound),
+ * instead of waiting for the step's end. The end of the step still judges the plain ratio.
+ */
+export function earlyErrorRatioGate(f: ErrorFigures, maxRatio: number, minRequests: number): GateResult {
+    const n = judgedRequests(f);
+    const failures = Math.min(n, f.http5xx + f.errors);
+    const lower = wilsonLowerBound(failures, n);
+    const ok = n < Math.max(1, minRequests) || lower <= maxRatio;
+    return { ok, summary: `${errorRatioGate(f, maxRatio).summary}; at least ${percent(lower)} with 95 % confidence` };
+}
+
+/** Below this difference (ms) between the slots' median response times the latency gate never trips: 2 ms vs 6 ms is "3x" and noise. */
+export const LATENCY_MARGIN_MS = 50;
+
+/** Response times of one slot over a window (HAProxy's request log). */
+export interface LatencyFigures {
+    requests: number;
+    p50Ms: number;
+}
+
+/**
+ * The latency gate: the new slot's median server response time over the step against the old
+ * slot's over the same window, while both serve the same mix of requests. The median, because a
+ * new process's first requests (imports, cold caches) are slow without the release being slow.
+ * Off when `maxRatio` is 0.
+ */
+export function latencyGate(newSlot: LatencyFigures, oldSlot: LatencyFigures, maxRatio: number): GateResult {
+    const limitMs = Math.max(oldSlot.p50Ms * maxRatio, oldSlot.p50Ms + LATENCY_MARGIN_MS);
+    const ok = maxRatio === 0 || newSlot.p50Ms <= limitMs;
+    const ratio = oldSlot.p50Ms > 0 ? `${(newSlot.p50Ms / oldSlot.p50Ms).toFixed(1)}x` : "n/a";
+    return {
+        ok,
+        summary:
+            `median response ${newSlot.p50Ms} ms (${newSlot.requests} requests) vs ${oldSlot.p50Ms} ms (${oldSlot.requests}) on the old release ` +
+            `(${ratio}; max ${maxRatio}x and at least +${LATENCY_MARGIN_MS} ms)`,
+    };
+}
+
 export type HealthState = "up" | "transitional" | "down";
 
 /**

@@ -35,7 +35,7 @@ import { prepareCommand } from "./commands/prepare";
 import { pruneCommand } from "./commands/prune";
 import { reloadProxyCommand } from "./commands/reload-proxy";
 import { retireCommand } from "./commands/retire";
-import { rollbackCommand } from "./commands/rollback";
+import { rollbackCommand, rollbackIsWarmFlip } from "./commands/rollback";
 import { statusCommand } from "./commands/status";
 import { writeEnvCommand } from "./commands/write-env";
 import { AgentContext, createContext } from "./context";
@@ -48,8 +48,11 @@ import { defaultConfigPath, loadSettings } from "./settings";
 /** One agent command: its contract (flags, usage, parser), how it runs, and whether in a detached worker. */
 interface AgentCommand {
     spec: CommandSpec;
-    /** Runs in a detached worker that completes or rolls back even if the SSH session drops. */
-    detached: boolean;
+    /**
+     * Runs in a detached worker that completes or rolls back even if the SSH session drops. A
+     * function decides per run (rollback: a warm flip needs no worker).
+     */
+    detached: boolean | ((ctx: AgentContext) => Promise<boolean>);
     /** Parses and checks the command line; throws ArgsError. */
     parse(args: RawArgs): unknown;
     run(ctx: AgentContext, request: unknown, json: boolean): Promise<void>;
@@ -61,11 +64,12 @@ function command<R>(
     spec: CommandSpec,
     parse: (args: RawArgs) => R,
     run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>,
-    detached?: { label: (request: R) => string },
+    detached?: { label: (request: R) => string; unless?: (ctx: AgentContext) => Promise<boolean> },
 ): AgentCommand {
+    const unless = detached?.unless;
     return {
         spec,
-        detached: !!detached,
+        detached: unless ? async (ctx) => !(await unless(ctx)) : !!detached,
         parse,
         run: (ctx, request, json) => run(ctx, request as R, json),
         label: detached ? (request) => detached.label(request as R) : undefined,
@@ -76,7 +80,7 @@ const COMMANDS: readonly AgentCommand[] = [
     command(PREPARE, parsePrepareArgs, prepareCommand),
     command(ACTIVATE, parseActivateArgs, activateCommand, { label: (r) => `activate-${r.version}` }),
     command(MIGRATE, parseMigrateArgs, migrateCommand),
-    command(ROLLBACK, parseRollbackArgs, rollbackCommand, { label: () => "rollback" }),
+    command(ROLLBACK, parseRollbackArgs, rollbackCommand, { label: () => "rollback", unless: rollbackIsWarmFlip }),
     command(STATUS, parseStatusArgs, statusCommand),
     command(RETIRE, parseRetireArgs, retireCommand),
     command(PRUNE, parsePruneArgs, pruneCommand),
@@ -91,7 +95,8 @@ function usage(): string {
     const lines = ["usage: agent.js <command> --config <deployDir>/agent.json [options]", ""];
     for (const c of COMMANDS) {
         lines.push(`  ${c.spec.name.padEnd(13)}${c.spec.synopsis}`);
-        lines.push(`  ${"".padEnd(13)}${c.spec.summary}${c.detached ? " (detached worker)" : ""}`);
+        const how = typeof c.detached === "function" ? " (detached worker unless a warm flip)" : c.detached ? " (detached worker)" : "";
+        lines.push(`  ${"".padEnd(13)}${c.spec.summary}${how}`);
         for (const f of c.spec.flags) lines.push(`  ${"".padEnd(15)}--${f.name}${f.value ? ` ${f.value}` : ""}: ${f.help}`);
     }
     lines.push("", "every command:");
@@ -180,7 +185,12 @@ export async function main(rawArgv: string[]): Promise<number> {
         const configPath = rawFlag(args, "config") ?? defaultConfigPath();
         const settings = loadSettings(configPath);
         ctx = createContext(settings, log, () => abort);
-        if (cmd.detached && !worker) return await foreground(ctx, cmd, request, argv, configPath, json);
+        if (!worker) {
+            const detached = typeof cmd.detached === "function" ? await cmd.detached(ctx) : cmd.detached;
+            if (detached) return await foreground(ctx, cmd, request, argv, configPath, json);
+            // A command that could have run detached runs here: a dropped session must not cut it short either.
+            if (typeof cmd.detached === "function") process.on("SIGHUP", () => log.warn("SIGHUP ignored: the rollback continues"));
+        }
         await cmd.run(ctx, request, json);
         const result = { ok: true, command: args.command, ...ctx.result };
         if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(result) + "\n");

@@ -4,14 +4,15 @@
 // live release cannot survive unless the stack config acknowledges them (lib/migrations.ts).
 import { migrationMarkerPath as markerPath, releaseDir } from "../lib/host-layout";
 import { djangoManageCommand, MigrationCheck } from "../lib/migrations";
-import { appOwner, buildEnv } from "./app-user";
+import { appEnvValue, appOwner, appProcessBase, releaseEnv } from "./app-user";
 import { AgentContext } from "./context";
 import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
 import { AgentError, errorMessage, GateError } from "./errors";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
 import { describeFinding, findingKey, Finding, classifyPlan } from "./migration-sql";
-import { runCommand, RunResult } from "./run-command";
+import { RunResult } from "./run-command";
+import { AppProcessSpec, runAppProcess } from "./transient-unit";
 
 export interface MigrationRequest {
     version: string;
@@ -123,18 +124,19 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     }
 
     const cwd = releaseDir(ctx.layout, req.version);
-    const owner = appOwner(ctx);
-    const asUser = owner ? ctx.layout.appUser : undefined;
-    const env: NodeJS.ProcessEnv = {
-        ...buildEnv(ctx, req.version, owner?.home),
+    const asUser = appOwner(ctx) ? ctx.layout.appUser : undefined;
+    const env: Record<string, string> = {
+        ...releaseEnv(ctx, req.version),
         LIVE_VERSION: req.liveVersion ?? "",
         SLOTSHIFT_ALLOW_CONTRACT: req.allow.join("\n"),
         SLOTSHIFT_DB_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
         // Progress lines ("Applying x...") arrive before a traceback, so a failure names its migration.
         PYTHONUNBUFFERED: "1",
+        // The app's PGOPTIONS is read as data; the result reaches only the app's unit.
+        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), settings.lockTimeoutMs),
     };
-    env.PGOPTIONS = withLockTimeout(env.PGOPTIONS, settings.lockTimeoutMs);
-    const run = { cwd, env, asUser, log };
+    // Migrations write only the database: nothing on disk is writable for them.
+    const run: RunContext = { ...appProcessBase(ctx), cwd, env, readWritePaths: [], asUser };
 
     const gate = await safetyGate(ctx, req, settings.check, command, run);
     if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed };
@@ -143,7 +145,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     if (why) throw new GateError("aborted", `deploy aborted before the migration: ${why}`);
 
     log.info(`migrate: ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms`);
-    const r = await runCommand(command, { ...run, timeoutMs: 3_600_000 });
+    const r = await runAppProcess({ ...run, purpose: "migrate", command, timeoutMs: 3_600_000 });
     const parsed = parseMigrateOutput(r.lines);
     if (r.code !== 0) {
         const where = parsed.failedIn ? ` in ${parsed.failedIn}` : "";
@@ -164,12 +166,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     return { ran: true, pending: gate.pending, applied: parsed.applied, allowed: gate.allowed, durationMs };
 }
 
-interface RunContext {
-    cwd: string;
-    env: NodeJS.ProcessEnv;
-    asUser?: string;
-    log: AgentContext["log"];
-}
+type RunContext = Omit<AppProcessSpec, "purpose" | "command" | "timeoutMs"> & { asUser?: string };
 
 async function safetyGate(
     ctx: AgentContext,
@@ -190,7 +187,7 @@ async function safetyGate(
     const live = req.liveVersion ?? "(none)";
     if (check.kind === "command") {
         log.info(`migration-safety gate: ${check.command}${run.asUser ? ` (as ${run.asUser})` : ""}`);
-        const r = await runCommand(check.command, { ...run, timeoutMs: 600_000 });
+        const r = await runAppProcess({ ...run, purpose: "migration-gate", command: check.command, timeoutMs: 600_000 });
         if (r.code !== 0) {
             const output = r.lines
                 .slice(-20)
@@ -208,7 +205,7 @@ async function safetyGate(
     const manage = djangoManageCommand(migrateCommand);
     if (!manage) throw new AgentError(`migrationCheck is "django" but migrateCommand is not "... manage.py migrate": ${migrateCommand}`);
     log.info(`migration-safety gate: reading the pending migrations of ${req.version} through ${manage}`);
-    const r = await runCommand(djangoPlanCommand(manage), { ...run, timeoutMs: 600_000, captureStdout: true });
+    const r = await runAppProcess({ ...run, purpose: "migration-gate", command: djangoPlanCommand(manage), timeoutMs: 600_000, captureStdout: true });
     let plan: DjangoMigration[];
     try {
         if (r.code !== 0) throw new Error(`exit ${r.code}: ${lastMeaningfulLine(r)}`);

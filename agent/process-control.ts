@@ -1,10 +1,20 @@
 // Starting and stopping a slot's process: systemd template units on a real host, or commands with
 // {slot} placeholders where there is no systemd.
+import * as fs from "fs";
+import * as os from "os";
 import { ProcessControl as ProcessControlSettings } from "../lib/agent-settings";
+import { DEPLOY_PROCESS_PROPERTIES, DEPLOY_SLICE_PROPERTIES } from "../lib/app-sandbox";
 import { Slot } from "../lib/host-layout";
 import { shellQuote } from "../lib/shell-quote";
 import { Logger } from "./log";
-import { runChecked } from "./run-command";
+import { runArgv, runChecked } from "./run-command";
+
+/**
+ * "deploy": a slot that boots and is tested while the live release serves gets the deploy slice's
+ * CPU and IO weights and nice level, so its start (imports, caches) does not slow the live release;
+ * "live": the default weights again, from the moment traffic moves to it.
+ */
+export type SlotPriority = "deploy" | "live";
 
 export interface ProcessControl {
     /**
@@ -14,6 +24,71 @@ export interface ProcessControl {
      */
     start(slot: Slot): Promise<void>;
     stop(slot: Slot): Promise<void>;
+    /**
+     * Sets the slot's CPU/IO priority; best effort. Says what took effect (a cgroup weight, a
+     * nice level on N processes), so a deploy's log shows which mechanism works on this host.
+     */
+    setPriority(slot: Slot, priority: SlotPriority): Promise<string>;
+}
+
+const directive = (list: readonly { name: string; value: string }[], name: string, fallback: string) => list.find((p) => p.name === name)?.value ?? fallback;
+const PRIORITIES: Record<SlotPriority, { cpuWeight: string; ioWeight: string; nice: number; ioClass: string }> = {
+    deploy: {
+        cpuWeight: directive(DEPLOY_SLICE_PROPERTIES, "CPUWeight", "10"),
+        ioWeight: directive(DEPLOY_SLICE_PROPERTIES, "IOWeight", "10"),
+        nice: Number(directive(DEPLOY_PROCESS_PROPERTIES, "Nice", "15")),
+        ioClass: "3",
+    },
+    live: { cpuWeight: "100", ioWeight: "100", nice: 0, ioClass: "2" },
+};
+
+/** The processes of a unit's cgroup, on the unified or the legacy hierarchy. */
+function cgroupProcesses(controlGroup: string): number[] {
+    for (const base of ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd"]) {
+        try {
+            return fs.readFileSync(`${base}${controlGroup}/cgroup.procs`, "utf8").split("\n").filter(Boolean).map(Number);
+        } catch {
+            // not this hierarchy
+        }
+    }
+    return [];
+}
+
+async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger): Promise<string> {
+    const p = PRIORITIES[priority];
+    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
+    const done: string[] = [];
+    // Runtime only (until reboot); on an inactive unit it applies when the unit starts.
+    const weights = await runArgv(
+        ["systemctl", "set-property", "--runtime", unit, `CPUWeight=${p.cpuWeight}`, `IOWeight=${p.ioWeight}`],
+        "systemctl set-property",
+        {
+            env,
+            timeoutMs: 30_000,
+        },
+    ).catch(() => undefined);
+    done.push(weights?.code === 0 ? `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}` : "no cgroup weights");
+    const cg = await runArgv(["systemctl", "show", "--property=ControlGroup", "--value", unit], "systemctl show", {
+        env,
+        timeoutMs: 30_000,
+        captureStdout: true,
+    }).catch(() => undefined);
+    const controlGroup = cg?.code === 0 ? (cg.stdout ?? "").trim() : "";
+    const pids = controlGroup ? cgroupProcesses(controlGroup) : [];
+    let reniced = 0;
+    for (const pid of pids) {
+        try {
+            os.setPriority(pid, p.nice);
+            reniced++;
+        } catch {
+            // exited meanwhile
+        }
+    }
+    if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
+    done.push(`nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}`);
+    const what = done.join("; ");
+    log.info(`${unit}: ${priority} priority (${what})`);
+    return what;
 }
 
 export function fillSlot(template: string, slot: Slot): string {
@@ -29,6 +104,8 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
                 await runChecked(`starting slot ${slot}`, fillSlot(settings.start, slot), { log, timeoutMs: 120_000 });
             },
             stop,
+            // Plain commands give no handle on the slot's processes.
+            setPriority: async () => "not available with command process control",
         };
     }
     const unit = (slot: Slot) => `${unitTemplate}${slot}.service`;
@@ -46,5 +123,6 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
                 log,
                 timeoutMs: 600_000,
             }),
+        setPriority: (slot, priority) => setUnitPriority(unit(slot), priority, log),
     };
 }

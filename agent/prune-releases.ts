@@ -2,7 +2,7 @@
 // the previous one, or anything a slot still points at. Used by prune and by retire.
 import * as fs from "fs";
 import * as path from "path";
-import { artifactPath, parsePrepareTempName, prepareTempDir, SLOTS, staticManifestPath } from "../lib/host-layout";
+import { artifactPath, buildDir, parsePrepareTempName, prepareTempDir, SLOTS, staticManifestPath } from "../lib/host-layout";
 import { AgentContext } from "./context";
 import { isProcessAlive } from "./lock";
 import { listReleases, readManifest } from "./releases";
@@ -38,6 +38,7 @@ export function pruneReleases(ctx: AgentContext, keep: number): string[] {
             removedFiles++;
         }
         fs.rmSync(r.dir, { recursive: true, force: true });
+        fs.rmSync(buildDir(layout, r.version), { recursive: true, force: true });
         fs.rmSync(staticManifestPath(layout, r.version), { force: true });
         fs.rmSync(artifactPath(layout, r.version), { force: true });
         log.info(`pruned release ${r.version} (${removedFiles} static file(s) only it used)`);

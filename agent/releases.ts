@@ -2,8 +2,10 @@
 // exists: prepare writes it last, inside the temp dir, before the rename that publishes the release.
 import * as fs from "fs";
 import * as path from "path";
-import { releaseDir, releaseMarkerIn, staticManifestPath } from "../lib/host-layout";
+import { buildDir, releaseDir, releaseMarkerIn, staticManifestPath } from "../lib/host-layout";
 import { AgentContext } from "./context";
+import { AgentError } from "./errors";
+import { realPathInside } from "./release-archive";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 
 export { RELEASE_MARKER } from "../lib/host-layout";
@@ -71,7 +73,7 @@ export function writeManifest(ctx: AgentContext, version: string, files: string[
     writeFileAtomic(staticManifestPath(ctx.layout, version), JSON.stringify({ version, files: [...files].sort() }, null, 1) + "\n");
 }
 
-/** Every file below dir, as paths relative to it. */
+/** Every regular file below dir, as paths relative to it; symlinks are neither followed nor listed. */
 export function walkFiles(dir: string, rel = ""): string[] {
     let entries: fs.Dirent[];
     try {
@@ -88,10 +90,15 @@ export function walkFiles(dir: string, rel = ""): string[] {
     return out;
 }
 
-/** Shared paths (media, .env) replace whatever the artifact had under those names. */
-export function linkShared(ctx: AgentContext, dir: string): void {
+/**
+ * Shared paths (media, .env) replace whatever the artifact had under those names. Only in a tree
+ * root owns (a release being prepared, or a prepared one): nothing here is app-writable.
+ */
+export function linkShared(ctx: AgentContext, dir: string, gid?: number): void {
     for (const [name, target] of Object.entries(ctx.settings.release.sharedLinks)) {
         const p = path.join(dir, name);
+        const parent = realPathInside(path.dirname(p), [fs.realpathSync(dir)]);
+        if (!parent) throw new AgentError(`${name}: its parent directory in ${dir} resolves outside the release`);
         let current: string | undefined;
         try {
             current = fs.readlinkSync(p);
@@ -102,40 +109,114 @@ export function linkShared(ctx: AgentContext, dir: string): void {
         fs.rmSync(p, { recursive: true, force: true });
         fs.mkdirSync(path.dirname(p), { recursive: true });
         fs.symlinkSync(target, p);
+        if (gid !== undefined) fs.lchownSync(p, 0, gid);
     }
+}
+
+/**
+ * The static source dirs of a release: <release>/<staticSubdir> and <build>/<staticSubdir>, each
+ * only when it really lies inside its own tree (a `static -> /elsewhere` link would otherwise
+ * make root copy whatever it points at into the directory NGINX serves).
+ */
+export function staticSources(ctx: AgentContext, version: string, releaseDir: string): string[] {
+    const out: string[] = [];
+    const trees = [releaseDir, buildDir(ctx.layout, version)];
+    for (const tree of trees) {
+        let realTree: string;
+        try {
+            realTree = fs.realpathSync(tree);
+        } catch {
+            continue;
+        }
+        const src = path.join(tree, ctx.settings.release.staticSubdir);
+        try {
+            fs.lstatSync(src);
+        } catch {
+            continue;
+        }
+        const real = realPathInside(src, [realTree]);
+        if (!real) {
+            throw new AgentError(
+                `${path.relative(ctx.layout.appRoot, src)} resolves outside its release (${fs.readlinkSync(src)}); static files are only taken from inside it`,
+            );
+        }
+        if (fs.statSync(real).isDirectory()) out.push(real);
+    }
+    return out;
+}
+
+/** The static files of a release: relative path -> the real file it is copied from (the build's win). */
+export function staticFiles(ctx: AgentContext, version: string, releaseDir: string): Map<string, string> {
+    const files = new Map<string, string>();
+    for (const src of staticSources(ctx, version, releaseDir)) for (const rel of walkFiles(src)) files.set(rel, path.join(src, rel));
+    return files;
 }
 
 /**
  * Copies the release's static files into the shared static dir, which holds the files of every
  * kept release side by side (an old page still finds its assets). Each file lands via temp+rename
  * so NGINX never serves a half-written one. The manifest lets prune remove only this release's files.
+ * Nothing is followed: sources are opened O_NOFOLLOW below a real source dir, temp files created
+ * O_EXCL|O_NOFOLLOW.
  */
 export function mergeStatic(ctx: AgentContext, version: string, releaseDir: string): void {
-    const src = path.join(releaseDir, ctx.settings.release.staticSubdir);
-    const files = walkFiles(src);
+    const files = staticFiles(ctx, version, releaseDir);
     let copied = 0;
-    for (const rel of files) {
-        const from = path.join(src, rel);
+    for (const [rel, from] of files) {
         const to = path.join(ctx.layout.staticDir, rel);
-        if (sameContent(from, to)) continue;
+        const data = readNoFollow(from);
+        if (data === undefined) continue;
+        if (sameContent(data, to)) continue;
         fs.mkdirSync(path.dirname(to), { recursive: true, mode: 0o755 });
         const tmp = `${to}.tmp-${process.pid}`;
-        fs.copyFileSync(from, tmp);
-        fs.chmodSync(tmp, 0o644);
+        fs.rmSync(tmp, { force: true });
+        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+        try {
+            fs.writeFileSync(fd, data);
+            fs.fchmodSync(fd, 0o644);
+        } finally {
+            fs.closeSync(fd);
+        }
         fs.renameSync(tmp, to);
         copied++;
     }
-    writeManifest(ctx, version, files);
-    ctx.log.info(`static: ${files.length} file(s) of ${version} in ${ctx.layout.staticDir} (${copied} copied)`);
+    writeManifest(ctx, version, [...files.keys()]);
+    ctx.log.info(`static: ${files.size} file(s) of ${version} in ${ctx.layout.staticDir} (${copied} copied)`);
 }
 
-function sameContent(a: string, b: string): boolean {
+/** A regular file's bytes, never through a symlink; undefined for anything else. */
+function readNoFollow(file: string): Buffer | undefined {
+    let fd: number;
     try {
-        const sa = fs.statSync(a);
-        const sb = fs.statSync(b);
-        if (sa.size !== sb.size) return false;
-        return fs.readFileSync(a).equals(fs.readFileSync(b));
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     } catch {
-        return false;
+        return undefined;
+    }
+    try {
+        return fs.fstatSync(fd).isFile() ? fs.readFileSync(fd) : undefined;
+    } finally {
+        fs.closeSync(fd);
+    }
+}
+
+function sameContent(data: Buffer, file: string): boolean {
+    const current = readNoFollow(file);
+    return current !== undefined && current.equals(data);
+}
+
+/** Writes the marker into a root-owned release dir: a new file, never through a link the archive brought. */
+export function writeReleaseMarker(dir: string, marker: ReleaseMarker): void {
+    const file = releaseMarkerIn(dir);
+    let fd: number;
+    try {
+        fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    } catch (e) {
+        throw new AgentError(`cannot create ${file} (${(e as NodeJS.ErrnoException).code}): something else already has its name`);
+    }
+    try {
+        fs.writeFileSync(fd, JSON.stringify(marker) + "\n");
+        fs.fchmodSync(fd, 0o644);
+    } finally {
+        fs.closeSync(fd);
     }
 }

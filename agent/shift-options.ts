@@ -7,6 +7,9 @@ import { ShiftSettings } from "./slots-state";
 export interface ShiftOptions {
     plan: ShiftStep[];
     maxErrorRatio: number;
+    minRequests: number;
+    maxStepExtensionMs: number;
+    maxLatencyRatio: number;
     healthTimeoutMs: number;
     drainTimeoutMs: number;
     keepWarm: boolean;
@@ -16,6 +19,9 @@ export function resolveShiftOptions(req: ShiftRequest, keepWarmDefault: boolean,
     return {
         plan: req.plan ?? (last?.plan ? parseShiftPlan(last.plan) : [...DEFAULT_PLAN]),
         maxErrorRatio: req.maxErrorRatio ?? last?.maxErrorRatio ?? DEFAULTS.maxErrorRatio,
+        minRequests: req.minRequests ?? last?.minRequests ?? DEFAULTS.minRequestsPerStep,
+        maxStepExtensionMs: (req.maxStepExtensionSeconds ?? last?.maxStepExtensionSeconds ?? DEFAULTS.maxStepExtensionSeconds) * 1000,
+        maxLatencyRatio: req.maxLatencyRatio ?? last?.maxLatencyRatio ?? DEFAULTS.maxLatencyRatio,
         healthTimeoutMs: (req.healthTimeoutSeconds ?? last?.healthTimeoutSeconds ?? DEFAULTS.healthTimeoutSeconds) * 1000,
         drainTimeoutMs: (req.drainTimeoutSeconds ?? last?.drainTimeoutSeconds ?? DEFAULTS.drainTimeoutSeconds) * 1000,
         keepWarm: req.keepWarm ?? keepWarmDefault,
@@ -27,6 +33,9 @@ export function toShiftSettings(o: ShiftOptions): ShiftSettings {
     return {
         plan: formatShiftPlan(o.plan),
         maxErrorRatio: o.maxErrorRatio,
+        minRequests: o.minRequests,
+        maxStepExtensionSeconds: o.maxStepExtensionMs / 1000,
+        maxLatencyRatio: o.maxLatencyRatio,
         healthTimeoutSeconds: o.healthTimeoutMs / 1000,
         drainTimeoutSeconds: o.drainTimeoutMs / 1000,
         keepWarm: o.keepWarm,

@@ -2,7 +2,7 @@
 // start/stop it, wait for readiness, smoke-test it through HAProxy, drain it.
 import * as fs from "fs";
 import * as path from "path";
-import { releaseDir, Slot, slotEnvFile, slotLink } from "../lib/host-layout";
+import { BUILD_DIR_ENV, buildDir, releaseDir, Slot, slotEnvFile, slotLink } from "../lib/host-layout";
 import { AgentContext, sleep } from "./context";
 import { errorMessage } from "./errors";
 import { symlinkAtomic, writeFileAtomic } from "./fs-atomic";
@@ -19,12 +19,12 @@ export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Sl
     await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
 }
 
-/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX). */
+/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX, SLOTSHIFT_BUILD_DIR). */
 export function pointSlotAt(ctx: AgentContext, slot: Slot, version: string): void {
     const link = slotLink(ctx.layout, slot);
     const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx.layout, version));
     symlinkAtomic(target, link);
-    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n`;
+    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
     writeFileAtomic(slotEnvFile(ctx.layout, slot), env, { mode: 0o644 });
 }
 

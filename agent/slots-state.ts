@@ -13,6 +13,10 @@ export interface SlotInfo {
 export interface ShiftSettings {
     plan: string;
     maxErrorRatio: number;
+    /** The step gates' settings (absent in state written before they existed: the defaults apply). */
+    minRequests?: number;
+    maxStepExtensionSeconds?: number;
+    maxLatencyRatio?: number;
     healthTimeoutSeconds: number;
     drainTimeoutSeconds: number;
     /** Whether that shift keeps the previous release warm (absent in state written before it was recorded). */

@@ -13,7 +13,7 @@ import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { remoteAgentCommand } from "./remote";
-import { TrafficShift } from "./traffic-shift";
+import { shiftGates, TrafficShift } from "./traffic-shift";
 
 export interface DefineStackOptions {
     /** Prebuilt agent (tests); default: bundle agent/main.ts now. */
@@ -26,6 +26,8 @@ export interface StackOutputs {
     url: pulumi.Output<string>;
     hostAddress: pulumi.Output<string>;
     liveVersion: pulumi.Output<string>;
+    /** "this deploy: N requests, F failed (per release), p50, p99": the last shift's own count of its traffic. */
+    lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
 }
@@ -117,7 +119,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             layout,
             version: s.releaseVersion,
             plan: s.shiftPlan,
-            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            gates: shiftGates(s),
             keepPreviousWarm: s.keepPreviousWarm,
             allowContractOperations: s.allowContractOperations,
         },
@@ -129,6 +131,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         url: pulumi.output(`https://${s.domain}${s.httpsPort === 443 ? "" : `:${s.httpsPort}`}/`),
         hostAddress: host.address,
         liveVersion: shift.liveVersion,
+        lastDeploy: shift.lastDeploy,
         sshCommand: sshPrefix,
         agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
     };

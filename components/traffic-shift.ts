@@ -3,6 +3,7 @@
 // already moved traffic back. Replacing it (a new version) retires the old version afterwards.
 import * as pulumi from "@pulumi/pulumi";
 import { formatActivateArgs, formatRetireArgs, formatStatusArgs } from "../lib/agent-contract";
+import type { StackSettings } from "../lib/config-schema";
 import { HostLayout } from "../lib/host-layout";
 import { ShiftStep } from "../lib/shift-plan";
 import { HostHandle, remoteAgentCommand } from "./remote";
@@ -10,8 +11,25 @@ import { SshCommand } from "./ssh/ssh-command";
 
 export interface ShiftGates {
     maxErrorRatio: number;
+    minRequestsPerStep: number;
+    maxStepExtensionSeconds: number;
+    maxLatencyRatio: number;
     healthTimeoutSeconds: number;
     drainTimeoutSeconds: number;
+}
+
+/** The gates of the stack's settings, as TrafficShift takes them. */
+export function shiftGates(
+    s: Pick<StackSettings, "maxErrorRatio" | "minRequestsPerStep" | "maxStepExtension" | "maxLatencyRatio" | "healthTimeout" | "drainTimeout">,
+): ShiftGates {
+    return {
+        maxErrorRatio: s.maxErrorRatio,
+        minRequestsPerStep: s.minRequestsPerStep,
+        maxStepExtensionSeconds: s.maxStepExtension,
+        maxLatencyRatio: s.maxLatencyRatio,
+        healthTimeoutSeconds: s.healthTimeout,
+        drainTimeoutSeconds: s.drainTimeout,
+    };
 }
 
 export interface TrafficShiftArgs {
@@ -33,6 +51,9 @@ export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gat
         version: a.version,
         plan: [...a.plan],
         maxErrorRatio: a.gates.maxErrorRatio,
+        minRequests: a.gates.minRequestsPerStep,
+        maxStepExtensionSeconds: a.gates.maxStepExtensionSeconds,
+        maxLatencyRatio: a.gates.maxLatencyRatio,
         healthTimeoutSeconds: a.gates.healthTimeoutSeconds,
         drainTimeoutSeconds: a.gates.drainTimeoutSeconds,
         keepWarm: a.keepPreviousWarm,
@@ -40,10 +61,18 @@ export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gat
     });
 }
 
+/** The agent's "this deploy: ..." figures from an activate's output; a placeholder when the output has none. */
+export function deploySummary(stdout: string | undefined): string {
+    const m = /this deploy: [^\n]*/.exec(stdout ?? "");
+    return m ? m[0] : "no deploy figures (the last update did not shift traffic)";
+}
+
 export class TrafficShift extends pulumi.ComponentResource {
     readonly activate: SshCommand;
     /** The version serving traffic, known once the shift succeeded. */
     readonly liveVersion: pulumi.Output<string>;
+    /** The deploy's own count of its requests ("this deploy: N requests, 0 failed, ..."), from the agent's closing line. */
+    readonly lastDeploy: pulumi.Output<string>;
 
     constructor(name: string, args: TrafficShiftArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:release:TrafficShift", name, {}, opts);
@@ -69,6 +98,8 @@ export class TrafficShift extends pulumi.ComponentResource {
         );
         // Only the version, which is public: known once the shift succeeded.
         this.liveVersion = pulumi.unsecret(this.activate.stdout.apply(() => version));
-        this.registerOutputs({ liveVersion: this.liveVersion });
+        // The line holds counts and times only: nothing of the command's output that may be secret.
+        this.lastDeploy = pulumi.unsecret(this.activate.stdout.apply((out) => deploySummary(out)));
+        this.registerOutputs({ liveVersion: this.liveVersion, lastDeploy: this.lastDeploy });
     }
 }

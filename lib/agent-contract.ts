@@ -26,6 +26,9 @@ export const DEFAULTS = {
     smokePaths: ["/"] as string[],
     shiftPlan: ["10%:30s", "50%:30s", "100%"] as string[],
     maxErrorRatio: 0.01,
+    minRequestsPerStep: 10,
+    maxStepExtensionSeconds: 60,
+    maxLatencyRatio: 3,
     healthTimeoutSeconds: 120,
     drainTimeoutSeconds: 60,
     keepPreviousWarm: true,
@@ -49,6 +52,8 @@ export const DEFAULTS = {
     protect: false,
     slotBasePort: 8001,
     haproxyPort: 8080,
+    /** Not a stack config key: the loopback UDP port where HAProxy logs each request for the deploy agent. */
+    trafficLogPort: 8514,
     httpPort: 80,
     httpsPort: 443,
     postgresql: false,
@@ -216,6 +221,12 @@ export interface CommandSpec {
 export interface ShiftRequest {
     plan?: ShiftStep[];
     maxErrorRatio?: number;
+    /** Judged requests a step needs; 0 lets a step pass without traffic. */
+    minRequests?: number;
+    /** How long a step below minRequests is held longer before it fails. */
+    maxStepExtensionSeconds?: number;
+    /** New slot's average response time over the old one's that fails a step; 0 turns the gate off. */
+    maxLatencyRatio?: number;
     healthTimeoutSeconds?: number;
     drainTimeoutSeconds?: number;
     /**
@@ -229,6 +240,17 @@ export interface ShiftRequest {
 const SHIFT_FLAGS: readonly FlagSpec[] = [
     { name: "plan", value: "PLAN", help: `PERCENT:PAUSE steps (default ${formatShiftPlan(DEFAULT_PLAN)})` },
     { name: "max-error-ratio", value: "R", help: `largest 5xx share of the new release per step (default ${DEFAULTS.maxErrorRatio})` },
+    { name: "min-requests", value: "N", help: `requests a step needs before its gates judge it; 0: none (default ${DEFAULTS.minRequestsPerStep})` },
+    {
+        name: "max-step-extension",
+        value: "DURATION",
+        help: `how long a step with too few requests is held longer before it fails (default ${DEFAULTS.maxStepExtensionSeconds}s)`,
+    },
+    {
+        name: "max-latency-ratio",
+        value: "R",
+        help: `largest average response time of the new release over the old one's; 0: off (default ${DEFAULTS.maxLatencyRatio})`,
+    },
     { name: "health-timeout", value: "DURATION", help: `how long the new slot may take to become ready (default ${DEFAULTS.healthTimeoutSeconds}s)` },
     { name: "drain-timeout", value: "DURATION", help: `how long the old slot's open requests may take (default ${DEFAULTS.drainTimeoutSeconds}s)` },
     { name: "keep-warm", help: "keep the previous release running at weight 0 (default: agent.json's keepPreviousWarm)" },
@@ -251,6 +273,20 @@ function parseShift(args: RawArgs): ShiftRequest {
         if (ratio.trim() === "" || !Number.isFinite(n)) throw new ArgsError(`option --max-error-ratio must be a number, not "${ratio}"`);
         if (n < 0 || n > 1) throw new ArgsError("--max-error-ratio must be between 0 and 1");
         req.maxErrorRatio = n;
+    }
+    const minRequests = rawFlag(args, "min-requests");
+    if (minRequests !== undefined) {
+        if (!/^\d{1,6}$/.test(minRequests)) throw new ArgsError(`option --min-requests must be a whole number, not "${minRequests}"`);
+        req.minRequests = Number(minRequests);
+    }
+    const extension = durationSeconds(args, "max-step-extension");
+    if (extension !== undefined) req.maxStepExtensionSeconds = extension;
+    const latency = rawFlag(args, "max-latency-ratio");
+    if (latency !== undefined) {
+        const n = Number(latency);
+        if (latency.trim() === "" || !Number.isFinite(n)) throw new ArgsError(`option --max-latency-ratio must be a number, not "${latency}"`);
+        if (n !== 0 && (n < 1 || n > 100)) throw new ArgsError("--max-latency-ratio must be 0 (off) or between 1 and 100");
+        req.maxLatencyRatio = n;
     }
     const health = durationSeconds(args, "health-timeout");
     if (health !== undefined) req.healthTimeoutSeconds = health;
@@ -283,6 +319,9 @@ function formatShift(r: ShiftRequest): string[] {
     return [
         ...(r.plan ? ["--plan", formatShiftPlan(r.plan)] : []),
         ...(r.maxErrorRatio !== undefined ? ["--max-error-ratio", String(r.maxErrorRatio)] : []),
+        ...(r.minRequests !== undefined ? ["--min-requests", String(r.minRequests)] : []),
+        ...(r.maxStepExtensionSeconds !== undefined ? ["--max-step-extension", String(r.maxStepExtensionSeconds)] : []),
+        ...(r.maxLatencyRatio !== undefined ? ["--max-latency-ratio", String(r.maxLatencyRatio)] : []),
         ...(r.healthTimeoutSeconds !== undefined ? ["--health-timeout", String(r.healthTimeoutSeconds)] : []),
         ...(r.drainTimeoutSeconds !== undefined ? ["--drain-timeout", String(r.drainTimeoutSeconds)] : []),
         ...formatKeepWarm(r.keepWarm),
@@ -527,7 +566,7 @@ function noOptions(spec: CommandSpec): (args: RawArgs) => NoRequest {
 }
 
 export const STATUS: CommandSpec = { name: "status", synopsis: "[--json]", summary: "slots, versions, weights, health, sessions, lock", flags: [] };
-export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (0600)", flags: [] };
+export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (root:<app> 0640)", flags: [] };
 export const RELOAD_PROXY: CommandSpec = { name: "reload-proxy", synopsis: "", summary: "save HAProxy runtime state, check config, reload", flags: [] };
 
 export const parseStatusArgs = noOptions(STATUS);
@@ -576,6 +615,8 @@ export interface AgentSettings {
         reloadCommand: string;
         /** Address the agent sends smoke requests to (HAProxy's frontend). */
         frontend: { host: string; port: number };
+        /** Loopback UDP port HAProxy logs each request to (absent in older settings: DEFAULTS.trafficLogPort). */
+        trafficLogPort?: number;
     };
     health: {
         path: string;

@@ -21,6 +21,8 @@ export interface AgentSettingsInputs {
     smokePaths: string[];
     slotBasePort: number;
     haproxyPort: number;
+    /** Default DEFAULTS.trafficLogPort. */
+    trafficLogPort?: number;
     buildCommand?: string;
     checkCommand?: string;
     migrateCommand?: string;
@@ -49,6 +51,7 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
             backend: HAPROXY_BACKEND,
             reloadCommand: inputs.reloadCommand ?? `haproxy -c -q -f ${shellQuote(layout.haproxyConfigFile)} && systemctl reload haproxy`,
             frontend: { host: "127.0.0.1", port: inputs.haproxyPort },
+            trafficLogPort: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
         },
         health: { path: inputs.healthPath, host: inputs.domain },
         smokePaths: inputs.smokePaths,

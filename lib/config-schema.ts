@@ -131,6 +131,17 @@ export const stackConfigSchema = z
                 }
             }),
         maxErrorRatio: z.coerce.number().min(0, "must be between 0 and 1").max(1, "must be between 0 and 1").default(DEFAULTS.maxErrorRatio),
+        minRequestsPerStep: z.coerce
+            .number()
+            .int("must be a whole number")
+            .min(0, "must be 0 (steps pass without traffic) or more")
+            .max(1_000_000)
+            .default(DEFAULTS.minRequestsPerStep),
+        maxStepExtension: durationString(3600).default(DEFAULTS.maxStepExtensionSeconds),
+        maxLatencyRatio: z.coerce
+            .number()
+            .refine((n) => n === 0 || (n >= 1 && n <= 100), "must be 0 (off) or between 1 and 100")
+            .default(DEFAULTS.maxLatencyRatio),
         healthTimeout: durationString(3600).default(DEFAULTS.healthTimeoutSeconds),
         drainTimeout: durationString(3600).default(DEFAULTS.drainTimeoutSeconds),
         keepPreviousWarm: z.boolean().default(DEFAULTS.keepPreviousWarm),
@@ -339,6 +350,9 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     smokePaths: "array",
     shiftPlan: "array",
     maxErrorRatio: "string",
+    minRequestsPerStep: "integer",
+    maxStepExtension: "string",
+    maxLatencyRatio: "string",
     healthTimeout: "string",
     drainTimeout: "string",
     keepPreviousWarm: "boolean",

@@ -16,9 +16,18 @@ export interface HostLayout {
     appRoot: string;
     /** /srv/<app>/releases — one directory per version (Capistrano layout). */
     releasesDir: string;
+    /**
+     * /srv/<app>/builds — <version>/: what a release's build command writes (the release tree itself
+     * is root-owned and read-only to the app). The app's processes find it in $SLOTSHIFT_BUILD_DIR;
+     * root-owned like the release once prepare is done.
+     */
+    buildsDir: string;
     /** /srv/<app>/shared — state that outlives releases. */
     sharedDir: string;
-    /** /srv/<app>/shared/env — app environment (secrets), 0600, owned by the app user. */
+    /**
+     * /srv/<app>/shared/env — app environment (secrets), root:<app> 0640: only root writes it
+     * (write-env); systemd reads it for the app's units (EnvironmentFile=), never a root process's env.
+     */
     envFile: string;
     /** /srv/<app>/shared/media — uploads. */
     mediaDir: string;
@@ -52,6 +61,8 @@ export interface HostLayout {
     maintenanceFlag: string;
     /** <deployDir>/logs — one log (and result file) per detached deploy worker. */
     logsDir: string;
+    /** <deployDir>/transient — root-only env files of running transient units (see transientEnvFile). */
+    transientEnvDir: string;
     /** <deployDir>/migrations — <version>.json once that version's migrations ran. */
     migrationsDir: string;
     /** <deployDir>/static-manifests — <version>.json: the static files a release brought. */
@@ -89,6 +100,12 @@ export interface HostLayout {
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
+    /**
+     * system-<app>-deploy.slice: where the transient units of a deploy (build, check, migrations)
+     * run, with low CPU and IO weights (lib/app-sandbox.ts), next to the slots in system-<app>.slice.
+     */
+    deploySlice: string;
+    deploySliceFile: string;
 }
 
 export interface LayoutOptions {
@@ -105,6 +122,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         appUser: appName,
         appRoot,
         releasesDir: `${appRoot}/releases`,
+        buildsDir: `${appRoot}/builds`,
         sharedDir: `${appRoot}/shared`,
         envFile: `${appRoot}/shared/env`,
         mediaDir: `${appRoot}/shared/media`,
@@ -127,6 +145,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         maintenanceFlag: `${deployDir}/maintenance`,
         logsDir: `${deployDir}/logs`,
         migrationsDir: `${deployDir}/migrations`,
+        transientEnvDir: `${deployDir}/transient`,
         staticManifestsDir: `${deployDir}/static-manifests`,
         releaseDigestsDir: `${deployDir}/release-digests`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
@@ -141,8 +160,21 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         postgresqlDir: `${r}/var/lib/postgresql`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
+        deploySlice: deploySliceName(appName),
+        deploySliceFile: `${r}/etc/systemd/system/${deploySliceName(appName)}`,
     };
 }
+
+/**
+ * A template's instances run in system-<escaped prefix>.slice; the deploy slice is a child of it
+ * ("-" nests slices, so a "-" in the app name is escaped as systemd-escape does).
+ */
+function deploySliceName(appName: string): string {
+    return `system-${appName.replace(/-/g, "\\x2d")}-deploy.slice`;
+}
+
+/** The variable that tells a release's processes (build, check, migrations, the slots) their build dir. */
+export const BUILD_DIR_ENV = "SLOTSHIFT_BUILD_DIR";
 
 export interface SlotPorts {
     blue: number;
@@ -166,6 +198,11 @@ export function releaseDir(layout: HostLayout, version: string): string {
 /** A release dir's marker file (see RELEASE_MARKER); `dir` is a release dir or prepare's temp dir. */
 export function releaseMarkerIn(dir: string): string {
     return `${dir}/${RELEASE_MARKER}`;
+}
+
+/** builds/<version>: see HostLayout.buildsDir. */
+export function buildDir(layout: HostLayout, version: string): string {
+    return `${layout.buildsDir}/${version}`;
 }
 
 const PREPARE_TEMP = /^\.tmp-(.+)-(\d+)$/;
@@ -196,6 +233,11 @@ export function artifactStagingPath(layout: HostLayout, version: string): string
 
 export function agentStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-agent.js`;
+}
+
+/** deploy/transient/<unit>.env: a transient unit's own variables, read by systemd (EnvironmentFile=). */
+export function transientEnvFile(layout: HostLayout, unit: string): string {
+    return `${layout.transientEnvDir}/${unit}.env`;
 }
 
 /** deploy/migrations/<version>.json */

@@ -34,6 +34,20 @@ function environment(): nunjucks.Environment {
     // A YAML double-quoted scalar.
     env.addFilter("yamlString", (v: unknown) => JSON.stringify(String(v)));
     env.addFilter("json", (v: unknown) => JSON.stringify(v));
+    // Prose as "# " comment lines of at most 100 columns (unit files, shell scripts).
+    env.addFilter("commentLines", (v: unknown) => {
+        const lines: string[] = [];
+        let line = "#";
+        for (const word of String(v).split(/\s+/).filter(Boolean)) {
+            if (line.length + 1 + word.length > 100 && line !== "#") {
+                lines.push(line);
+                line = "#";
+            }
+            line += ` ${word}`;
+        }
+        lines.push(line);
+        return lines.join("\n");
+    });
     return env;
 }
 

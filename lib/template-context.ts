@@ -2,6 +2,7 @@
 // the config and integration tests build it with test ports and a temp root.
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
+import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
 import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 export interface TemplateInputs {
@@ -16,6 +17,8 @@ export interface TemplateInputs {
     haproxyPort: number;
     httpPort: number;
     httpsPort: number;
+    /** Loopback UDP port of HAProxy's per-request log (default DEFAULTS.trafficLogPort). */
+    trafficLogPort?: number;
     /** SSH port the host listens on (firewall, sshd). */
     sshPort?: number;
     allowedSshCidrs?: string[];
@@ -64,7 +67,7 @@ export interface TemplateContext {
     frontend: string;
     configWeight: number;
     slots: { name: string; port: number }[];
-    ports: { haproxy: number; http: number; https: number };
+    ports: { haproxy: number; http: number; https: number; trafficLog: number };
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
@@ -72,6 +75,10 @@ export interface TemplateContext {
     appEgress: "any" | "loopback";
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
+    /** The slot unit's sandbox (lib/app-sandbox.ts): the transient build/migrate units share it. */
+    slotSandbox: SandboxDirective[];
+    /** The deploy slice's CPU and IO weights. */
+    deploySliceProperties: readonly SandboxDirective[];
     dataVolume?: DataVolumeContext;
 }
 
@@ -102,7 +109,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         frontend: HAPROXY_FRONTEND,
         configWeight: CONFIG_WEIGHT,
         slots: SLOTS.map((name) => ({ name, port: ports[name] })),
-        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort },
+        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort, trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort },
         tls: {
             mode: inputs.tlsMode,
             certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,
@@ -120,6 +127,8 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
         runDir: `${root}/run`,
+        slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
+        deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
         ...(inputs.dataVolumeId ? { dataVolume: buildDataVolumeContext(layout, inputs.dataVolumeId, inputs.osFlavour ?? "debian") } : {}),
     };
 }

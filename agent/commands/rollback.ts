@@ -1,5 +1,7 @@
-// rollback: traffic back to the previous release. Warm and passing checks -> one weight flip.
-// Otherwise it is started again and passes the same gates as an activation.
+// rollback: traffic back to the previous release. Warm and passing checks -> one weight flip, in
+// the foreground process itself (no detached worker: the flip is one runtime API line, and the
+// time to 100 % on the previous release is what an operator waits for). Otherwise it is started
+// again and passes the same gates as an activation, in a detached worker like an activation.
 import { RollbackRequest } from "../../lib/agent-contract";
 import { appendAudit, slotLabel } from "../audit";
 import { AgentContext } from "../context";
@@ -12,6 +14,19 @@ import { resolveShiftOptions } from "../shift-options";
 import { retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
 import { withDeployLock } from "../with-lock";
+
+/**
+ * Whether a rollback now would be a pure weight flip (the previous release warm on its slot and
+ * passing HAProxy's checks): then it runs in the foreground; otherwise in a detached worker. Read
+ * without the lock; the command checks again under it.
+ */
+export async function rollbackIsWarmFlip(ctx: AgentContext): Promise<boolean> {
+    const state = readSlotsState(ctx.layout.stateFile);
+    const prev = state.previous;
+    if (!state.live || !prev || !isPreviousWarm(state) || slotTarget(ctx, prev.slot) !== prev.version) return false;
+    const stats = await ctx.runtime.stats();
+    return classifyHealth(stats[prev.slot]).state === "up";
+}
 
 export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): Promise<void> {
     await withDeployLock(ctx, "rollback", undefined, async () => {
@@ -74,6 +89,8 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             from: slotLabel(liveVer, live),
             to: slotLabel(prev.version, prev.slot),
             flipAt,
+            // When this process started: how much of the time to the flip was the agent's own.
+            processStartedAt: Math.round(performance.timeOrigin),
             durations: secondsOf(durations),
         });
         log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);

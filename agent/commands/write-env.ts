@@ -1,5 +1,7 @@
-// write-env: KEY=value lines on stdin -> the shared env file, atomically, 0600, owned by the app
-// user. Values are secrets: only names and counts are ever printed.
+// write-env: KEY=value lines on stdin -> the shared env file, atomically, root:<app> 0640: the app's
+// units read it through systemd (EnvironmentFile=), the app itself may read but never rewrite it (a
+// PATH= or LD_PRELOAD= of its own would otherwise reach the next deploy). Values are secrets: only
+// names and counts are ever printed.
 import * as fs from "fs";
 import { NoRequest } from "../../lib/agent-contract";
 import { appOwner } from "../app-user";
@@ -34,7 +36,7 @@ export async function writeEnvCommand(ctx: AgentContext, _req: NoRequest, input?
     } catch {
         unchanged = false;
     }
-    writeFileAtomic(file, content, { mode: 0o600, owner: owner ? { uid: owner.uid, gid: owner.gid } : undefined });
+    writeFileAtomic(file, content, { mode: 0o640, owner: owner ? { uid: 0, gid: owner.gid } : undefined });
     const names = [...env.keys()].sort();
     ctx.log.info(`wrote ${names.length} variable(s) to ${file}${unchanged ? " (unchanged)" : ""}: ${names.join(", ") || "(none)"}`);
     Object.assign(ctx.result, { ok: true, command: "write-env", file, names, changed: !unchanged });

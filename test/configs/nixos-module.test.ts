@@ -114,7 +114,7 @@ describe("NixOS module", () => {
                 const missing = debian.filter((rule) => !nix.has(rule));
                 assert.deepStrictEqual(missing, []);
                 assert.ok(debian.length >= 9, `only ${debian.length} directories compared`);
-                assert.ok(nix.has(`f ${ctx.layout.envFile} 0600 ${APP} ${APP} -`));
+                assert.ok(nix.has(`f ${ctx.layout.envFile} 0640 root ${APP} -`));
             });
 
             it("runs HAProxy on the layout's config path, saving runtime state before reload and stop", () => {

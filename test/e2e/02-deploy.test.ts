@@ -7,7 +7,10 @@ import { useLocalHost } from "./fixture";
 import { siteRequest, Site, submitNoteForm } from "./http";
 import { describeLoad, startLoad } from "./load";
 import { REPO, run } from "./local-host";
-import { archiveFor, LocalStack, RELEASES_DIR } from "./stack";
+import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR } from "./stack";
+
+/** The highest `systemd-analyze security` exposure a deploy's transient unit may have (as the slot unit's). */
+const MAX_TRANSIENT_EXPOSURE = 2.0;
 
 describe("deploy of the example Django app to the local host", function () {
     this.timeout(5 * 60_000);
@@ -15,6 +18,7 @@ describe("deploy of the example Django app to the local host", function () {
     let stack: LocalStack;
     let site: Site;
     const runId = `e2e-${Date.now()}`;
+    const secretKey = `e2e-${runId}-0123456789abcdefghijklmnopqrstuvwxyz`;
     const cssOf = (html: string) => /href="(\/static\/notes\/style\.[0-9a-f]{12}\.css)"/.exec(html)?.[1];
     let v1Css: string | undefined;
 
@@ -46,7 +50,7 @@ describe("deploy of the example Django app to the local host", function () {
     it("first deploy: v1 goes live behind NGINX with its fingerprinted static files", async () => {
         await stack.installAgent();
         await stack.applyProxy();
-        await stack.writeEnv({ SECRET_KEY: `e2e-${runId}-0123456789abcdefghijklmnopqrstuvwxyz` });
+        await stack.writeEnv({ SECRET_KEY: secretKey });
         await stack.prepare("v1");
         await stack.activate("v1");
 
@@ -74,7 +78,18 @@ describe("deploy of the example Django app to the local host", function () {
         let report;
         try {
             await stack.prepare("v2");
-            await stack.activate("v2");
+            const shift = await stack.activate("v2");
+            // Which priority mechanism took effect on this host (cgroup weights, nice levels).
+            const priority = shift.stdout.split("\n").filter((l) => / priority \(/.test(l));
+            console.log(`      priority: ${priority.map((l) => l.replace(/^\S+ /, "")).join(" | ")}`);
+            assert.ok(
+                priority.some((l) => /: deploy priority \(.*nice 15 on [1-9]\d* process/.test(l)),
+                priority.join("\n"),
+            );
+            assert.ok(
+                priority.some((l) => /: live priority \(.*nice 0 on [1-9]/.test(l)),
+                priority.join("\n"),
+            );
             // pulumi up deletes the replaced shift: retire the old version (kept warm, so it stays up).
             await stack.retire("v1");
         } finally {
@@ -97,6 +112,35 @@ describe("deploy of the example Django app to the local host", function () {
         assert.deepStrictEqual(lost, [], "notes acknowledged with 201 are missing from the database");
     });
 
+    it("rollback over SSH to the warm previous release and back: a weight flip, 0 failed requests", async () => {
+        const load = startLoad({ site, runId, connections: 4, rate: 40 });
+        const flips: string[] = [];
+        let report;
+        try {
+            for (const [from, to] of [
+                ["v2", "v1"],
+                ["v1", "v2"],
+            ]) {
+                const t0 = Date.now();
+                const r = await stack.agent("rollback", ["--json"]);
+                const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
+                assert.deepStrictEqual([result.mode, result.version], ["warm-flip", to], r.stdout);
+                // The host shares this machine's clock: flipAt is comparable with t0.
+                flips.push(
+                    `${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started ` +
+                        `(ssh and sudo until the agent started ${result.processStartedAt - t0} ms, the agent's start to the flip ${result.flipAt - result.processStartedAt} ms; ` +
+                        `the ssh command took ${r.ms} ms in all)`,
+                );
+            }
+        } finally {
+            report = await load.stop();
+        }
+        console.log(`      rollback: ${flips.join("; ")}`);
+        console.log(`      load: ${describeLoad(report)}`);
+        assert.deepStrictEqual(report.failed, [], describeLoad(report));
+        assert.match((await siteRequest(site, "/")).body, /id="release">v2</);
+    });
+
     it("v3 never becomes ready: the deploy fails at the health gate and v2 keeps serving", async () => {
         const load = startLoad({ site, runId, connections: 4, rate: 40 });
         let activate;
@@ -113,5 +157,82 @@ describe("deploy of the example Django app to the local host", function () {
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
         assert.deepStrictEqual(Object.keys(report.byVersion), ["v2"], describeLoad(report));
         assert.match((await siteRequest(site, "/")).body, /id="release">v2</);
+    });
+
+    it("trust boundary: releases and their build output are root's, shared/env root:shop 0640, the app user rewrites neither", async () => {
+        const app = stack.settings.appName;
+        const l = stack.layout;
+        const notRoot = await host.sshOk(`find ${l.releasesDir}/v1 ${l.releasesDir}/v2 ${l.buildsDir}/v1 ${l.buildsDir}/v2 ! -uid 0 | head -5`);
+        assert.strictEqual(notRoot.trim(), "", `entries of the releases not owned by root:\n${notRoot}`);
+        assert.strictEqual((await host.sshOk(`stat -c '%U:%G %a' ${l.envFile}`)).trim(), `root:${app} 640`);
+        for (const attempt of [
+            `echo 'evil()' >> ${l.releasesDir}/v2/manage.py`,
+            `touch ${l.releasesDir}/v1/x`,
+            `ln -s /etc ${l.releasesDir}/v2/static/etc`,
+            `printf 'PATH=/tmp\\nLD_PRELOAD=/tmp/x.so\\n' >> ${l.envFile}`,
+        ]) {
+            const r = await host.ssh(`runuser -u ${app} -- sh -c ${JSON.stringify(attempt)}`);
+            assert.notStrictEqual(r.code, 0, `the app user could: ${attempt}`);
+        }
+    });
+
+    it("build, check and migrations run as sandboxed transient units in the deploy slice (systemd-analyze security <= 2.0), with the app env read by systemd", async () => {
+        const app = stack.settings.appName;
+        const l = stack.layout;
+        // Slow steps, so each unit can be looked at while it runs; the build leaves proof of its env.
+        const slow = new LocalStack(
+            host,
+            localStackSettings({
+                buildCommand: 'sleep 8 && echo "$E2E_MARK $(id -un) $RELEASE_VERSION" > "$SLOTSHIFT_BUILD_DIR/built-in-unit"',
+                migrateCommand: "sleep 8 && python3 manage.py migrate --noinput",
+                migrationCheck: "none",
+            }),
+        );
+        await slow.setup();
+        await stack.writeEnv({ SECRET_KEY: secretKey, E2E_MARK: "from-shared-env" });
+        const seen = new Map<string, { exposure: number; props: string }>();
+        const watch = async (purpose: string, done: () => boolean) => {
+            while (!done() && !seen.has(purpose)) {
+                const units = (
+                    await host.sshOk(`systemctl list-units --plain --no-legend --state=running '${app}-deploy-${purpose}-*' | awk '{print $1}'`)
+                ).trim();
+                const unit = units.split("\n").filter(Boolean)[0];
+                if (unit) {
+                    const analysis = await host.ssh(`systemd-analyze security --no-pager ${unit}`);
+                    const m = /Overall exposure level for \S+: ([\d.]+)/.exec(analysis.stdout);
+                    assert.ok(m, `no exposure in:\n${analysis.stdout}\n${analysis.stderr}`);
+                    const props = await host.sshOk(`systemctl show -p User -p Slice -p Nice -p IOSchedulingClass -p RuntimeMaxUSec ${unit}`);
+                    seen.set(purpose, { exposure: Number(m[1]), props });
+                    console.log(`      figures: ${unit}: exposure ${m[1]}; ${props.trim().split("\n").join(", ")}`);
+                }
+                await new Promise((r) => setTimeout(r, 500));
+            }
+        };
+        try {
+            let finished = false;
+            const prepared = slow.prepare("v2-sandboxed", archiveFor("v2")).finally(() => (finished = true));
+            await Promise.all([watch("build", () => finished), prepared]);
+            finished = false;
+            const migrated = slow.agent("migrate", ["--version", "v2-sandboxed"]).finally(() => (finished = true));
+            await Promise.all([watch("migrate", () => finished), migrated]);
+        } finally {
+            await stack.setup();
+            await stack.writeEnv({ SECRET_KEY: secretKey });
+        }
+        for (const purpose of ["build", "migrate"]) {
+            const unit = seen.get(purpose);
+            assert.ok(unit, `no running ${app}-deploy-${purpose}-* unit was seen`);
+            assert.ok(unit.exposure <= MAX_TRANSIENT_EXPOSURE, `${purpose} unit exposure ${unit.exposure} > ${MAX_TRANSIENT_EXPOSURE}`);
+            assert.match(unit.props, new RegExp(`^User=${app}$`, "m"));
+            assert.ok(unit.props.split("\n").includes(`Slice=${l.deploySlice}`), unit.props);
+            assert.match(unit.props, /^IOSchedulingClass=(3|idle)$/m);
+            assert.match(unit.props, /^Nice=15$/m);
+        }
+        assert.strictEqual((await host.sshOk(`systemctl show -p CPUWeight -p IOWeight ${l.deploySlice}`)).trim(), "CPUWeight=10\nIOWeight=10");
+        assert.strictEqual((await host.sshOk(`cat ${l.buildsDir}/v2-sandboxed/built-in-unit`)).trim(), `from-shared-env ${app} v2-sandboxed`);
+        assert.strictEqual((await host.sshOk(`find ${l.releasesDir}/v2-sandboxed ${l.buildsDir}/v2-sandboxed ! -uid 0 | head -5`)).trim(), "");
+        // Nothing of a unit is left behind.
+        assert.strictEqual((await host.sshOk(`systemctl list-units --plain --no-legend --all '${app}-deploy-*' | wc -l`)).trim(), "0");
+        assert.strictEqual((await host.sshOk(`ls -A ${l.transientEnvDir} | wc -l`)).trim(), "0");
     });
 });

@@ -11,7 +11,7 @@ import { proxyApplyScript } from "../../components/proxy";
 import { artifactPath, prepareCommand } from "../../components/release";
 import { remoteAgentCommand } from "../../components/remote";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
-import { activateArgs } from "../../components/traffic-shift";
+import { activateArgs, shiftGates } from "../../components/traffic-shift";
 import { AGENT_OUTFILE } from "../../lib/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
 import { renderDebianSetupScript } from "../../lib/host-files";
@@ -122,7 +122,7 @@ export class LocalStack {
         const args = activateArgs({
             version,
             plan: s.shiftPlan,
-            gates: { maxErrorRatio: s.maxErrorRatio, healthTimeoutSeconds: s.healthTimeout, drainTimeoutSeconds: s.drainTimeout },
+            gates: shiftGates(s),
             keepPreviousWarm: s.keepPreviousWarm,
             allowContractOperations: s.allowContractOperations,
         });
@@ -159,7 +159,7 @@ export class LocalStack {
             `systemctl stop ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
             `systemctl reset-failed ${app}@blue.service ${app}@green.service 2>/dev/null || true`,
             `if systemctl is-active --quiet postgresql; then (cd / && runuser -u postgres -- dropdb --if-exists --force -- ${app}); fi`,
-            `rm -rf -- ${[l.releasesDir, l.slotsDir, l.currentLink, l.staticDir, l.stateFile, l.lockFile, l.auditLog, l.staticManifestsDir, l.migrationsDir, l.artifactsDir, l.logsDir].map(q).join(" ")}`,
+            `rm -rf -- ${[l.releasesDir, l.buildsDir, l.slotsDir, l.currentLink, l.staticDir, l.stateFile, l.lockFile, l.auditLog, l.staticManifestsDir, l.migrationsDir, l.artifactsDir, l.logsDir].map(q).join(" ")}`,
             "",
         ].join("\n");
         await this.host.sshOk("bash -s", { input: script });

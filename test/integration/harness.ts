@@ -19,12 +19,14 @@ const FIXTURES = path.join(__dirname, "fixtures");
 /** Node that runs the agent: the host's is 18+; SLOTSHIFT_AGENT_NODE=/path/to/node18 checks the bundle on it. */
 const AGENT_NODE = process.env.SLOTSHIFT_AGENT_NODE || process.execPath;
 /** Ports a colleague's local test host uses; the OS never hands them out from its ephemeral range, but check. */
-const RESERVED = new Set([2024, 80, 443, 2222, 5432, 8001, 8002, 8080]);
+const RESERVED = new Set([2024, 80, 443, 2222, 5432, 8001, 8002, 8080, 8514]);
 
 export interface Behaviour {
     failHealth?: boolean;
     errorEvery?: number;
     bootDelayMs?: number;
+    delayMs?: number;
+    failAfter?: number;
 }
 
 export interface AgentRun {
@@ -162,7 +164,7 @@ export class Stack {
     readonly root: string;
     layout!: HostLayout;
     settings!: AgentSettings;
-    ports!: { blue: number; green: number; haproxy: number; http: number; https: number };
+    ports!: { blue: number; green: number; haproxy: number; http: number; https: number; trafficLog: number };
     runtime!: HaproxyRuntime;
     readonly runDir: string;
     readonly postsLog: string;
@@ -181,9 +183,10 @@ export class Stack {
     }
 
     async start(): Promise<void> {
-        const { base, others } = await freePorts(3);
-        const [haproxyPort, httpPort, httpsPort] = others;
-        this.ports = { blue: base, green: base + 1, haproxy: haproxyPort, http: httpPort, https: httpsPort };
+        const { base, others } = await freePorts(4);
+        // The traffic log is UDP; a port free for TCP here is free for UDP as well in practice.
+        const [haproxyPort, httpPort, httpsPort, trafficLogPort] = others;
+        this.ports = { blue: base, green: base + 1, haproxy: haproxyPort, http: httpPort, https: httpsPort, trafficLog: trafficLogPort };
         const ctx = buildTemplateContext({
             appName: this.opts.appName,
             domain: this.domain,
@@ -194,6 +197,7 @@ export class Stack {
             haproxyPort,
             httpPort,
             httpsPort,
+            trafficLogPort,
             root: this.root,
             systemService: false,
         });
@@ -282,7 +286,12 @@ export class Stack {
 
         // The agent as on a host: bundle and settings under deployDir.
         const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
-        const ctl = (cmd: string) => `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}`;
+        // As root the slots run as the app user, as User= does under systemd; they append to the posts log.
+        const asRoot = process.getuid?.() === 0;
+        const ctl = (cmd: string) =>
+            `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}${asRoot ? ` ${this.opts.appName}` : ""}`;
+        fs.writeFileSync(this.postsLog, "", { mode: 0o666 });
+        fs.chmodSync(this.postsLog, 0o666);
         const app = this.opts.app;
         this.settings = buildAgentSettings({
             appName: this.opts.appName,
@@ -291,7 +300,8 @@ export class Stack {
             smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
             slotBasePort: base,
             haproxyPort,
-            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION" > BUILT',
+            trafficLogPort,
+            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,

@@ -68,14 +68,29 @@ describe("agent contract: command lines", () => {
     it("activate: format -> parse gives the same request, with every option or none", () => {
         const cases: ActivateRequest[] = [
             { version: "v2", allowContract: [] },
-            { version: "v2", plan: PLAN, maxErrorRatio: 0.005, healthTimeoutSeconds: 90, drainTimeoutSeconds: 45.5, keepWarm: true, allowContract: ALLOW },
+            {
+                version: "v2",
+                plan: PLAN,
+                maxErrorRatio: 0.005,
+                minRequests: 25,
+                maxStepExtensionSeconds: 90,
+                maxLatencyRatio: 2.5,
+                healthTimeoutSeconds: 90,
+                drainTimeoutSeconds: 45.5,
+                keepWarm: true,
+                allowContract: ALLOW,
+            },
+            { version: "v2b", minRequests: 0, maxLatencyRatio: 0, allowContract: [] },
             { version: "v3", plan: parseShiftPlan("100"), maxErrorRatio: 0, keepWarm: false, allowContract: [ALLOW[0]] },
         ];
         for (const r of cases) roundTrip("activate", formatActivateArgs, parseActivateArgs, r);
     });
 
     it("rollback: format -> parse gives the same request", () => {
-        const cases: RollbackRequest[] = [{}, { plan: PLAN, maxErrorRatio: 1, healthTimeoutSeconds: 3600, drainTimeoutSeconds: 0.5, keepWarm: false }];
+        const cases: RollbackRequest[] = [
+            {},
+            { plan: PLAN, maxErrorRatio: 1, minRequests: 1, healthTimeoutSeconds: 3600, drainTimeoutSeconds: 0.5, keepWarm: false },
+        ];
         for (const r of cases) roundTrip("rollback", formatRollbackArgs, parseRollbackArgs, r);
     });
 
@@ -211,6 +226,7 @@ describe("agent contract: defaults and agent.json", () => {
             drainTimeout: "drainTimeoutSeconds",
             dbLockTimeout: "dbLockTimeoutSeconds",
             releaseDownloadTimeout: "releaseDownloadTimeoutSeconds",
+            maxStepExtension: "maxStepExtensionSeconds",
         };
         const checked: string[] = [];
         for (const [key, decl] of Object.entries(project.config)) {
@@ -218,7 +234,11 @@ describe("agent contract: defaults and agent.json", () => {
             const contractKey = (durationKeys[key] ?? key) as keyof typeof DEFAULTS;
             assert.ok(contractKey in DEFAULTS, `Pulumi.yaml gives ${key} a default that the contract (DEFAULTS) lacks`);
             const expected = DEFAULTS[contractKey];
-            const actual = durationKeys[key] ? Number(String(decl.default).replace(/s$/, "")) : key === "maxErrorRatio" ? Number(decl.default) : decl.default;
+            const actual = durationKeys[key]
+                ? Number(String(decl.default).replace(/s$/, ""))
+                : ["maxErrorRatio", "maxLatencyRatio"].includes(key)
+                  ? Number(decl.default)
+                  : decl.default;
             assert.deepStrictEqual(actual, expected, `Pulumi.yaml's default of ${key}`);
             checked.push(key);
         }

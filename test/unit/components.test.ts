@@ -10,7 +10,7 @@ import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../compo
 import { acmeBootstrapSite, proxyApplyScript } from "../../components/proxy";
 import { artifactUploadPath, prepareCommand } from "../../components/release";
 import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
-import { activateArgs } from "../../components/traffic-shift";
+import { activateArgs, deploySummary } from "../../components/traffic-shift";
 import { hostLayout } from "../../lib/host-layout";
 import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../lib/template-context";
 
@@ -46,7 +46,14 @@ describe("command lines", () => {
                 { percent: 5, pauseSeconds: 10 },
                 { percent: 100, pauseSeconds: 0 },
             ],
-            gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 90, drainTimeoutSeconds: 45 },
+            gates: {
+                maxErrorRatio: 0.01,
+                minRequestsPerStep: 10,
+                maxStepExtensionSeconds: 60,
+                maxLatencyRatio: 3,
+                healthTimeoutSeconds: 90,
+                drainTimeoutSeconds: 45,
+            },
             keepPreviousWarm: false,
         });
         assert.deepStrictEqual(args, [
@@ -56,12 +63,26 @@ describe("command lines", () => {
             "5:10,100:0",
             "--max-error-ratio",
             "0.01",
+            "--min-requests",
+            "10",
+            "--max-step-extension",
+            "60",
+            "--max-latency-ratio",
+            "3",
             "--health-timeout",
             "90",
             "--drain-timeout",
             "45",
             "--no-keep-warm",
         ]);
+    });
+
+    it("takes the deploy's own figures from the agent's closing line", () => {
+        const out =
+            "12:00:01.000 step 3/3 (100%)\n12:00:02.000 activate v2 done in 9.1s (health 1.0s, shift 6.0s, drain 0.1s); this deploy: 920 requests, 0 failed (v1 700; v2 220), p50 3 ms, p99 14 ms\n";
+        assert.strictEqual(deploySummary(out), "this deploy: 920 requests, 0 failed (v1 700; v2 220), p50 3 ms, p99 14 ms");
+        assert.match(deploySummary("v2 is already live on green; nothing to do\n"), /^no deploy figures/);
+        assert.match(deploySummary(undefined), /^no deploy figures/);
     });
 
     it("stages files under hidden names, which NGINX's sites-enabled/* glob skips", () => {

@@ -206,6 +206,13 @@ const BAD: BadCase[] = [
     },
     { title: "shift plan empty", set: { shiftPlan: [] }, expect: /slotshift:shiftPlan must have at least 1 item/ },
     { title: "error ratio above 1", set: { maxErrorRatio: "1.5" }, expect: /slotshift:maxErrorRatio must be between 0 and 1/ },
+    {
+        title: "a negative minimum of requests per step",
+        set: { minRequestsPerStep: -1 },
+        expect: /slotshift:minRequestsPerStep must be 0 \(steps pass without traffic\) or more/,
+    },
+    { title: "a latency ratio below 1", set: { maxLatencyRatio: "0.5" }, expect: /slotshift:maxLatencyRatio must be 0 \(off\) or between 1 and 100/ },
+    { title: "a step extension of two hours", set: { maxStepExtension: "2h" }, expect: /slotshift:maxStepExtension must be between 1s and 3600s/ },
     { title: "error ratio that is not a number", set: { maxErrorRatio: "lots" }, expect: /slotshift:maxErrorRatio must be a number/ },
     { title: "health timeout that is not a duration", set: { healthTimeout: "soon" }, expect: /slotshift:healthTimeout "soon" is not a duration/ },
     { title: "health timeout of zero", set: { healthTimeout: "0s" }, expect: /slotshift:healthTimeout must be between 1s and 3600s/ },

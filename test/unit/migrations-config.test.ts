@@ -119,7 +119,14 @@ describe("acknowledged contract operations on the activate command line", () => 
         const base = {
             version: "v2c",
             plan: [{ percent: 100, pauseSeconds: 0 }],
-            gates: { maxErrorRatio: 0.01, healthTimeoutSeconds: 60, drainTimeoutSeconds: 30 },
+            gates: {
+                maxErrorRatio: 0.01,
+                minRequestsPerStep: 10,
+                maxStepExtensionSeconds: 60,
+                maxLatencyRatio: 3,
+                healthTimeoutSeconds: 60,
+                drainTimeoutSeconds: 30,
+            },
             keepPreviousWarm: true,
         };
         assert.deepStrictEqual(activateArgs(base).slice(-1), ["--keep-warm"]);

@@ -291,7 +291,7 @@ describe("deploy steps", () => {
         const base = "sudo -n node /srv/shop/deploy/agent.js";
         assert.strictEqual(
             a.create,
-            `${base} activate --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --plan 10:60,50:60,100:0 --max-error-ratio 0.005 --health-timeout 120 --drain-timeout 60 --keep-warm`,
+            `${base} activate --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --plan 10:60,50:60,100:0 --max-error-ratio 0.005 --min-requests 10 --max-step-extension 60 --max-latency-ratio 3 --health-timeout 120 --drain-timeout 60 --keep-warm`,
         );
         assert.strictEqual(a.delete, `${base} retire --config /srv/shop/deploy/agent.json --version 2026.11.20-1`);
         assert.strictEqual(a.update, `${base} status --config /srv/shop/deploy/agent.json`);
@@ -406,6 +406,7 @@ describe("deploy steps", () => {
             url: "https://shop.example.com/",
             hostAddress: EIP_ADDRESS,
             liveVersion: "2026.11.20-1",
+            lastDeploy: "no deploy figures (the last update did not shift traffic)",
             sshCommand: `ssh admin@${EIP_ADDRESS}`,
             agentStatusCommand: `ssh admin@${EIP_ADDRESS} sudo -n node /srv/shop/deploy/agent.js status --config /srv/shop/deploy/agent.json`,
         });

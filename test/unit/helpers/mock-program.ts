@@ -231,6 +231,7 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             url: await outputValue(out.url),
             hostAddress: await outputValue(out.hostAddress),
             liveVersion: await outputValue(out.liveVersion),
+            lastDeploy: await outputValue(out.lastDeploy),
             sshCommand: await outputValue(out.sshCommand),
             agentStatusCommand: await outputValue(out.agentStatusCommand),
         };
