@@ -10,3 +10,5 @@ export const liveVersion = stack.liveVersion;
 export const lastDeploy = stack.lastDeploy;
 export const sshCommand = stack.sshCommand;
 export const agentStatusCommand = stack.agentStatusCommand;
+export const dashboardCommand = stack.dashboardCommand;
+export const dashboardTokenCommand = stack.dashboardTokenCommand;

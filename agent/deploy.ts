@@ -153,13 +153,26 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
     return d;
 }
 
-/** Phase 1: the migration-safety gate and the migrations, before the idle slot is touched. */
+/** Phase 1: the migration-safety gate, the rehearsal and the migrations, before the idle slot is touched. */
 async function migratePhase(ctx: AgentContext, d: Deploy): Promise<void> {
     if (!d.migrate) return;
     try {
-        const m = await runMigrationStep(ctx, { version: d.version, liveVersion: d.oldVersion, allow: d.migrate.allow });
+        // The rehearsal (when configured) runs inside the step, after the gate and before the real migration.
+        const m = await runMigrationStep(ctx, {
+            version: d.version,
+            liveVersion: d.oldVersion,
+            allow: d.migrate.allow,
+            healthTimeoutMs: d.opts.healthTimeoutMs,
+        });
         if (m.ran) d.durations.migrate = m.durationMs;
-        d.migrations = { ran: m.ran, ...(m.skipped ? { skipped: m.skipped } : {}), applied: m.applied, allowed: m.allowed };
+        if (m.rehearsal) d.durations.rehearsal = m.rehearsal.durationMs;
+        d.migrations = {
+            ran: m.ran,
+            ...(m.skipped ? { skipped: m.skipped } : {}),
+            applied: m.applied,
+            allowed: m.allowed,
+            ...(m.attempts ? { attempts: m.attempts } : {}),
+        };
     } catch (e) {
         throw new PhaseFailure(e instanceof GateError ? e.gate : "migration", errorMessage(e));
     }

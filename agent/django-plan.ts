@@ -15,6 +15,7 @@ def _slotshift_plan():
     import json, sys
     from django.db import DEFAULT_DB_ALIAS, connections
     from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.operations.special import RunPython, SeparateDatabaseAndState
     conn = connections[DEFAULT_DB_ALIAS]
     executor = MigrationExecutor(conn)
     loader = executor.loader
@@ -25,6 +26,12 @@ def _slotshift_plan():
     else:
         for migration, backwards in executor.migration_plan(loader.graph.leaf_nodes()):
             ops = []
+            # RunPython's code is invisible in the SQL; SeparateDatabaseAndState may hold one too.
+            flat = list(migration.operations)
+            for op in migration.operations:
+                if isinstance(op, SeparateDatabaseAndState):
+                    flat.extend(op.database_operations)
+            runs_python = any(isinstance(op, RunPython) for op in flat)
             for op in migration.operations:
                 try:
                     ops.append(op.describe())
@@ -36,6 +43,7 @@ def _slotshift_plan():
                 "migration": "%s.%s" % (migration.app_label, migration.name),
                 "backwards": bool(backwards),
                 "atomic": bool(getattr(migration, "atomic", True)),
+                "runsPython": runs_python,
                 "operations": ops,
                 "sql": [str(s) for s in sql],
             })
@@ -47,6 +55,7 @@ _slotshift_plan()
 export interface DjangoMigration extends PendingMigration {
     backwards: boolean;
     atomic: boolean;
+    runsPython: boolean;
     operations: string[];
 }
 
@@ -72,6 +81,7 @@ export function parseDjangoPlanOutput(output: string): DjangoPlan {
             migration: String(m.migration),
             backwards: !!m.backwards,
             atomic: m.atomic !== false,
+            runsPython: !!m.runsPython,
             operations: (m.operations ?? []).map(String),
             sql: (m.sql ?? []).map(String),
         })),

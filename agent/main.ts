@@ -3,12 +3,18 @@
 import * as fs from "fs";
 import * as path from "path";
 import {
+    ABORT,
     ACTIVATE,
     ArgsError,
     CommandSpec,
+    DASHBOARD,
     GLOBAL_FLAGS,
+    MAINTENANCE,
     MIGRATE,
+    parseAbortArgs,
     parseActivateArgs,
+    parseDashboardArgs,
+    parseMaintenanceArgs,
     parseMigrateArgs,
     parsePrepareArgs,
     parsePruneArgs,
@@ -29,7 +35,10 @@ import {
     tokenize,
     WRITE_ENV,
 } from "../lib/agent-contract";
+import { abortCommand } from "./commands/abort";
 import { activateCommand } from "./commands/activate";
+import { dashboardCommand } from "./commands/dashboard";
+import { maintenanceCommand } from "./commands/maintenance";
 import { migrateCommand } from "./commands/migrate";
 import { prepareCommand } from "./commands/prepare";
 import { pruneCommand } from "./commands/prune";
@@ -86,6 +95,9 @@ const COMMANDS: readonly AgentCommand[] = [
     command(PRUNE, parsePruneArgs, pruneCommand),
     command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
     command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
+    command(ABORT, parseAbortArgs, abortCommand),
+    command(MAINTENANCE, parseMaintenanceArgs, maintenanceCommand),
+    command(DASHBOARD, parseDashboardArgs, dashboardCommand),
 ];
 
 /** The commands this agent runs, in the contract's order (a unit test compares them with COMMAND_SPECS). */

@@ -13,7 +13,7 @@ import { AgentContext, createContext } from "./context";
 import { PLAN_MARKER } from "./django-plan";
 import { GateError } from "./errors";
 import { Logger } from "./log";
-import { parseMigrateOutput, readMigrationMarker, runMigrationStep, withLockTimeout } from "./migrate";
+import { lockRetryPause, parseMigrateOutput, readMigrationMarker, runMigrationStep, withLockTimeout } from "./migrate";
 import { RELEASE_MARKER } from "./releases";
 import { isRoot, lookupUser } from "./run-command";
 import { emptyState, readSlotsState, writeSlotsState } from "./slots-state";
@@ -34,6 +34,14 @@ migrate)
     echo "run" >> "$out/migrate-runs"
     env | grep -E '^(PGOPTIONS|LIVE_VERSION|RELEASE_VERSION|CACHE_KEY_PREFIX|SLOTSHIFT_[A-Z_]+)=' | sort > "$out/migrate-env"
     echo "Operations to perform:"
+    if [ -s "$out/lock-fails" ]; then
+        # Gives up on a lock this many more times ("x" a time).
+        sed -i '$ d' "$out/lock-fails"
+        printf '  Applying app.0002_x...'
+        echo "Traceback (most recent call last):" >&2
+        echo 'django.db.utils.OperationalError: canceling statement due to lock timeout' >&2
+        exit 1
+    fi
     if [ -f fail ]; then
         printf '  Applying app.0002_x... OK\\n  Applying app.0003_y...'
         echo "Traceback (most recent call last):" >&2
@@ -72,7 +80,9 @@ function fixture(migrations: { command?: string; check?: string } = {}): Fixture
         migrateCommand: "command" in migrations ? migrations.command : "sh manage.py migrate --noinput",
         migrationCheck: migrations.check,
         dbLockTimeoutSeconds: 2.5,
+        dbLockRetries: 2,
     });
+    settings.migrations.lockRetryBackoffMs = 50;
     const lines: string[] = [];
     const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
     const ctx = createContext(settings, log);
@@ -163,7 +173,7 @@ describe("migration step", function () {
             f.lines.join("\n"),
         );
         const env = fs.readFileSync(path.join(f.out, "migrate-env"), "utf8");
-        assert.match(env, /^PGOPTIONS=-c statement_timeout=10000 -c lock_timeout=2500ms$/m);
+        assert.match(env, /^PGOPTIONS=-c statement_timeout=10000 -c lock_timeout=2500ms -c statement_timeout=600000ms$/m);
         assert.match(env, /^LIVE_VERSION=v1$/m);
         assert.match(env, /^RELEASE_VERSION=v2$/m);
         assert.match(env, new RegExp(`^CACHE_KEY_PREFIX=${APP}:v2$`, "m"));
@@ -188,6 +198,50 @@ describe("migration step", function () {
         assert.strictEqual(readMigrationMarker(f.ctx, "v2"), undefined);
         fs.rmSync(path.join(f.release, "fail"));
         assert.strictEqual((await runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] })).ran, true);
+    });
+
+    it("a migration that gives up on lock_timeout is tried again after a pause, each attempt logged, and succeeds on its second", async () => {
+        const f = make();
+        setPlan(f, ADD);
+        fs.writeFileSync(path.join(f.out, "lock-fails"), "x\n", { mode: 0o666 });
+        fs.chmodSync(path.join(f.out, "lock-fails"), 0o666);
+        const o = await runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] });
+        assert.deepStrictEqual([o.ran, o.attempts, o.applied, runs(f)], [true, 2, ["app.0002_x"], 2]);
+        assert.ok(
+            f.lines.some((l) => /^migrate \(attempt 1 of 3\): sh manage\.py migrate --noinput .*lock_timeout 2500 ms, statement_timeout 600000 ms$/.test(l)),
+            f.lines.join("\n"),
+        );
+        assert.ok(
+            f.lines.some((l) => /^warning: attempt 1 of 3 gave up on lock_timeout in app\.0002_x; trying again in /.test(l)),
+            f.lines.join("\n"),
+        );
+        assert.ok(f.lines.some((l) => /^migrate \(attempt 2 of 3\)/.test(l)));
+    });
+
+    it("gives up after the configured retries; other failures are not retried", async () => {
+        const f = make();
+        setPlan(f, ADD);
+        fs.writeFileSync(path.join(f.out, "lock-fails"), "x\nx\nx\nx\n", { mode: 0o666 });
+        fs.chmodSync(path.join(f.out, "lock-fails"), 0o666);
+        const e = await rejected(runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] }));
+        assert.match(e.message, /^migration of v2 failed in app\.0002_x \(exit 1\): .*canceling statement due to lock timeout \(attempt 3 of 3\)$/);
+        assert.strictEqual(runs(f), 3);
+        fs.rmSync(path.join(f.out, "lock-fails"));
+        fs.writeFileSync(path.join(f.release, "fail"), "");
+        await rejected(runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] }));
+        assert.strictEqual(runs(f), 4);
+    });
+
+    it("a lock-safety refusal gives the safe recipe and the acknowledgement; acknowledged, it runs", async () => {
+        const f = make();
+        setPlan(f, [{ migration: "app.0002_x", sql: ['CREATE INDEX "notes_note_text_idx" ON "notes_note" ("text");'] }]);
+        const e = await rejected(runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: [] }));
+        assert.match(e.message, /app\.0002_x: create_index notes_note — builds an index on an existing table while holding a lock that blocks its writes/);
+        assert.match(e.message, /^ {6}safe: CREATE INDEX CONCURRENTLY in a migration with atomic = False/m);
+        assert.match(e.message, /^ {2}- app\.0002_x:create_index:notes_note$/m);
+        assert.strictEqual(runs(f), 0);
+        const o = await runMigrationStep(f.ctx, { version: "v2", liveVersion: "v1", allow: ["app.0002_x:create_index:notes_note"] });
+        assert.deepStrictEqual([o.ran, o.allowed], [true, ["app.0002_x:create_index:notes_note"]]);
     });
 
     it("first deploy: nothing is live, so the gate has nothing to protect and the migration runs", async () => {
@@ -275,6 +329,14 @@ describe("migration step: pure parts", () => {
     it("appends the lock timeout after the app's own PGOPTIONS, so it wins", () => {
         assert.strictEqual(withLockTimeout(undefined, 5000), "-c lock_timeout=5000ms");
         assert.strictEqual(withLockTimeout(" -c search_path=app ", 500), "-c search_path=app -c lock_timeout=500ms");
+        assert.strictEqual(
+            withLockTimeout("-c statement_timeout=1000", 500, 60000),
+            "-c statement_timeout=1000 -c lock_timeout=500ms -c statement_timeout=60000ms",
+        );
+        assert.deepStrictEqual(
+            [1, 2, 3, 10].map((a) => lockRetryPause(a, 2000)),
+            [2000, 4000, 8000, 60000],
+        );
     });
 
     it("reads Django's migrate progress, including a line a traceback was glued to", () => {

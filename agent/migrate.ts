@@ -1,16 +1,20 @@
 // The migration step of a deploy: the safety gate, then the release's migrate command, once per
 // version, under the deploy lock, after prepare and before the new slot starts. While the shift
 // runs the live release and the new one share the database, so the gate refuses schema changes the
-// live release cannot survive unless the stack config acknowledges them (lib/migrations.ts).
+// live release cannot survive, and DDL that would hold a lock blocking its queries for a whole table
+// scan or rewrite, unless the stack config acknowledges them (lib/migrations.ts). A migration that
+// gives up on lock_timeout (it waited behind a long query) is tried again after a pause.
+import { DEFAULTS } from "../lib/agent-contract";
 import { migrationMarkerPath as markerPath, releaseDir } from "../lib/host-layout";
-import { djangoManageCommand, MigrationCheck } from "../lib/migrations";
+import { CONTRACT_OPERATIONS, djangoManageCommand, MigrationCheck } from "../lib/migrations";
 import { appEnvValue, appOwner, appProcessBase, releaseEnv } from "./app-user";
-import { AgentContext } from "./context";
+import { AgentContext, sleep } from "./context";
 import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
 import { AgentError, errorMessage, GateError } from "./errors";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 import { seconds } from "./log";
-import { describeFinding, findingKey, Finding, classifyPlan } from "./migration-sql";
+import { describeFinding, findingKey, Finding, classifyPlan, recipeOf } from "./migration-sql";
+import { RehearsalOutcome, RehearsalRefusal, rehearseMigration } from "./rehearsal";
 import { RunResult } from "./run-command";
 import { AppProcessSpec, runAppProcess } from "./transient-unit";
 
@@ -22,6 +26,22 @@ export interface MigrationRequest {
     allow: readonly string[];
     /** Only run the gate (and report the plan); migrate nothing. */
     checkOnly?: boolean;
+    /** How long the rehearsal's instance of the live release may take to become healthy (the deploy's health timeout). */
+    healthTimeoutMs?: number;
+}
+
+export interface GateResult {
+    pending?: string[];
+    allowed: string[];
+    /** Every operation the gate classified, acknowledged or not (Django check only). */
+    findings?: Finding[];
+    /** The pending migrations and their operations as the framework describes them (Django check only). */
+    plan?: PlannedMigration[];
+}
+
+export interface PlannedMigration {
+    migration: string;
+    operations: string[];
 }
 
 export interface MigrationOutcome {
@@ -35,6 +55,12 @@ export interface MigrationOutcome {
     applied: string[];
     /** Contract operations let through by an acknowledgement. */
     allowed: string[];
+    /** How many times the migrate command ran (more than once after lock timeouts). */
+    attempts?: number;
+    /** The rehearsal's answers, when one ran. */
+    rehearsal?: RehearsalOutcome;
+    findings?: Finding[];
+    plan?: PlannedMigration[];
     durationMs: number;
 }
 
@@ -60,9 +86,21 @@ export function readMigrationMarker(ctx: AgentContext, version: string): Migrati
     }
 }
 
-/** "-c lock_timeout=5000ms" after whatever PGOPTIONS the app sets (a later -c wins in libpq). */
-export function withLockTimeout(pgoptions: string | undefined, lockTimeoutMs: number): string {
-    return [pgoptions?.trim(), `-c lock_timeout=${lockTimeoutMs}ms`].filter(Boolean).join(" ");
+/** "-c lock_timeout=5000ms [-c statement_timeout=...]" after whatever PGOPTIONS the app sets (a later -c wins in libpq). */
+export function withLockTimeout(pgoptions: string | undefined, lockTimeoutMs: number, statementTimeoutMs?: number): string {
+    return [pgoptions?.trim(), `-c lock_timeout=${lockTimeoutMs}ms`, statementTimeoutMs ? `-c statement_timeout=${statementTimeoutMs}ms` : ""]
+        .filter(Boolean)
+        .join(" ");
+}
+
+/** PostgreSQL's message when a statement gave up waiting for a lock (SQLSTATE 55P03). */
+export function gaveUpOnLock(lines: readonly string[]): boolean {
+    return lines.some((l) => /canceling statement due to lock timeout|LockNotAvailable/.test(l));
+}
+
+/** Pause before retry `attempt` (1-based): base, 2x base, 4x base, ... at most 60 s. */
+export function lockRetryPause(attempt: number, baseMs: number): number {
+    return Math.min(60_000, baseMs * 2 ** (attempt - 1));
 }
 
 /** Migration ids from Django's migrate output: applied ("Applying x... OK") and the one it died in. */
@@ -90,16 +128,41 @@ function lastMeaningfulLine(r: RunResult): string {
     );
 }
 
-/** The gate's refusal: every operation, why, and the acknowledgement that would let it through. */
+/** The gate's refusal, with every operation it classified (for a report such as check-migrations'). */
+export class MigrationRefusal extends GateError {
+    constructor(
+        message: string,
+        readonly findings: Finding[],
+        readonly allowed: string[],
+        readonly plan: PlannedMigration[],
+    ) {
+        super("migration-safety", message);
+        this.name = "MigrationRefusal";
+    }
+}
+
+/** Operations refused for the lock they hold, not for what they remove. */
+const LOCK_OPERATIONS = new Set<string>(Object.keys(CONTRACT_OPERATIONS).slice(Object.keys(CONTRACT_OPERATIONS).indexOf("create_index")));
+
+export function isLockOperation(f: Pick<Finding, "operation">): boolean {
+    return LOCK_OPERATIONS.has(f.operation);
+}
+
+/** The gate's refusal: every operation, why, its safe recipe, and the acknowledgement that would let it through. */
 export function refusalMessage(version: string, liveVersion: string, refused: readonly Finding[]): string {
+    const contract = refused.filter((f) => !isLockOperation(f));
+    const lock = refused.filter(isLockOperation);
     const lines = [
         `migration-safety gate refused ${version}: ${refused.length} operation(s) the live release ${liveVersion} may not survive while both serve:`,
-        ...refused.map((f) => `  ${describeFinding(f)}`),
-        "Ship it as expand/contract: first a release that stops using what this removes, then this change. Once the live release",
-        "no longer uses it, acknowledge each operation in stack config (allowContractOperations):",
+        ...refused.flatMap((f) => [`  ${describeFinding(f)}`, `      safe: ${recipeOf(f)}`]),
+    ];
+    if (contract.length) lines.push("Contract operations ship as expand/contract: first a release that stops using what they remove, then the change.");
+    if (lock.length) lines.push("Lock-safety operations block the live release's queries on the table for as long as the scan or rewrite takes.");
+    lines.push(
+        "Once it is safe (the live release no longer uses it, or the table is small enough), acknowledge each operation in stack config (allowContractOperations):",
         ...refused.map((f) => `  - ${findingKey(f)}`),
         "Nothing was migrated",
-    ];
+    );
     return lines.join("\n");
 }
 
@@ -125,6 +188,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
 
     const cwd = releaseDir(ctx.layout, req.version);
     const asUser = appOwner(ctx) ? ctx.layout.appUser : undefined;
+    const statementTimeoutMs = settings.statementTimeoutMs ?? DEFAULTS.dbStatementTimeoutSeconds * 1000;
     const env: Record<string, string> = {
         ...releaseEnv(ctx, req.version),
         LIVE_VERSION: req.liveVersion ?? "",
@@ -133,26 +197,51 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         // Progress lines ("Applying x...") arrive before a traceback, so a failure names its migration.
         PYTHONUNBUFFERED: "1",
         // The app's PGOPTIONS is read as data; the result reaches only the app's unit.
-        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), settings.lockTimeoutMs),
+        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), settings.lockTimeoutMs, statementTimeoutMs),
     };
     // Migrations write only the database: nothing on disk is writable for them.
     const run: RunContext = { ...appProcessBase(ctx), cwd, env, readWritePaths: [], asUser };
 
     const gate = await safetyGate(ctx, req, settings.check, command, run);
-    if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed };
+    const classified = { ...(gate.findings ? { findings: gate.findings } : {}), ...(gate.plan ? { plan: gate.plan } : {}) };
+    if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed, ...classified };
+    let rehearsal: RehearsalOutcome | undefined;
+    try {
+        rehearsal = await rehearse(ctx, req, gate, env, command);
+    } catch (e) {
+        // A report (check-migrations) shows what the gate classified beside the rehearsal's answers.
+        if (e instanceof RehearsalRefusal) e.gateResult = gate;
+        throw e;
+    }
 
-    const why = ctx.abortReason();
-    if (why) throw new GateError("aborted", `deploy aborted before the migration: ${why}`);
-
-    log.info(`migrate: ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms`);
-    const r = await runAppProcess({ ...run, purpose: "migrate", command, timeoutMs: 3_600_000 });
-    const parsed = parseMigrateOutput(r.lines);
-    if (r.code !== 0) {
+    const retries = settings.lockRetries ?? DEFAULTS.dbLockRetries;
+    const backoffMs = settings.lockRetryBackoffMs ?? 2000;
+    const applied: string[] = [];
+    let attempt = 0;
+    for (;;) {
+        attempt++;
+        const why = ctx.abortReason();
+        if (why) throw new GateError("aborted", `deploy aborted before the migration: ${why}`);
+        log.info(
+            `migrate (attempt ${attempt} of ${retries + 1}): ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms, statement_timeout ${statementTimeoutMs} ms`,
+        );
+        const r = await runAppProcess({ ...run, purpose: "migrate", command, timeoutMs: 3_600_000 });
+        const parsed = parseMigrateOutput(r.lines);
+        applied.push(...parsed.applied);
+        if (r.code === 0) break;
         const where = parsed.failedIn ? ` in ${parsed.failedIn}` : "";
-        const before = parsed.applied.length ? `; applied before it: ${parsed.applied.join(", ")}` : "";
-        throw new GateError("migration", `migration of ${req.version} failed${where} (exit ${r.code}): ${lastMeaningfulLine(r) || command}${before}`);
+        const before = applied.length ? `; applied before it: ${applied.join(", ")}` : "";
+        const failure = `migration of ${req.version} failed${where} (exit ${r.code}): ${lastMeaningfulLine(r) || command}${before}`;
+        if (!gaveUpOnLock(r.lines) || attempt > retries) {
+            throw new GateError("migration", attempt > 1 ? `${failure} (attempt ${attempt} of ${retries + 1})` : failure);
+        }
+        // It waited for a lock and gave up: its transaction rolled back, and Django resumes at the first unapplied migration.
+        const pause = lockRetryPause(attempt, backoffMs);
+        log.warn(`attempt ${attempt} of ${retries + 1} gave up on lock_timeout${where}; trying again in ${seconds(pause)}`);
+        await sleep(pause);
     }
     const durationMs = Date.now() - t0;
+    const parsed = { applied };
     const marker: MigrationMarker = {
         version: req.version,
         migratedAt: new Date().toISOString(),
@@ -162,19 +251,48 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         durationMs,
     };
     writeFileAtomic(migrationMarkerPath(ctx, req.version), JSON.stringify(marker, null, 1) + "\n", { mode: 0o644 });
-    log.info(`migrations of ${req.version} done in ${seconds(durationMs)}${parsed.applied.length ? `: ${parsed.applied.join(", ")}` : ""}`);
-    return { ran: true, pending: gate.pending, applied: parsed.applied, allowed: gate.allowed, durationMs };
+    log.info(
+        `migrations of ${req.version} done in ${seconds(durationMs)}${attempt > 1 ? ` (attempt ${attempt})` : ""}${parsed.applied.length ? `: ${parsed.applied.join(", ")}` : ""}`,
+    );
+    return {
+        ran: true,
+        pending: gate.pending,
+        applied: parsed.applied,
+        allowed: gate.allowed,
+        attempts: attempt,
+        ...(rehearsal ? { rehearsal } : {}),
+        ...classified,
+        durationMs,
+    };
+}
+
+/** The rehearsal, when configured and there is a live release whose code could break: refuses by throwing. */
+async function rehearse(
+    ctx: AgentContext,
+    req: MigrationRequest,
+    gate: GateResult,
+    env: Record<string, string>,
+    command: string,
+): Promise<RehearsalOutcome | undefined> {
+    const rehearsal = ctx.settings.migrations.rehearsal;
+    if (!rehearsal || !req.liveVersion) return undefined;
+    if (gate.pending && gate.pending.length === 0) {
+        ctx.log.info("migration rehearsal: no pending migrations, nothing to rehearse");
+        return undefined;
+    }
+    return rehearseMigration(ctx, {
+        version: req.version,
+        liveVersion: req.liveVersion,
+        migrateEnv: env,
+        migrateCommand: command,
+        startCommand: rehearsal.startCommand,
+        healthTimeoutMs: req.healthTimeoutMs,
+    });
 }
 
 type RunContext = Omit<AppProcessSpec, "purpose" | "command" | "timeoutMs"> & { asUser?: string };
 
-async function safetyGate(
-    ctx: AgentContext,
-    req: MigrationRequest,
-    check: MigrationCheck,
-    migrateCommand: string,
-    run: RunContext,
-): Promise<{ pending?: string[]; allowed: string[] }> {
+async function safetyGate(ctx: AgentContext, req: MigrationRequest, check: MigrationCheck, migrateCommand: string, run: RunContext): Promise<GateResult> {
     const { log } = ctx;
     if (check.kind === "none") {
         log.info("migration-safety gate: none (migrationCheck is none)");
@@ -224,7 +342,7 @@ async function safetyGate(
     }
     if (plan.length === 0) {
         log.info("migration-safety gate passed: no pending migrations");
-        return { pending: [], allowed: [] };
+        return { pending: [], allowed: [], findings: [], plan: [] };
     }
     for (const m of plan) {
         log.info(`  pending ${m.migration}${m.backwards ? " (backwards)" : ""}: ${m.operations.join("; ") || "(no operations)"}`);
@@ -239,9 +357,10 @@ async function safetyGate(
     for (const key of req.allow) {
         if (!findings.some((f) => findingKey(f) === key)) log.warn(`allowContractOperations entry ${key} matches no pending operation of ${req.version}`);
     }
-    if (refused.length) throw new GateError("migration-safety", refusalMessage(req.version, live, refused));
+    const planned = plan.map((m) => ({ migration: m.migration, operations: m.operations }));
+    if (refused.length) throw new MigrationRefusal(refusalMessage(req.version, live, refused), findings, allowed, planned);
     log.info(
         `migration-safety gate passed: ${plan.length} pending migration(s); ${allowed.length ? `${allowed.length} contract operation(s) acknowledged, ` : ""}nothing else the live release ${live} cannot survive`,
     );
-    return { pending: plan.map((m) => m.migration), allowed };
+    return { pending: plan.map((m) => m.migration), allowed, findings, plan: planned };
 }

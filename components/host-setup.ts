@@ -75,6 +75,8 @@ export function authorizedKeysCommand(sshUser: string): string {
 export interface NixosPaths {
     /** Default /etc/nixos (tests use a temp directory). */
     etcDir?: string;
+    /** The dashboard's token file, created once (as the Debian setup script does). */
+    dashboardTokenFile?: string;
     /** Default `nixos-rebuild switch`. */
     rebuild?: string;
 }
@@ -119,8 +121,22 @@ export function nixosApplyScript(appName: string, module: string, agentConfig: P
         stageFileScript(agentConfig.path, agentConfig.content, "0600"),
         `if cmp -s ${shellQuote(staged)} ${shellQuote(agentConfig.path)}; then rm -f ${shellQuote(staged)}; else mv -f ${shellQuote(staged)} ${shellQuote(agentConfig.path)}; fi`,
         `chmod 0600 ${shellQuote(agentConfig.path)}`,
+        ...(paths.dashboardTokenFile ? dashboardTokenScript(paths.dashboardTokenFile) : []),
         "",
     ].join("\n");
+}
+
+/** Root bash lines that create the dashboard's token once: 32 random bytes as hex, 0600 root. */
+export function dashboardTokenScript(tokenFile: string): string[] {
+    const q = shellQuote(tokenFile);
+    return [
+        `if [ ! -s ${q} ]; then`,
+        `    od -An -tx1 -N32 /dev/urandom | tr -d ' \\n' > ${shellQuote(stagedPath(tokenFile))}`,
+        `    mv -f ${shellQuote(stagedPath(tokenFile))} ${q}`,
+        `    echo "created the dashboard token ${tokenFile}"`,
+        "fi",
+        `chmod 0600 ${q}`,
+    ];
 }
 
 /** Remote path (relative: the SSH user's home) the agent is staged at before root installs it. */
@@ -128,13 +144,17 @@ export function agentStagingPath(appName: string): string {
     return agentStagingPathOf(hostLayout(appName));
 }
 
-/** Checks the staged upload against the expected hash, then swaps it in atomically as root. */
-export function agentInstallCommand(sshUser: string, agentPath: string, staged: string, sha256: string): string {
+/**
+ * Checks the staged upload against the expected hash, then swaps it in atomically as root; then
+ * restarts `restartUnit` (the dashboard, a resident agent process) so it runs the new agent.
+ */
+export function agentInstallCommand(sshUser: string, agentPath: string, staged: string, sha256: string, restartUnit?: string): string {
     const tmp = stagedPath(agentPath);
     const script = [
         `echo ${shellQuote(`${sha256}  ${staged}`)} | sha256sum -c --quiet -`,
         `install -m 0755 -o root -g root ${shellQuote(staged)} ${shellQuote(tmp)}`,
         `mv -f ${shellQuote(tmp)} ${shellQuote(agentPath)}`,
+        ...(restartUnit ? [`systemctl restart ${shellQuote(`${restartUnit}.service`)}`] : []),
     ].join(" && ");
     return `cd && ${asRoot(sshUser, `sh -c ${shellQuote(script)}`)}`;
 }
@@ -161,7 +181,7 @@ export class HostSetup extends pulumi.ComponentResource {
                       appName,
                       renderNixosModule(ctx),
                       { path: ctx.layout.agentConfigPath, content: renderAgentSettings(agentSettings) },
-                      {},
+                      { dashboardTokenFile: ctx.layout.dashboardTokenFile },
                       ctx.dataVolume ? renderDataVolumeScript(ctx) : undefined,
                   );
         // With a data volume, the script names it: rendered once its id is known.
@@ -203,7 +223,7 @@ export class HostSetup extends pulumi.ComponentResource {
                 // Into the SSH user's home: SFTP runs as that user, and a private directory leaves no
                 // window for another local user to swap the file before root installs it.
                 uploads: [fileUpload(args.agent.path, staged, "0600", args.agent.sha256)],
-                create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256),
+                create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256, context.layout.dashboardUnit),
                 triggers: [host.hostId, args.agent.sha256],
             },
             { ...child, dependsOn: [this.setup] },

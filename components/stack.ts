@@ -12,7 +12,8 @@ import { Host } from "./host";
 import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
-import { remoteAgentCommand } from "./remote";
+import { shellJoin } from "../lib/shell-quote";
+import { asRoot, remoteAgentCommand } from "./remote";
 import { shiftGates, TrafficShift } from "./traffic-shift";
 
 export interface DefineStackOptions {
@@ -30,7 +31,14 @@ export interface StackOutputs {
     lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
+    /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
+    dashboardCommand: pulumi.Output<string>;
+    /** Prints the dashboard's login token on your terminal (it is never in the stack's outputs or logs). */
+    dashboardTokenCommand: pulumi.Output<string>;
 }
+
+/** The local end of the dashboard tunnel. */
+export const DASHBOARD_LOCAL_PORT = 9090;
 
 export function templateContextFor(s: PublicSettings): TemplateContext {
     return buildTemplateContext({
@@ -42,6 +50,7 @@ export function templateContextFor(s: PublicSettings): TemplateContext {
         acmeEmail: s.acmeEmail,
         slotBasePort: s.slotBasePort,
         haproxyPort: s.haproxyPort,
+        dashboardPort: s.dashboardPort,
         httpPort: s.httpPort,
         httpsPort: s.httpsPort,
         sshPort: s.sshPort,
@@ -67,6 +76,10 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
         migrateCommand: s.migrateCommand,
         migrationCheck: s.migrationCheck,
         dbLockTimeoutSeconds: s.dbLockTimeout,
+        dbStatementTimeoutSeconds: s.dbStatementTimeout,
+        dbLockRetries: s.dbLockRetries,
+        migrationRehearsal: s.migrationRehearsal,
+        startCommand: s.startCommand,
         keepPreviousWarm: s.keepPreviousWarm,
         releasesToKeep: s.releasesToKeep,
     });
@@ -134,6 +147,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         lastDeploy: shift.lastDeploy,
         sshCommand: sshPrefix,
         agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
+        dashboardCommand: pulumi.interpolate`ssh -N -L ${DASHBOARD_LOCAL_PORT}:127.0.0.1:${s.dashboardPort}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`,
+        dashboardTokenCommand: pulumi.interpolate`${sshPrefix} ${asRoot(host.sshUser, shellJoin(["cat", layout.dashboardTokenFile]))}`,
     };
 }
 

@@ -4,6 +4,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { buildSync } from "esbuild";
+import { DASHBOARD_ASSETS_GLOBAL, dashboardAssets } from "../agent/dashboard/assets";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 export const AGENT_ENTRY = path.join(REPO_ROOT, "agent", "main.ts");
@@ -25,7 +26,7 @@ export function bundleAgent(opts: BundleOptions = {}): AgentBundle {
     const entry = opts.entry ?? AGENT_ENTRY;
     const outfile = opts.outfile ?? AGENT_OUTFILE;
     if (!fs.existsSync(entry)) throw new Error(`agent entry point ${entry} not found`);
-    // Same options as scripts/build-agent.mjs, so both produce the same bytes (and hash).
+    // scripts/build-agent.mjs calls this function too, so both produce the same bytes (and hash).
     const result = buildSync({
         entryPoints: [entry],
         outfile,
@@ -41,6 +42,9 @@ export function bundleAgent(opts: BundleOptions = {}): AgentBundle {
         legalComments: "none",
         logLevel: "silent",
         metafile: true,
+        // The dashboard's page and the uPlot library (an npm package, carried as text: nothing of it
+        // runs in Node), so the host serves them on its own.
+        define: { [DASHBOARD_ASSETS_GLOBAL]: JSON.stringify(dashboardAssets()) },
     });
     // The host has Node.js and nothing else: an npm package in the bundle would be a bug.
     const foreign = Object.keys(result.metafile?.inputs ?? {}).filter((p) => p.includes("node_modules"));

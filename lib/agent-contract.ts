@@ -18,6 +18,9 @@ export const DEFAULTS = {
     migrationCheck: "django",
     allowContractOperations: [] as string[],
     dbLockTimeoutSeconds: 5,
+    dbStatementTimeoutSeconds: 600,
+    dbLockRetries: 3,
+    migrationRehearsal: true,
     appEnv: "",
     releaseSha256: "",
     releaseDownloadMaxMiB: 2048,
@@ -58,6 +61,8 @@ export const DEFAULTS = {
     httpsPort: 443,
     postgresql: false,
     appEgress: "any" as "any" | "loopback",
+    /** Loopback port of the dashboard on the host (reached through an SSH tunnel). */
+    dashboardPort: 8090,
 } as const;
 
 /** The default plan in the agent's command-line form ("10:30,50:30,100:0"). */
@@ -553,6 +558,64 @@ export function parsePruneArgs(args: RawArgs): PruneRequest {
     return { keep };
 }
 
+// maintenance
+
+export interface MaintenanceRequest {
+    /** true: every public request gets the maintenance page; false: back to the app. */
+    on: boolean;
+}
+
+export const MAINTENANCE: CommandSpec = {
+    name: "maintenance",
+    synopsis: "--on|--off",
+    summary: "NGINX answers every request with the maintenance page (--on), or serves the app again (--off)",
+    flags: [
+        { name: "on", help: "show the maintenance page to every visitor" },
+        { name: "off", help: "serve the app again" },
+    ],
+};
+
+export function formatMaintenanceArgs(r: MaintenanceRequest): string[] {
+    return [r.on ? "--on" : "--off"];
+}
+
+export function parseMaintenanceArgs(args: RawArgs): MaintenanceRequest {
+    checkKnownFlags(args, MAINTENANCE);
+    noMore(MAINTENANCE, args.positionals);
+    const on = rawSwitch(args, "on");
+    const off = rawSwitch(args, "off");
+    if (on === off) throw new ArgsError("maintenance needs exactly one of --on and --off");
+    return { on };
+}
+
+// dashboard
+
+export interface DashboardRequest {
+    /** Loopback port it listens on (127.0.0.1 only). */
+    port: number;
+}
+
+export const DASHBOARD: CommandSpec = {
+    name: "dashboard",
+    synopsis: "[--port N]",
+    summary: "the web dashboard on 127.0.0.1 (a resident process; the host's <app>-dashboard service runs it)",
+    flags: [{ name: "port", value: "N", help: `loopback port (default ${DEFAULTS.dashboardPort})` }],
+};
+
+export function formatDashboardArgs(r: DashboardRequest): string[] {
+    return ["--port", String(r.port)];
+}
+
+export function parseDashboardArgs(args: RawArgs): DashboardRequest {
+    checkKnownFlags(args, DASHBOARD);
+    noMore(DASHBOARD, args.positionals);
+    const v = rawFlag(args, "port");
+    if (v === undefined) return { port: DEFAULTS.dashboardPort };
+    const port = Number(v);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ArgsError(`--port must be a TCP port (1-65535), not "${v}"`);
+    return { port };
+}
+
 // Commands without options of their own.
 
 export type NoRequest = Record<string, never>;
@@ -568,15 +631,36 @@ function noOptions(spec: CommandSpec): (args: RawArgs) => NoRequest {
 export const STATUS: CommandSpec = { name: "status", synopsis: "[--json]", summary: "slots, versions, weights, health, sessions, lock", flags: [] };
 export const WRITE_ENV: CommandSpec = { name: "write-env", synopsis: "", summary: "KEY=value lines on stdin -> shared env file (root:<app> 0640)", flags: [] };
 export const RELOAD_PROXY: CommandSpec = { name: "reload-proxy", synopsis: "", summary: "save HAProxy runtime state, check config, reload", flags: [] };
+export const ABORT: CommandSpec = {
+    name: "abort",
+    synopsis: "",
+    summary: "stop the running activate or rollback: its worker moves traffic back to the old release",
+    flags: [],
+};
 
 export const parseStatusArgs = noOptions(STATUS);
 export const parseWriteEnvArgs = noOptions(WRITE_ENV);
 export const parseReloadProxyArgs = noOptions(RELOAD_PROXY);
+export const parseAbortArgs = noOptions(ABORT);
 export const formatStatusArgs = (_: NoRequest): string[] => [];
 export const formatWriteEnvArgs = (_: NoRequest): string[] => [];
 export const formatReloadProxyArgs = (_: NoRequest): string[] => [];
+export const formatAbortArgs = (_: NoRequest): string[] => [];
 
-export const COMMAND_SPECS: readonly CommandSpec[] = [PREPARE, ACTIVATE, MIGRATE, ROLLBACK, STATUS, RETIRE, PRUNE, WRITE_ENV, RELOAD_PROXY];
+export const COMMAND_SPECS: readonly CommandSpec[] = [
+    PREPARE,
+    ACTIVATE,
+    MIGRATE,
+    ROLLBACK,
+    STATUS,
+    RETIRE,
+    PRUNE,
+    WRITE_ENV,
+    RELOAD_PROXY,
+    ABORT,
+    MAINTENANCE,
+    DASHBOARD,
+];
 
 /** Flags that never take a value, across every command: the tokenizer needs them before it knows the command. */
 export const ALL_SWITCHES: ReadonlySet<string> = new Set(
@@ -640,6 +724,20 @@ export interface AgentSettings {
         check: MigrationCheck;
         /** PostgreSQL lock_timeout for the migration and the check, in milliseconds. */
         lockTimeoutMs: number;
+        /** PostgreSQL statement_timeout for each statement of the migration, in milliseconds (absent in older agent.json: the default). */
+        statementTimeoutMs?: number;
+        /** Further attempts after a migration gave up on lock_timeout (absent: the default). */
+        lockRetries?: number;
+        /** First pause before such a retry, in milliseconds; it doubles each time. */
+        lockRetryBackoffMs?: number;
+        /**
+         * Before the real migration: the live release's code against a scratch copy of the schema
+         * migrated by the new release. Absent: no rehearsal.
+         */
+        rehearsal?: {
+            /** The slots' start command (uses $PORT). */
+            startCommand: string;
+        };
     };
     /** Keep the previous release running at weight 0 after a shift (instant rollback). */
     keepPreviousWarm: boolean;

@@ -30,6 +30,14 @@ export interface AgentSettingsInputs {
     migrationCheck?: string;
     /** Default DEFAULTS.dbLockTimeoutSeconds. */
     dbLockTimeoutSeconds?: number;
+    /** Default DEFAULTS.dbStatementTimeoutSeconds. */
+    dbStatementTimeoutSeconds?: number;
+    /** Default DEFAULTS.dbLockRetries. */
+    dbLockRetries?: number;
+    /** Default DEFAULTS.migrationRehearsal; needs startCommand. */
+    migrationRehearsal?: boolean;
+    /** The slots' start command: the rehearsal starts the live release with it. */
+    startCommand?: string;
     keepPreviousWarm: boolean;
     releasesToKeep: number;
     /** Prefix for every path (tests). */
@@ -67,6 +75,11 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
             command: inputs.migrateCommand || undefined,
             check: parseMigrationCheck(inputs.migrationCheck ?? DEFAULTS.migrationCheck),
             lockTimeoutMs: Math.round((inputs.dbLockTimeoutSeconds ?? DEFAULTS.dbLockTimeoutSeconds) * 1000),
+            statementTimeoutMs: Math.round((inputs.dbStatementTimeoutSeconds ?? DEFAULTS.dbStatementTimeoutSeconds) * 1000),
+            lockRetries: inputs.dbLockRetries ?? DEFAULTS.dbLockRetries,
+            ...(inputs.migrateCommand && inputs.startCommand && (inputs.migrationRehearsal ?? DEFAULTS.migrationRehearsal)
+                ? { rehearsal: { startCommand: inputs.startCommand } }
+                : {}),
         },
         keepPreviousWarm: inputs.keepPreviousWarm,
         releasesToKeep: inputs.releasesToKeep,

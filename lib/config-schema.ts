@@ -113,6 +113,22 @@ export const stackConfigSchema = z
                 }
             })
             .default(DEFAULTS.dbLockTimeoutSeconds),
+        // Bounds how long one statement of a migration holds its locks (a backfill, an index build).
+        dbStatementTimeout: z
+            .union([z.number(), z.string()])
+            .transform((v, ctx) => {
+                try {
+                    const s = typeof v === "number" ? v : parseDuration(v);
+                    if (s < 1 || s > 86400) throw new Error("must be between 1s and 24h");
+                    return s;
+                } catch (e) {
+                    ctx.addIssue({ code: "custom", message: (e as Error).message });
+                    return z.NEVER;
+                }
+            })
+            .default(DEFAULTS.dbStatementTimeoutSeconds),
+        dbLockRetries: z.number().int().min(0).max(10).default(DEFAULTS.dbLockRetries),
+        migrationRehearsal: z.boolean().default(DEFAULTS.migrationRehearsal),
         healthPath: z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /healthz, of ${HTTP_PATH_RULE}`).default(DEFAULTS.healthPath),
         smokePaths: z
             .array(z.string().regex(HTTP_PATH_PATTERN, `must be an absolute URL path such as /, of ${HTTP_PATH_RULE}`))
@@ -205,6 +221,7 @@ export const stackConfigSchema = z
             }),
         slotBasePort: port.default(DEFAULTS.slotBasePort),
         haproxyPort: port.default(DEFAULTS.haproxyPort),
+        dashboardPort: port.default(DEFAULTS.dashboardPort),
         httpPort: port.default(DEFAULTS.httpPort),
         httpsPort: port.default(DEFAULTS.httpsPort),
         postgresql: z.boolean().default(DEFAULTS.postgresql),
@@ -254,6 +271,7 @@ export const stackConfigSchema = z
             slotBasePort: c.slotBasePort,
             "slotBasePort+1": c.slotBasePort + 1,
             haproxyPort: c.haproxyPort,
+            dashboardPort: c.dashboardPort,
             httpPort: c.httpPort,
             httpsPort: c.httpsPort,
         };
@@ -346,6 +364,9 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     migrationCheck: "string",
     allowContractOperations: "array",
     dbLockTimeout: "string",
+    dbStatementTimeout: "string",
+    dbLockRetries: "integer",
+    migrationRehearsal: "boolean",
     healthPath: "string",
     smokePaths: "array",
     shiftPlan: "array",
@@ -379,6 +400,7 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     appEnv: "string",
     slotBasePort: "integer",
     haproxyPort: "integer",
+    dashboardPort: "integer",
     httpPort: "integer",
     httpsPort: "integer",
     postgresql: "boolean",

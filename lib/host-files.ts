@@ -23,6 +23,11 @@ export function renderSlotUnit(ctx: TemplateContext): string {
     return renderTemplate("app@.service.njk", ctx);
 }
 
+/** The dashboard's service <app>-dashboard.service (the Debian setup script embeds the same text). */
+export function renderDashboardUnit(ctx: TemplateContext): string {
+    return renderTemplate("dashboard.service.njk", ctx);
+}
+
 /** Idempotent bash script that prepares a Debian 12 host (packages, user, layout, units, TLS). */
 export function renderDebianSetupScript(ctx: TemplateContext, agent: AgentSettings): string {
     return renderTemplate("setup-debian.sh.njk", { ...ctx, agentSettingsJson: JSON.stringify(agent, null, 2) });

@@ -97,6 +97,11 @@ export interface HostLayout {
     dataMount: string;
     /** /var/lib/postgresql — PostgreSQL's clusters (Debian and NixOS alike). */
     postgresqlDir: string;
+    /** <deployDir>/dashboard-token — the dashboard's login token, created at setup, 0600 root. */
+    dashboardTokenFile: string;
+    /** <app>-dashboard — the dashboard's systemd service, without ".service". */
+    dashboardUnit: string;
+    dashboardUnitFile: string;
     /** systemd template unit name, without ".service": <app>@ — instances are slots. */
     unitTemplate: string;
     unitFile: string;
@@ -158,6 +163,9 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
         dataMount: `${r}/var/lib/slotshift/${appName}-data`,
         postgresqlDir: `${r}/var/lib/postgresql`,
+        dashboardTokenFile: `${deployDir}/dashboard-token`,
+        dashboardUnit: `${appName}-dashboard`,
+        dashboardUnitFile: `${r}/etc/systemd/system/${appName}-dashboard.service`,
         unitTemplate: `${appName}@`,
         unitFile: `${r}/etc/systemd/system/${appName}@.service`,
         deploySlice: deploySliceName(appName),

@@ -17,11 +17,56 @@ export const CONTRACT_OPERATIONS = {
     add_not_null_column: "adds a NOT NULL column without a database default",
     drop_table: "drops a table",
     rename_table: "renames (or moves) a table",
+    // Lock-safety: compatible with the live release, but they hold a lock that blocks its queries
+    // for as long as a scan or a rewrite of the whole table takes (lock_timeout bounds only the wait).
+    create_index: "builds an index on an existing table while holding a lock that blocks its writes",
+    add_foreign_key: "adds a FOREIGN KEY that is validated at once, scanning the table under a lock that blocks writes",
+    add_check_constraint: "adds a CHECK constraint that is validated at once, scanning the table under an exclusive lock",
+    add_unique_constraint: "adds a UNIQUE or PRIMARY KEY constraint, building its index under an exclusive lock",
+    add_column_rewrite: "adds a column that rewrites the table under an exclusive lock (volatile default, serial, identity or stored generated)",
+    drop_schema_cascade: "drops a schema with everything in it (CASCADE)",
+    drop_view: "drops a view the live release may query",
+    run_python_with_ddl: "runs Python in the same transaction as DDL, holding the DDL's lock for the whole run",
 } as const;
 
 export type ContractOperation = keyof typeof CONTRACT_OPERATIONS;
 
-const TABLE_OPERATIONS: ReadonlySet<ContractOperation> = new Set(["drop_table", "rename_table"]);
+/**
+ * The safe way to ship each operation: what the refusal says to do instead. Contract operations
+ * are shipped in two releases; the lock-safety ones take a form PostgreSQL runs without a long lock.
+ */
+export const SAFE_RECIPES: Record<ContractOperation, string> = {
+    drop_column: "stop using the column in one release, drop it in the next and acknowledge the drop then",
+    rename_column: "add the new column, write both and copy the data, switch reads, drop the old one in a later release",
+    alter_column_type: "add a column of the new type, backfill it, switch to it, drop the old one later (a widened varchar: acknowledge it)",
+    set_not_null: "add CHECK (c IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL (PostgreSQL 12+ uses the check)",
+    add_not_null_column: "keep a database default (db_default, or RunSQL SET DEFAULT), or add it nullable and make it NOT NULL later",
+    drop_table: "stop using the table in one release, drop it in the next and acknowledge the drop then",
+    rename_table: "create the new table (or a view under the old name) and move over in steps; drop the old name in a later release",
+    create_index: "CREATE INDEX CONCURRENTLY in a migration with atomic = False (Django: AddIndexConcurrently from django.contrib.postgres.operations)",
+    add_foreign_key:
+        "add the constraint NOT VALID (Django: db_constraint=False, then RunSQL ADD CONSTRAINT ... NOT VALID), VALIDATE CONSTRAINT in a later migration",
+    add_check_constraint: "add the constraint NOT VALID, VALIDATE CONSTRAINT in a later migration",
+    add_unique_constraint: "CREATE UNIQUE INDEX CONCURRENTLY in a migration with atomic = False, then ADD CONSTRAINT ... UNIQUE USING INDEX in the next one",
+    add_column_rewrite:
+        "add the column nullable without the default, SET DEFAULT for new rows, backfill existing rows in batches outside the DDL's transaction",
+    drop_schema_cascade: "drop the schema's tables in contract releases of their own, then DROP SCHEMA without CASCADE",
+    drop_view: "stop using the view in one release, drop it in the next and acknowledge the drop then",
+    run_python_with_ddl: "move the RunPython into a migration of its own with atomic = False, in batches; keep the DDL in another",
+};
+
+/** Operations whose target is a relation or schema name; every other one names TABLE.COLUMN. */
+const TABLE_OPERATIONS: ReadonlySet<ContractOperation> = new Set([
+    "drop_table",
+    "rename_table",
+    "create_index",
+    "add_foreign_key",
+    "add_check_constraint",
+    "add_unique_constraint",
+    "drop_schema_cascade",
+    "drop_view",
+    "run_python_with_ddl",
+]);
 
 export interface ContractOperationRef {
     migration: string;

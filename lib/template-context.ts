@@ -5,6 +5,14 @@ import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from ".
 import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
 import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
+/**
+ * V8 options of the dashboard process: a small old space and young generation, and no JIT at all
+ * (it does little work), keep a resident Node.js process near its floor and let its unit forbid
+ * writable-executable memory (--no-expose-wasm: jitless has no WebAssembly anyway, and says so at
+ * every start otherwise).
+ */
+export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless", "--no-expose-wasm"];
+
 export interface TemplateInputs {
     appName: string;
     domain: string;
@@ -15,6 +23,8 @@ export interface TemplateInputs {
     acmeEmail?: string;
     slotBasePort: number;
     haproxyPort: number;
+    /** Loopback port of the dashboard (default DEFAULTS.dashboardPort). */
+    dashboardPort?: number;
     httpPort: number;
     httpsPort: number;
     /** Loopback UDP port of HAProxy's per-request log (default DEFAULTS.trafficLogPort). */
@@ -67,12 +77,14 @@ export interface TemplateContext {
     frontend: string;
     configWeight: number;
     slots: { name: string; port: number }[];
-    ports: { haproxy: number; http: number; https: number; trafficLog: number };
+    ports: { haproxy: number; http: number; https: number; dashboard: number; trafficLog: number };
     tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
     postgresql: boolean;
     appEgress: "any" | "loopback";
+    /** The dashboard service: its Node.js binary and V8 options (the port is ports.dashboard). */
+    dashboard: { node: string; nodeOptions: string[] };
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
     /** The slot unit's sandbox (lib/app-sandbox.ts): the transient build/migrate units share it. */
@@ -109,7 +121,13 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         frontend: HAPROXY_FRONTEND,
         configWeight: CONFIG_WEIGHT,
         slots: SLOTS.map((name) => ({ name, port: ports[name] })),
-        ports: { haproxy: inputs.haproxyPort, http: inputs.httpPort, https: inputs.httpsPort, trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort },
+        ports: {
+            haproxy: inputs.haproxyPort,
+            http: inputs.httpPort,
+            https: inputs.httpsPort,
+            dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort,
+            trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
+        },
         tls: {
             mode: inputs.tlsMode,
             certFile: acme ? letsencryptFiles(layout, inputs.domain).certFile : layout.selfSignedCertFile,
@@ -126,6 +144,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         systemService: inputs.systemService ?? true,
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
+        dashboard: { node: "/usr/bin/node", nodeOptions: DASHBOARD_NODE_OPTIONS },
         runDir: `${root}/run`,
         slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
         deploySliceProperties: DEPLOY_SLICE_PROPERTIES,

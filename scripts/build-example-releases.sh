@@ -7,6 +7,12 @@
 #   v2b         v2 + overlays/v2b: stops using notes_note.author (model only; the column stays)
 #   v2c         v2b + overlays/v2c: drops notes_note.author (needs the acknowledgement)
 #   v2-failing  v2c + overlays/v2-failing: a migration whose second operation fails
+# The lock-safety and rehearsal cases, each unsafe form beside its safe one (a chain on v2):
+#   v2-lock-index[-safe]     CREATE INDEX / CREATE INDEX CONCURRENTLY (non-atomic)
+#   v2-lock-check[-safe]     CHECK validated at once / NOT VALID, then VALIDATE in a later migration
+#   v2-lock-backfill[-safe]  AddField + RunPython in one atomic migration / in two, the backfill non-atomic
+#   v2-stats                 a view the code reads with raw SQL
+#   v2-stats-rename          renames the view's column: passes the static rules, the rehearsal refuses it
 # Each archive's root is the Django project (manage.py at the top) with its static files already
 # collected into static/ (fingerprinted), and a VERSION file. Archives are reproducible: same
 # sources, same bytes.
@@ -60,4 +66,12 @@ build v2-drop v2-drop
 build v2b v2 v2b
 build v2c v2 v2b v2c
 build v2-failing v2 v2b v2c v2-failing
-(cd "$OUT_DIR" && sha256sum v1.tar.gz v2.tar.gz v3.tar.gz v2-drop.tar.gz v2b.tar.gz v2c.tar.gz v2-failing.tar.gz >SHA256SUMS)
+build v2-lock-index v2 lock-index
+build v2-lock-index-safe v2 lock-index-safe
+build v2-lock-check v2 lock-index-safe lock-check
+build v2-lock-check-safe v2 lock-index-safe lock-check-safe
+build v2-lock-backfill v2 lock-index-safe lock-check-safe lock-backfill
+build v2-lock-backfill-safe v2 lock-index-safe lock-check-safe lock-backfill-safe
+build v2-stats v2 lock-index-safe lock-check-safe lock-backfill-safe stats
+build v2-stats-rename v2 lock-index-safe lock-check-safe lock-backfill-safe stats stats-rename
+(cd "$OUT_DIR" && sha256sum ./*.tar.gz | sed 's# \./# #' >SHA256SUMS)

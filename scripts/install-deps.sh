@@ -8,6 +8,7 @@ packages=(
     systemd nix-bin shellcheck python3-yaml                   # config checkers
     debootstrap systemd-container                             # the local Debian 12 host
     postgresql python3-django gunicorn python3-psycopg2       # the example app, tested on this machine
+    chromium fonts-dejavu-core                                # the dashboard's browser tests (headless)
 )
 
 missing=()

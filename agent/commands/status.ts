@@ -1,75 +1,30 @@
 // status: what each slot runs, its weight, HAProxy's view of it, requests in flight, the live
-// release and the lock. Read-only: it never takes the lock (it reports a stale one).
+// release, the lock and a running deploy's phase (agent/status-report.ts, which the dashboard
+// serves too). Read-only: it never takes the lock (it reports a stale one).
 import { NoRequest } from "../../lib/agent-contract";
-import { SLOTS } from "../../lib/host-layout";
 import { AgentContext } from "../context";
-import { errorMessage } from "../errors";
-import { readLinkOrUndefined } from "../fs-atomic";
-import { SlotStats } from "../haproxy-runtime";
-import { describeLock, lockStatus } from "../lock";
-import { slotTarget } from "../slot-ops";
-import { isPreviousWarm, readSlotsState } from "../slots-state";
+import { describeLock } from "../lock";
+import { readStatusReport } from "../status-report";
 
 export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: boolean): Promise<void> {
-    const { layout, settings } = ctx;
-    const state = readSlotsState(layout.stateFile);
-    let stats: SlotStats = {};
-    let haproxyError: string | undefined;
-    try {
-        stats = await ctx.runtime.stats();
-    } catch (e) {
-        haproxyError = errorMessage(e);
-    }
-    const lock = lockStatus(layout.lockFile);
-    const warm = isPreviousWarm(state);
-    const slots = SLOTS.map((slot) => {
-        const info = state.slots[slot];
-        const s = stats[slot];
-        const role =
-            state.live === slot
-                ? "live"
-                : state.deploying?.slot === slot
-                  ? "deploying"
-                  : warm && state.previous?.slot === slot
-                    ? "warm"
-                    : info.running
-                      ? "running"
-                      : "stopped";
-        return {
-            slot,
-            port: settings.slots[slot],
-            version: info.version,
-            linkedRelease: slotTarget(ctx, slot) ?? null,
-            role,
-            running: info.running,
-            weight: s ? s.weight : null,
-            status: s ? s.status : null,
-            checkStatus: s ? s.checkStatus : null,
-            sessions: s ? s.scur : null,
-            totalSessions: s ? s.stot : null,
-        };
-    });
-    const liveVersion = state.live ? state.slots[state.live].version : null;
-    const report = {
-        app: settings.appName,
-        live: state.live ? { slot: state.live, version: liveVersion } : null,
-        current: readLinkOrUndefined(layout.currentLink) ?? null,
-        previous: state.previous ? { ...state.previous, warm } : null,
-        deploying: state.deploying,
-        slots,
-        lock: lock.state === "free" ? null : { state: lock.state, ...lock.info },
-        haproxyError: haproxyError ?? null,
-        updatedAt: state.updatedAt,
-    };
+    const { settings } = ctx;
+    const report = await readStatusReport(ctx, { logTailLines: 0 });
+    const { slots, lock, haproxyError } = report;
+    const liveVersion = report.live?.version ?? null;
     if (json) {
         process.stdout.write(JSON.stringify(report, null, 2) + "\n");
         return;
     }
     const out: string[] = [];
-    out.push(`${settings.appName}: live ${liveVersion ? `${liveVersion} on ${state.live}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
-    if (state.previous) out.push(`previous: ${state.previous.version} on ${state.previous.slot} (${warm ? "warm" : "cold"})`);
-    if (state.deploying)
-        out.push(`deploying: ${state.deploying.version} on ${state.deploying.slot} (pid ${state.deploying.pid}, since ${state.deploying.startedAt})`);
+    out.push(`${settings.appName}: live ${liveVersion ? `${liveVersion} on ${report.live?.slot}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
+    const { previous, deploying, deploy } = report;
+    if (previous) out.push(`previous: ${previous.version} on ${previous.slot} (${previous.warm ? "warm" : "cold"})`);
+    if (deploying) out.push(`deploying: ${deploying.version} on ${deploying.slot} (pid ${deploying.pid}, since ${deploying.startedAt})`);
+    if (deploy)
+        out.push(
+            `${deploy.command} ${deploy.version ?? ""}: ${deploy.phase}${deploy.step ? ` step ${deploy.step.index}/${deploy.step.count} (${deploy.step.percent}%)` : ""}`,
+        );
+    if (report.maintenance) out.push("maintenance: ON (every public request gets the maintenance page)");
     const rows = [["slot", "port", "version", "role", "weight", "haproxy", "check", "in-flight"]];
     for (const s of slots) {
         rows.push([
@@ -92,8 +47,8 @@ export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: bo
                 .trimEnd(),
         );
     if (haproxyError) out.push(`HAProxy: unreachable (${haproxyError})`);
-    if (lock.state === "held") out.push(`lock: held by ${describeLock(lock.info)}`);
-    else if (lock.state === "stale") out.push(`lock: STALE, holder is gone (${describeLock(lock.info)}); the next activate/rollback/retire recovers it`);
+    if (lock?.state === "held") out.push(`lock: held by ${describeLock(lock)}`);
+    else if (lock?.state === "stale") out.push(`lock: STALE, holder is gone (${describeLock(lock)}); the next activate/rollback/retire recovers it`);
     else out.push("lock: free");
     process.stdout.write(out.join("\n") + "\n");
 }

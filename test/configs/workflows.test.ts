@@ -14,7 +14,7 @@ const ACTIONLINT_SCRIPT = path.join(REPO, "scripts", "actionlint.sh");
 
 // Workflow YAML has no schema here; the tests read the fields they check.
 type Workflow = any;
-type Step = { uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; if?: string };
+type Step = { id?: string; uses?: string; run?: string; with?: Record<string, unknown>; env?: Record<string, string>; if?: string };
 
 function actionlint(args: string[], cwd = REPO): RunResult {
     return run("bash", [ACTIONLINT_SCRIPT, "-no-color", ...args], { cwd, timeout: 600_000 });
@@ -97,6 +97,20 @@ describe("GitHub Actions workflows", () => {
             assert.strictEqual(preview.length, 1);
             assert.strictEqual(preview[0].with?.command, "preview");
             assert.ok(steps.indexOf(preview[0]) > testAt, "the preview runs after the unit tests");
+        });
+
+        it("checks the pull request's migrations against the release the stack runs, comments the result, and fails on a refusal", () => {
+            const check = steps.find((s) => s.id === "migrations");
+            assert.ok(check?.run, "a migrations step");
+            assert.match(check.run, /npm run -s check-migrations -- --live "\$live" --release "\$new" --stack "\$STACK"/);
+            assert.match(check.run, /release-archive\.sh HEAD /);
+            const comment = steps.find((s) => s.run?.startsWith("gh pr comment"));
+            assert.ok(comment && steps.indexOf(comment) > steps.indexOf(check), "the result is commented after the check");
+            assert.strictEqual(comment.env?.GH_TOKEN, "${{ secrets.GITHUB_TOKEN }}");
+            const fail = steps.find((s) => s.if === "steps.migrations.outputs.refused == 'true'");
+            assert.ok(fail && steps.indexOf(fail) > steps.indexOf(comment), "a refusal fails the job after the comment");
+            const preview = stepsUsing(steps, "pulumi/actions")[0];
+            assert.ok(steps.indexOf(preview) < steps.indexOf(check), "the preview's comment comes first");
         });
     });
 

@@ -25,6 +25,8 @@ const MIGRATIONS: Partial<StackConfigInput> = {
     migrateCommand: "python3 manage.py migrate --noinput",
     migrationCheck: "django",
     dbLockTimeout: "3s",
+    // One attempt: the lock-timeout case below shows the give-up; the retry has its own test (integration).
+    dbLockRetries: 0,
     releasesToKeep: 3,
 };
 
@@ -213,6 +215,19 @@ describe("migrations during a shift: expand/contract on the local host", functio
             `      assets: ${assetReport.fetches} fetches, ${assetReport.failed.length} failed, stylesheets seen ${[...assetReport.stylesheets].join(" ")}`,
         );
         assert.match(output(result), /migration-safety gate passed: 1 pending migration/);
+        // The rehearsal: v1 in a transient unit with the slot's hardening, on a migrated copy of the schema.
+        assert.match(output(result), /rehearsal: starting v1 on 127\.0\.0\.1:\d+ against shop_rehearsal_[0-9a-f]{8}/);
+        assert.match(output(result), /migration rehearsal passed in [\d.]+s: v1 answers \/healthz 200, \/ 200(, \/healthz 200)? on v2's schema/);
+        assert.ok(
+            output(result).indexOf("migration rehearsal passed") < output(result).indexOf("migrate (attempt 1 of 1)"),
+            "the rehearsal runs before the real migration",
+        );
+        assert.strictEqual(
+            (await host.sshOk("systemctl list-units --all --no-legend 'shop-deploy-rehearsal*' | wc -l")).trim(),
+            "0",
+            "the rehearsal's unit is gone",
+        );
+        assert.strictEqual(await stack.sql("SELECT count(*) FROM pg_database WHERE datname LIKE '%rehearsal%'"), "0", "the scratch database is gone");
         assert.match(output(result), /Applying notes\.0002_note_author\.\.\. OK/);
         assert.deepStrictEqual(report.failed, [], describeLoad(report));
         assert.ok(report.byVersion.v1 > 0 && report.byVersion.v2 > 0, describeLoad(report));

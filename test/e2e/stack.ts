@@ -86,7 +86,11 @@ export class LocalStack {
         if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing; run npm run build:agent`);
         const staged = agentStagingPath(this.settings.appName);
         await this.host.upload(bundle, staged);
-        return this.step("agent install", this.host.ssh(agentInstallCommand(this.sshUser, this.layout.agentPath, staged, sha256(bundle))), true);
+        return this.step(
+            "agent install",
+            this.host.ssh(agentInstallCommand(this.sshUser, this.layout.agentPath, staged, sha256(bundle), this.layout.dashboardUnit)),
+            true,
+        );
     }
 
     /** Proxy: haproxy.cfg, the NGINX site and the maintenance page, checked and reloaded. */

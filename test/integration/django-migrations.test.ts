@@ -108,6 +108,8 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
             processControl: { kind: "command", start: "true", stop: "true" },
             migrateCommand: `${PYTHON} manage.py migrate --noinput`,
             dbLockTimeoutSeconds: 1,
+            // This file sees one attempt give up; the retry is the lock-safety test's.
+            dbLockRetries: 0,
         });
         const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
         ctx = createContext(settings, log);

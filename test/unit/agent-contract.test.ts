@@ -14,6 +14,12 @@ import {
     formatPrepareArgs,
     formatPruneArgs,
     formatReloadProxyArgs,
+    formatAbortArgs,
+    formatDashboardArgs,
+    formatMaintenanceArgs,
+    parseAbortArgs,
+    parseDashboardArgs,
+    parseMaintenanceArgs,
     formatRetireArgs,
     formatRollbackArgs,
     formatStatusArgs,
@@ -110,6 +116,13 @@ describe("agent contract: command lines", () => {
         roundTrip("status", formatStatusArgs, parseStatusArgs, {});
         roundTrip("write-env", formatWriteEnvArgs, parseWriteEnvArgs, {});
         roundTrip("reload-proxy", formatReloadProxyArgs, parseReloadProxyArgs, {});
+        roundTrip("abort", formatAbortArgs, parseAbortArgs, {});
+        for (const on of [true, false]) roundTrip("maintenance", formatMaintenanceArgs, parseMaintenanceArgs, { on });
+        for (const port of [8090, 1, 65535]) roundTrip("dashboard", formatDashboardArgs, parseDashboardArgs, { port });
+        assert.deepStrictEqual(parseDashboardArgs(tokenize(["dashboard"])), { port: DEFAULTS.dashboardPort });
+        assert.throws(() => parseMaintenanceArgs(tokenize(["maintenance"])), /exactly one of --on and --off/);
+        assert.throws(() => parseMaintenanceArgs(tokenize(["maintenance", "--on", "--off"])), /exactly one of --on and --off/);
+        assert.throws(() => parseDashboardArgs(tokenize(["dashboard", "--port", "0"])), /--port must be a TCP port/);
     });
 
     it("the agent runs exactly the contract's commands", () => {
@@ -226,6 +239,7 @@ describe("agent contract: defaults and agent.json", () => {
             drainTimeout: "drainTimeoutSeconds",
             dbLockTimeout: "dbLockTimeoutSeconds",
             releaseDownloadTimeout: "releaseDownloadTimeoutSeconds",
+            dbStatementTimeout: "dbStatementTimeoutSeconds",
             maxStepExtension: "maxStepExtensionSeconds",
         };
         const checked: string[] = [];

@@ -38,15 +38,33 @@ function problem(overrides: Partial<StackConfigInput>): string {
 }
 
 describe("migration config keys", () => {
-    it("default to no migrations, the Django gate, no acknowledgements and a 5s lock timeout", () => {
+    it("default to no migrations, the Django gate, no acknowledgements, a 5s lock timeout, 600s statement timeout, 3 lock retries, a rehearsal", () => {
         const s = parseStackConfig(BASE);
-        assert.deepStrictEqual([s.migrateCommand, s.migrationCheck, s.allowContractOperations, s.dbLockTimeout], [undefined, "django", [], 5]);
-        assert.deepStrictEqual(agentSettingsFor(s).migrations, { command: undefined, check: { kind: "django" }, lockTimeoutMs: 5000 });
+        assert.deepStrictEqual(
+            [s.migrateCommand, s.migrationCheck, s.allowContractOperations, s.dbLockTimeout, s.dbStatementTimeout, s.dbLockRetries, s.migrationRehearsal],
+            [undefined, "django", [], 5, 600, 3, true],
+        );
+        assert.deepStrictEqual(agentSettingsFor(s).migrations, {
+            command: undefined,
+            check: { kind: "django" },
+            lockTimeoutMs: 5000,
+            statementTimeoutMs: 600000,
+            lockRetries: 3,
+        });
     });
 
-    it("reach agent.json: the command, the check and the lock timeout in milliseconds", () => {
-        const s = parseStackConfig({ ...BASE, migrateCommand: DJANGO, dbLockTimeout: "750ms" });
-        assert.deepStrictEqual(agentSettingsFor(s).migrations, { command: DJANGO, check: { kind: "django" }, lockTimeoutMs: 750 });
+    it("reach agent.json: the command, the check, the timeouts in milliseconds, the retries and the rehearsal's start command", () => {
+        const s = parseStackConfig({ ...BASE, migrateCommand: DJANGO, dbLockTimeout: "750ms", dbStatementTimeout: "2m", dbLockRetries: 1 });
+        assert.deepStrictEqual(agentSettingsFor(s).migrations, {
+            command: DJANGO,
+            check: { kind: "django" },
+            lockTimeoutMs: 750,
+            statementTimeoutMs: 120000,
+            lockRetries: 1,
+            rehearsal: { startCommand: s.startCommand },
+        });
+        const off = parseStackConfig({ ...BASE, migrateCommand: DJANGO, migrationRehearsal: false });
+        assert.strictEqual(agentSettingsFor(off).migrations.rehearsal, undefined);
         const custom = parseStackConfig({ ...BASE, migrateCommand: "bin/rails db:migrate", migrationCheck: "bin/check-migrations --strict" });
         assert.deepStrictEqual(agentSettingsFor(custom).migrations?.check, { kind: "command", command: "bin/check-migrations --strict" });
         const none = parseStackConfig({ ...BASE, migrateCommand: "bin/rails db:migrate", migrationCheck: "none" });
@@ -93,6 +111,8 @@ describe("migration config keys", () => {
         ],
         ["a lock timeout that is not a duration", { dbLockTimeout: "a while" }, /slotshift:dbLockTimeout "a while" is not a duration/],
         ["a lock timeout below 100ms", { dbLockTimeout: "10ms" }, /slotshift:dbLockTimeout must be between 100ms and 1h/],
+        ["a statement timeout below 1s", { dbStatementTimeout: "200ms" }, /slotshift:dbStatementTimeout must be between 1s and 24h/],
+        ["lock retries above 10", { dbLockRetries: 50 }, /slotshift:dbLockRetries/],
     ];
     for (const [title, overrides, expect] of BAD) {
         it(`rejects ${title}, naming the key`, () => assert.match(problem(overrides), expect));

@@ -393,7 +393,7 @@ describe("deploy steps", () => {
         assert.match(
             install.create,
             new RegExp(
-                `sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js`,
+                `sha256sum -c --quiet .*install -m 0755 -o root -g root .*mv -f /srv/shop/deploy/\\.agent\\.js\\.slotshift-new /srv/shop/deploy/agent\\.js && systemctl restart shop-dashboard\\.service`,
             ),
         );
         assert.match(install.create, /^cd && sudo -n sh -c /);
@@ -409,6 +409,9 @@ describe("deploy steps", () => {
             lastDeploy: "no deploy figures (the last update did not shift traffic)",
             sshCommand: `ssh admin@${EIP_ADDRESS}`,
             agentStatusCommand: `ssh admin@${EIP_ADDRESS} sudo -n node /srv/shop/deploy/agent.js status --config /srv/shop/deploy/agent.json`,
+            // The tunnel and the token's command: the token itself is in no output.
+            dashboardCommand: `ssh -N -L 9090:127.0.0.1:8090 admin@${EIP_ADDRESS}`,
+            dashboardTokenCommand: `ssh admin@${EIP_ADDRESS} sudo -n cat /srv/shop/deploy/dashboard-token`,
         });
     });
 });

@@ -234,6 +234,8 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             lastDeploy: await outputValue(out.lastDeploy),
             sshCommand: await outputValue(out.sshCommand),
             agentStatusCommand: await outputValue(out.agentStatusCommand),
+            dashboardCommand: await outputValue(out.dashboardCommand),
+            dashboardTokenCommand: await outputValue(out.dashboardTokenCommand),
         };
         await settings.waitForRPCs();
     } catch (e) {
