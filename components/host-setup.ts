@@ -2,13 +2,16 @@
 //   debian - runs the setup script (packages, app user, layout, slot unit, agent settings, TLS).
 //   nixos  - installs a NixOS module next to configuration.nix, imports it, nixos-rebuild switch,
 //            then writes the agent's settings (kept out of the module: the /nix/store is world-readable).
+// On aws, the setup first finds the data volume by its id, formats it only when blank and mounts it
+// (templates/data-volume.sh.njk), and the SSH user's authorized_keys is kept by a step of its own,
+// so rotating the deploy key is an SSH step, not a new instance.
 // Then uploads and installs the bundled agent (again when its hash changes or the host is replaced).
 import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle } from "../lib/agent-bundle";
 import { AgentSettings } from "../lib/agent-settings";
-import { renderAgentSettings, renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
+import { renderAgentSettings, renderDataVolumeScript, renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
 import { agentStagingPath as agentStagingPathOf, hostLayout } from "../lib/host-layout";
-import { TemplateContext } from "../lib/template-context";
+import { buildDataVolumeContext, TemplateContext } from "../lib/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
 import { fileUpload, SshCommand } from "./ssh/ssh-command";
 
@@ -18,6 +21,55 @@ export interface HostSetupArgs {
     context: TemplateContext;
     agentSettings: AgentSettings;
     agent: AgentBundle;
+    /**
+     * aws: the public keys the SSH user's authorized_keys holds (the configured sshPublicKey and
+     * the one of sshPrivateKey, so a rotation in two steps never locks the deploys out).
+     */
+    authorizedKeys?: pulumi.Input<string[]>;
+}
+
+/**
+ * The public key of a private key (OpenSSH line without comment), for authorized_keys. Public:
+ * derived from the secret, it carries nothing of it. Undefined for a key ssh2 cannot read (then
+ * no connection works either, and the dial says why).
+ */
+export function publicKeyOf(privateKey: string): string | undefined {
+    const { utils } = require("ssh2") as typeof import("ssh2");
+    const parsed = utils.parseKey(privateKey);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || key instanceof Error) return undefined;
+    return `${key.type} ${key.getPublicSSH().toString("base64")}`;
+}
+
+/** The authorized keys, deduplicated by key (comments differ), in the given order. */
+export function authorizedKeysFile(keys: readonly string[]): string {
+    const seen = new Set<string>();
+    const lines: string[] = [];
+    for (const line of keys) {
+        const [type, blob] = line.trim().split(/\s+/);
+        if (!type || !blob || seen.has(`${type} ${blob}`)) continue;
+        seen.add(`${type} ${blob}`);
+        lines.push(line.trim());
+    }
+    return `# Managed by slotshift: the deploy keys (sshPublicKey, and the key of sshPrivateKey).\n${lines.join("\n")}\n`;
+}
+
+/** Root writes the SSH user's ~/.ssh/authorized_keys from stdin, atomically. */
+export function authorizedKeysCommand(sshUser: string): string {
+    const script = [
+        "set -eu",
+        `user=${shellQuote(sshUser)}`,
+        'home=$(getent passwd "$user" | cut -d: -f6)',
+        'group=$(id -gn "$user")',
+        '[ -n "$home" ] && [ ! -L "$home/.ssh" ]',
+        'install -d -m 0700 -o "$user" -g "$group" "$home/.ssh"',
+        'tmp=$(mktemp "$home/.ssh/.authorized_keys.XXXXXX")',
+        'cat >"$tmp"',
+        'chown "$user:$group" "$tmp"',
+        'chmod 0600 "$tmp"',
+        'mv -f "$tmp" "$home/.ssh/authorized_keys"',
+    ].join("; ");
+    return asRoot(sshUser, `sh -c ${shellQuote(script)}`);
 }
 
 export interface NixosPaths {
@@ -46,7 +98,7 @@ export interface PrivateFile {
  * created (tmpfiles), replacing them only when they changed. The sed edit only touches the first
  * `imports = [`; without one it stops and says so rather than guess at someone else's Nix file.
  */
-export function nixosApplyScript(appName: string, module: string, agentConfig: PrivateFile, paths: NixosPaths = {}): string {
+export function nixosApplyScript(appName: string, module: string, agentConfig: PrivateFile, paths: NixosPaths = {}, dataVolumeScript?: string): string {
     const etcDir = paths.etcDir ?? "/etc/nixos";
     const path = nixosModulePath(appName, etcDir);
     const rel = `./slotshift-${appName}.nix`;
@@ -54,6 +106,8 @@ export function nixosApplyScript(appName: string, module: string, agentConfig: P
     return [
         "set -euo pipefail",
         "umask 022",
+        // The data volume (aws) is formatted and its directories made before the switch mounts them.
+        ...(dataVolumeScript ? ["TMP_FILES=()", "trap 'rm -f -- \"${TMP_FILES[@]}\"' EXIT", dataVolumeScript] : []),
         stageFileScript(path, module, "0644"),
         `mv -f ${shellQuote(stagedPath(path))} ${shellQuote(path)}`,
         `cfg=${shellQuote(`${etcDir}/configuration.nix`)}`,
@@ -110,6 +164,8 @@ export class HostSetup extends pulumi.ComponentResource {
     readonly setup: SshCommand;
     /** Uploads the agent (SFTP), then checks its hash and installs it as root. */
     readonly agentInstall: SshCommand;
+    /** aws: keeps the SSH user's authorized_keys (key rotation without a new instance). */
+    readonly authorizedKeys?: SshCommand;
 
     constructor(name: string, args: HostSetupArgs, opts?: pulumi.ComponentResourceOptions) {
         super("slotshift:host:HostSetup", name, {}, opts);
@@ -118,15 +174,20 @@ export class HostSetup extends pulumi.ComponentResource {
         const child = { parent: this, dependsOn: opts?.dependsOn };
         const appName = context.app.name;
 
-        const stdin =
+        const render = (ctx: TemplateContext) =>
             args.osFlavour === "debian"
-                ? renderDebianSetupScript(context, agentSettings)
+                ? renderDebianSetupScript(ctx, agentSettings)
                 : nixosApplyScript(
                       appName,
-                      renderNixosModule(context),
-                      { path: context.layout.agentConfigPath, content: renderAgentSettings(agentSettings) },
-                      { dashboardTokenFile: context.layout.dashboardTokenFile },
+                      renderNixosModule(ctx),
+                      { path: ctx.layout.agentConfigPath, content: renderAgentSettings(agentSettings) },
+                      { dashboardTokenFile: ctx.layout.dashboardTokenFile },
+                      ctx.dataVolume ? renderDataVolumeScript(ctx) : undefined,
                   );
+        // With a data volume, the script names it: rendered once its id is known.
+        const stdin = host.dataVolumeId
+            ? host.dataVolumeId.apply((id) => render({ ...context, dataVolume: buildDataVolumeContext(context.layout, id, args.osFlavour) }))
+            : render(context);
         // Content changes re-run it as an update (the step is idempotent); a new host replaces it.
         this.setup = new SshCommand(
             `${name}-${args.osFlavour}`,
@@ -139,6 +200,20 @@ export class HostSetup extends pulumi.ComponentResource {
             },
             child,
         );
+
+        if (args.authorizedKeys) {
+            this.authorizedKeys = new SshCommand(
+                `${name}-authorized-keys`,
+                {
+                    connection: host.connection,
+                    create: authorizedKeysCommand(host.sshUser),
+                    stdin: pulumi.output(args.authorizedKeys).apply(authorizedKeysFile),
+                    triggers: [host.hostId],
+                    logging: "stderr",
+                },
+                { ...child, dependsOn: [this.setup] },
+            );
+        }
 
         const staged = agentStagingPath(appName);
         this.agentInstall = new SshCommand(

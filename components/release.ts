@@ -1,6 +1,7 @@
 // Release: one per version. Writes the app environment from the secret config (stdin only: never
-// in a command line, never echoed), puts a local artifact on the host, and has the agent unpack,
-// build and check the release beside the live one. No traffic moves here.
+// in a command line, never echoed), puts a local artifact on the host, and has the agent check the
+// archive's sha256, unpack, build and check the release beside the live one. An https source goes
+// on stdin too (a presigned URL is a credential). No traffic moves here.
 import * as pulumi from "@pulumi/pulumi";
 import { formatPrepareArgs, formatWriteEnvArgs } from "../lib/agent-contract";
 import { artifactPath, artifactStagingPath, HostLayout } from "../lib/host-layout";
@@ -19,6 +20,9 @@ export interface ReleaseArgs {
     source: string;
     /** Absolute local path of the archive when the source is a local file. */
     localArtifact?: string;
+    /** The archive's sha256 (releaseSha256, or computed from the local file). */
+    sha256: string;
+    download: DownloadBounds;
     /** Secret. */
     appEnv: pulumi.Input<Record<string, string>>;
 }
@@ -31,9 +35,30 @@ export function artifactUploadPath(sshUser: string, layout: HostLayout, version:
     return sshUser === "root" ? artifactPath(layout, version) : artifactStagingPath(layout, version);
 }
 
-export function prepareCommand(sshUser: string, layout: HostLayout, version: string, source: string, uploaded: boolean): string {
+/** Limits of an https download on the host. */
+export interface DownloadBounds {
+    maxMiB: number;
+    timeoutSeconds: number;
+}
+
+export interface PrepareInvocation {
+    version: string;
+    sha256: string;
+    /** true: the archive was uploaded to the host; false: the https URL comes on the command's stdin. */
+    uploaded: boolean;
+    download?: DownloadBounds;
+}
+
+export function prepareCommand(sshUser: string, layout: HostLayout, p: PrepareInvocation): string {
+    const { version, uploaded } = p;
     const target = artifactPath(layout, version);
-    const prepare = remoteAgentCommand(sshUser, layout, "prepare", formatPrepareArgs({ version, source: uploaded ? target : source }));
+    const args = formatPrepareArgs({
+        version,
+        ...(uploaded ? { source: target } : { sourceOnStdin: true }),
+        sha256: p.sha256,
+        ...(!uploaded && p.download ? { maxDownloadBytes: p.download.maxMiB * 1024 * 1024, downloadTimeoutSeconds: p.download.timeoutSeconds } : {}),
+    });
+    const prepare = remoteAgentCommand(sshUser, layout, "prepare", args);
     const staged = artifactUploadPath(sshUser, layout, version);
     if (!uploaded || staged === target) return prepare;
     // Only when the staged copy is there: a re-run after a failed prepare finds it moved already.
@@ -76,14 +101,16 @@ export class Release extends pulumi.ComponentResource {
             {
                 connection: host.connection,
                 // Before every run: a re-run after a failed build finds the archive again.
-                uploads: args.localArtifact ? [fileUpload(args.localArtifact, artifactUploadPath(host.sshUser, layout, version), "0600")] : [],
-                create: prepareCommand(host.sshUser, layout, version, args.source, uploaded),
+                uploads: args.localArtifact ? [fileUpload(args.localArtifact, artifactUploadPath(host.sshUser, layout, version), "0600", args.sha256)] : [],
+                create: prepareCommand(host.sshUser, layout, { version, sha256: args.sha256, uploaded, download: args.download }),
+                // The URL may be presigned: a credential, so it stays a secret and out of argv.
+                ...(uploaded ? {} : { stdin: pulumi.secret(args.source) }),
                 triggers: [host.hostId, version],
                 logging: "stdoutAndStderr",
             },
             // Build commands run with the app environment and could print it: keep their output
             // out of the state file in plain text (it still streams to the console).
-            { ...child, dependsOn: [this.env], additionalSecretOutputs: ["stdout", "stderr"] },
+            { ...child, dependsOn: [this.env], additionalSecretOutputs: ["stdin", "stdout", "stderr"] },
         );
         this.registerOutputs({ version });
     }

@@ -22,6 +22,8 @@ export interface HostHandle {
     address: pulumi.Output<string>;
     sshUser: string;
     sshPort: number;
+    /** aws: the data volume's id, known once it is attached (the setup mounts it). */
+    dataVolumeId?: pulumi.Output<string>;
 }
 
 /** Deploy commands need root; a non-root SSH user must have passwordless sudo (-n never prompts). */

@@ -5,11 +5,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle, bundleAgent } from "../lib/agent-bundle";
 import { AgentSettings, buildAgentSettings } from "../lib/agent-settings";
 import { effectiveSshUser } from "../lib/config-schema";
-import { renderCloudInit } from "../lib/host-files";
+import { renderCloudInit, renderNixosUserData } from "../lib/host-files";
 import { loadStackConfig, PublicSettings } from "../lib/load-config";
 import { buildTemplateContext, TemplateContext } from "../lib/template-context";
 import { Host } from "./host";
-import { HostSetup } from "./host-setup";
+import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { shellJoin } from "../lib/shell-quote";
@@ -89,7 +89,7 @@ export function agentSettingsFor(s: PublicSettings): AgentSettings {
 
 export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
     // Everything is validated before the first resource is declared.
-    const { settings: s, secrets, localArtifact } = loadStackConfig({ baseDir: opts.baseDir });
+    const { settings: s, secrets, localArtifact, releaseSha256 } = loadStackConfig({ baseDir: opts.baseDir });
     const agent = opts.agentBundle ?? bundleAgentOrFail();
     const context = templateContextFor(s);
     const layout = context.layout;
@@ -100,12 +100,18 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         {
             settings: s,
             sshPrivateKey: secrets.sshPrivateKey,
-            userData: s.hostTarget === "aws" && s.osFlavour === "debian" ? renderCloudInit(context) : undefined,
+            userData: (hostKey) => (s.osFlavour === "debian" ? renderCloudInit(context, hostKey) : renderNixosUserData(hostKey)),
         },
         // Children inherit it: the instance, its address, key pair and security group.
         { protect: s.protect },
     );
-    const setup = new HostSetup(`${s.appName}-setup`, { host, osFlavour: s.osFlavour, context, agentSettings, agent }, { dependsOn: [host] });
+    // aws: the configured public key and the private key's own, so a rotation in two steps (new
+    // public key first, then the new private key) never locks the deploys out. Public values.
+    const authorizedKeys =
+        s.hostTarget === "aws"
+            ? pulumi.unsecret(secrets.sshPrivateKey.apply((key) => [s.sshPublicKey ?? "", publicKeyOf(key) ?? ""].filter((k) => k !== "")))
+            : undefined;
+    const setup = new HostSetup(`${s.appName}-setup`, { host, osFlavour: s.osFlavour, context, agentSettings, agent, authorizedKeys }, { dependsOn: [host] });
     const proxy = new Proxy(`${s.appName}-proxy`, { host, osFlavour: s.osFlavour, context }, { dependsOn: [setup] });
     const release = new Release(
         `${s.appName}-release`,
@@ -115,6 +121,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             version: s.releaseVersion,
             source: s.releaseSource,
             localArtifact,
+            sha256: releaseSha256,
+            download: { maxMiB: s.releaseDownloadMaxMiB, timeoutSeconds: s.releaseDownloadTimeout },
             appEnv: secrets.appEnv,
         },
         { dependsOn: [proxy] },

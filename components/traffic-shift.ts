@@ -95,9 +95,12 @@ export class TrafficShift extends pulumi.ComponentResource {
                 // and follows it to its end, so `pulumi up` reports the shift's real outcome.
                 reattach: remoteAgentCommand(host.sshUser, layout, "attach", ["--worker", "{worker}", "--skip-lines", "{lines}"]),
             },
-            { parent: this, dependsOn: opts?.dependsOn },
+            // The migrations run here: their output (and a failing migration's error) may carry
+            // data or secrets, so the tails in the state are secrets (the console still streams them).
+            { parent: this, dependsOn: opts?.dependsOn, additionalSecretOutputs: ["stdout", "stderr"] },
         );
-        this.liveVersion = this.activate.stdout.apply(() => version);
+        // Only the version, which is public: known once the shift succeeded.
+        this.liveVersion = pulumi.unsecret(this.activate.stdout.apply(() => version));
         // The line holds counts and times only: nothing of the command's output that may be secret.
         this.lastDeploy = pulumi.unsecret(this.activate.stdout.apply((out) => deploySummary(out)));
         this.registerOutputs({ liveVersion: this.liveVersion, lastDeploy: this.lastDeploy });

@@ -22,6 +22,9 @@ export const DEFAULTS = {
     dbLockRetries: 3,
     migrationRehearsal: true,
     appEnv: "",
+    releaseSha256: "",
+    releaseDownloadMaxMiB: 2048,
+    releaseDownloadTimeoutSeconds: 600,
     healthPath: "/healthz",
     smokePaths: ["/"] as string[],
     shiftPlan: ["10%:30s", "50%:30s", "100%"] as string[],
@@ -39,6 +42,8 @@ export const DEFAULTS = {
     nixosRelease: "26.05",
     instanceType: "t3.small",
     rootVolumeGiB: 20,
+    dataVolumeGiB: 20,
+    allowHostReplacement: false,
     subnetId: "",
     allowedSshCidrs: [] as string[],
     allowSshFromAnywhere: false,
@@ -330,34 +335,78 @@ function formatShift(r: ShiftRequest): string[] {
 
 // prepare
 
+/** A release archive's sha256, as `sha256sum` prints it. */
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
 export interface PrepareRequest {
     version: string;
-    /** A local .tar.gz path on the host, or an https:// URL. */
-    source: string;
+    /**
+     * A local .tar.gz path on the host, or an https:// URL. Undefined with sourceOnStdin: an https
+     * URL may carry credentials (a presigned URL), so the program sends it on stdin, never in argv.
+     */
+    source?: string;
+    /** Read the source from the first line of stdin. */
+    sourceOnStdin?: boolean;
+    /** The archive's sha256 (required for an https source; computed from a local file when absent). */
+    sha256?: string;
+    /** Largest https download accepted, in bytes (default DEFAULTS.releaseDownloadMaxMiB MiB). */
+    maxDownloadBytes?: number;
+    /** How long the whole https download may take (default DEFAULTS.releaseDownloadTimeoutSeconds). */
+    downloadTimeoutSeconds?: number;
 }
 
 export const PREPARE: CommandSpec = {
     name: "prepare",
-    synopsis: "--version V --source PATH|URL",
+    synopsis: "--version V (--source PATH|URL | --source-stdin) [--sha256 HEX] [--max-download-mib N] [--download-timeout DURATION]",
     summary: "unpack, build, check, link shared dirs, merge static",
     flags: [
         { name: "version", value: "V", help: "release version" },
         { name: "source", value: "PATH|URL", help: "a .tar.gz on the host or an https:// URL" },
+        { name: "source-stdin", help: "read the source (PATH or URL) from the first line of stdin: a URL may carry credentials" },
+        { name: "sha256", value: "HEX", help: "the archive's sha256 (required for an https source); a version never changes its bytes" },
+        { name: "max-download-mib", value: "N", help: `largest https download accepted (default ${DEFAULTS.releaseDownloadMaxMiB} MiB)` },
+        { name: "download-timeout", value: "DURATION", help: `how long the https download may take (default ${DEFAULTS.releaseDownloadTimeoutSeconds}s)` },
     ],
 };
 
+const MIB = 1024 * 1024;
+
 export function formatPrepareArgs(r: PrepareRequest): string[] {
-    return ["--version", r.version, "--source", r.source];
+    if ((r.source === undefined) === !r.sourceOnStdin) throw new Error("prepare needs exactly one of source and sourceOnStdin");
+    return [
+        "--version",
+        r.version,
+        ...(r.sourceOnStdin ? ["--source-stdin"] : ["--source", r.source!]),
+        ...(r.sha256 !== undefined ? ["--sha256", r.sha256] : []),
+        ...(r.maxDownloadBytes !== undefined ? ["--max-download-mib", String(r.maxDownloadBytes / MIB)] : []),
+        ...(r.downloadTimeoutSeconds !== undefined ? ["--download-timeout", String(r.downloadTimeoutSeconds)] : []),
+    ];
 }
 
 export function parsePrepareArgs(args: RawArgs): PrepareRequest {
     checkKnownFlags(args, PREPARE);
     const { version, rest } = versionArg(args);
     const flag = rawFlag(args, "source");
-    const source = flag ?? rest[0];
-    if (!source) throw new ArgsError("missing --source PATH|URL");
-    noMore(PREPARE, flag === undefined ? rest.slice(1) : rest);
-    return { version, source };
+    const sourceOnStdin = rawSwitch(args, "source-stdin");
+    const source = flag ?? (sourceOnStdin ? undefined : rest[0]);
+    if (sourceOnStdin && source !== undefined) throw new ArgsError("--source and --source-stdin exclude each other");
+    if (!source && !sourceOnStdin) throw new ArgsError("missing --source PATH|URL (or --source-stdin)");
+    noMore(PREPARE, flag === undefined && !sourceOnStdin ? rest.slice(1) : rest);
+    const req: PrepareRequest = sourceOnStdin ? { version, sourceOnStdin: true } : { version, source };
+    const sha256 = rawFlag(args, "sha256");
+    if (sha256 !== undefined) {
+        if (!SHA256_PATTERN.test(sha256)) throw new ArgsError(`--sha256 must be 64 lowercase hex digits, not "${sha256}"`);
+        req.sha256 = sha256;
+    }
+    const mib = rawFlag(args, "max-download-mib");
+    if (mib !== undefined) {
+        const n = Number(mib);
+        if (mib.trim() === "" || !Number.isFinite(n) || n <= 0) throw new ArgsError(`--max-download-mib must be a positive number, not "${mib}"`);
+        req.maxDownloadBytes = Math.round(n * MIB);
+    }
+    const timeout = durationSeconds(args, "download-timeout");
+    if (timeout !== undefined) req.downloadTimeoutSeconds = timeout;
+    return req;
 }
 
 // activate

@@ -1,7 +1,7 @@
 // The stack configuration: one schema, checked in full before the program declares anything,
 // so a bad value fails `pulumi preview` with one message naming the key and the reason.
 import { z } from "zod";
-import { APP_NAME_PATTERN, APP_NAME_RULE, DEFAULTS, VERSION_PATTERN, VERSION_RULE } from "./agent-contract";
+import { APP_NAME_PATTERN, APP_NAME_RULE, DEFAULTS, SHA256_PATTERN, VERSION_PATTERN, VERSION_RULE } from "./agent-contract";
 import { parseEnvLines } from "./env-lines";
 import { djangoManageCommand, parseContractOperation, parseMigrationCheck } from "./migrations";
 import { parseDuration, parseShiftPlan, ShiftStep } from "./shift-plan";
@@ -61,6 +61,9 @@ export const stackConfigSchema = z
         appName: z.string().regex(APP_NAME_PATTERN, APP_NAME_RULE),
         releaseVersion: version,
         releaseSource,
+        releaseSha256: z.string().regex(SHA256_PATTERN, "must be the archive's sha256: 64 lowercase hex digits, as sha256sum prints it").optional(),
+        releaseDownloadMaxMiB: z.number().int().min(1).max(65536).default(DEFAULTS.releaseDownloadMaxMiB),
+        releaseDownloadTimeout: durationString(24 * 3600).default(DEFAULTS.releaseDownloadTimeoutSeconds),
         startCommand: z
             .string()
             .min(1)
@@ -168,6 +171,8 @@ export const stackConfigSchema = z
             .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "must be an EC2 instance type such as t3.small")
             .default(DEFAULTS.instanceType),
         rootVolumeGiB: z.number().int().min(8).max(16384).default(DEFAULTS.rootVolumeGiB),
+        dataVolumeGiB: z.number().int().min(1).max(16384).default(DEFAULTS.dataVolumeGiB),
+        allowHostReplacement: z.boolean().default(DEFAULTS.allowHostReplacement),
         subnetId: z
             .string()
             .regex(/^subnet-[0-9a-f]+$/, "must be a subnet id such as subnet-0abc123")
@@ -236,9 +241,16 @@ export const stackConfigSchema = z
         } else {
             need("hostAddress", "when hostTarget is existing");
             need("sshUser", "when hostTarget is existing (root, or a user with passwordless sudo)");
+            // The first `pulumi up` already sends the app's secrets: a key learnt on first contact
+            // would trust whatever answers then.
+            need(
+                "sshHostKey",
+                "when hostTarget is existing: the host's own key, read on the host (cat /etc/ssh/ssh_host_ed25519_key.pub) or over a network you trust (ssh-keyscan -t ed25519 <host>); every connection is refused unless the host presents it",
+            );
         }
         need("sshPrivateKey", "(the deploy commands connect over SSH)");
         if (c.tlsMode === "acme") need("acmeEmail", "when tlsMode is acme");
+        if (c.releaseSource.startsWith("https://")) need("releaseSha256", "when releaseSource is an https URL (the host checks the download against it)");
         if (c.hostTarget === "aws" && c.osFlavour === "nixos" && c.sshUser && c.sshUser !== "root") {
             ctx.addIssue({ code: "custom", path: ["sshUser"], message: "must be root (or unset) on the NixOS images" });
         }
@@ -342,6 +354,9 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     appName: "string",
     releaseVersion: "string",
     releaseSource: "string",
+    releaseSha256: "string",
+    releaseDownloadMaxMiB: "integer",
+    releaseDownloadTimeout: "string",
     startCommand: "string",
     buildCommand: "string",
     checkCommand: "string",
@@ -369,6 +384,8 @@ export const CONFIG_KEY_TYPES: { readonly [K in ConfigKey]-?: ConfigKeyType } = 
     hostTarget: "string",
     instanceType: "string",
     rootVolumeGiB: "integer",
+    dataVolumeGiB: "integer",
+    allowHostReplacement: "boolean",
     subnetId: "string",
     osFlavour: "string",
     nixosRelease: "string",

@@ -73,6 +73,12 @@ export interface HostLayout {
     migrationsDir: string;
     /** <deployDir>/static-manifests — <version>.json: the static files a release brought. */
     staticManifestsDir: string;
+    /**
+     * <deployDir>/release-digests — <version>.sha256: the bytes a version was prepared from. Kept
+     * after the release is pruned: a version never names other bytes. Root-only, outside the
+     * release tree the app can write.
+     */
+    releaseDigestsDir: string;
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
     tlsDir: string;
@@ -90,6 +96,13 @@ export interface HostLayout {
      * user acme and may only write under /var/lib/acme and /run/acme (it is also nixpkgs' default).
      */
     nixosAcmeWebroot: string;
+    /**
+     * /var/lib/slotshift/<app>-data — where the data volume (aws) is mounted. Its `shared` and
+     * `postgresql` directories are bind-mounted onto sharedDir and postgresqlDir (dataVolumeBinds).
+     */
+    dataMount: string;
+    /** /var/lib/postgresql — PostgreSQL's clusters (Debian and NixOS alike). */
+    postgresqlDir: string;
     /** <deployDir>/dashboard-token — the dashboard's login token, created at setup, 0600 root. */
     dashboardTokenFile: string;
     /** <app>-dashboard — the dashboard's systemd service, without ".service". */
@@ -149,6 +162,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         migrationsDir: `${deployDir}/migrations`,
         transientEnvDir: `${deployDir}/transient`,
         staticManifestsDir: `${deployDir}/static-manifests`,
+        releaseDigestsDir: `${deployDir}/release-digests`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
         selfSignedCertFile: `${r}/etc/ssl/${appName}/cert.pem`,
@@ -157,6 +171,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         letsencryptLiveDir: `${r}/etc/letsencrypt/live`,
         nixosAcmeDir: `${r}/var/lib/acme`,
         nixosAcmeWebroot: `${r}/var/lib/acme/acme-challenge`,
+        dataMount: `${r}/var/lib/slotshift/${appName}-data`,
+        postgresqlDir: `${r}/var/lib/postgresql`,
         dashboardTokenFile: `${deployDir}/dashboard-token`,
         dashboardUnit: `${appName}-dashboard`,
         dashboardUnitFile: `${r}/etc/systemd/system/${appName}-dashboard.service`,
@@ -249,6 +265,11 @@ export function migrationMarkerPath(layout: HostLayout, version: string): string
     return `${layout.migrationsDir}/${version}.json`;
 }
 
+/** deploy/release-digests/<version>.sha256 */
+export function releaseDigestPath(layout: HostLayout, version: string): string {
+    return `${layout.releaseDigestsDir}/${version}.sha256`;
+}
+
 /** deploy/static-manifests/<version>.json */
 export function staticManifestPath(layout: HostLayout, version: string): string {
     return `${layout.staticManifestsDir}/${version}.json`;
@@ -282,6 +303,34 @@ export function workerFilesByName(layout: HostLayout, name: string): WorkerFiles
 /** A deploy worker's log, result and identity files, from its start time, label and pid. */
 export function workerLogFiles(layout: HostLayout, stamp: string, label: string, pid: number): WorkerFiles {
     return workerFilesByName(layout, `${stamp}-${label}-${pid}`);
+}
+
+/** A directory of the data volume bind-mounted where the host expects it. */
+export interface DataBind {
+    source: string;
+    target: string;
+}
+
+/**
+ * What lives on the data volume (aws), so a replaced instance finds it again: the app's shared
+ * directory (env file, media, merged static files) and PostgreSQL's data.
+ */
+export function dataVolumeBinds(layout: HostLayout): DataBind[] {
+    return [
+        { source: `${layout.dataMount}/shared`, target: layout.sharedDir },
+        { source: `${layout.dataMount}/postgresql`, target: layout.postgresqlDir },
+    ];
+}
+
+/** The device attached as /dev/sdX, on the instance: `sd` of the attachment's device name. */
+export const DATA_VOLUME_DEVICE_NAME = "/dev/sdf";
+
+/**
+ * Where a volume shows up on the instance, by its id: Nitro instances name NVMe devices after the
+ * volume id (the serial, without the dash); Xen instances only by the attachment's device name.
+ */
+export function ebsDevicePaths(volumeId: string, deviceName = DATA_VOLUME_DEVICE_NAME): string[] {
+    return [`/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace("-", "")}`, deviceName.replace(/^\/dev\/sd/, "/dev/xvd")];
 }
 
 /** certbot's certificate and key for a domain (Debian, tlsMode acme). */

@@ -1,6 +1,7 @@
 // Reads the stack config through the Pulumi runtime and validates all of it at once, before the
 // program declares any resource. Secret values are read as plain text only long enough to be
 // validated, then handed on as Pulumi secrets.
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
@@ -21,6 +22,8 @@ export interface LoadedConfig {
     secrets: StackSecrets;
     /** Absolute path of the release archive when releaseSource is a local file. */
     localArtifact?: string;
+    /** The archive's sha256: releaseSha256, or the local file's own (checked against releaseSha256 when both exist). */
+    releaseSha256: string;
 }
 
 export interface LoadOptions {
@@ -94,11 +97,21 @@ export function loadStackConfig(opts: LoadOptions = {}): LoadedConfig {
 function validate(raw: Record<string, unknown>, namespace: string, baseDir: string): LoadedConfig {
     const parsed = parseStackConfig(raw, namespace);
     let localArtifact: string | undefined;
+    // The schema requires it for an https source.
+    let releaseSha256 = parsed.releaseSha256 ?? "";
     if (!parsed.releaseSource.startsWith("https://")) {
         localArtifact = path.resolve(baseDir, parsed.releaseSource);
         if (!isFile(localArtifact)) {
             throw new StackConfigError([{ key: "releaseSource", reason: `must name an existing archive file (${localArtifact} not found)` }], namespace);
         }
+        const actual = crypto.createHash("sha256").update(fs.readFileSync(localArtifact)).digest("hex");
+        if (parsed.releaseSha256 && parsed.releaseSha256 !== actual) {
+            throw new StackConfigError(
+                [{ key: "releaseSha256", reason: `does not match the archive ${localArtifact} (its sha256 is ${actual}); rebuild it or fix the value` }],
+                namespace,
+            );
+        }
+        releaseSha256 = actual;
     }
     const { sshPrivateKey, appEnv, ...settings } = parsed;
     return {
@@ -109,6 +122,7 @@ function validate(raw: Record<string, unknown>, namespace: string, baseDir: stri
             appEnv: pulumi.secret(appEnv),
         },
         localArtifact,
+        releaseSha256,
     };
 }
 

@@ -3,7 +3,7 @@
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
 import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
-import { HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
+import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 /**
  * V8 options of the dashboard process: a small old space and young generation, and no JIT at all
@@ -50,6 +50,20 @@ export interface TemplateInputs {
     appEgress?: "any" | "loopback";
     /** The host's OS (default debian): NixOS's ACME client answers challenges from its own webroot. */
     osFlavour?: "debian" | "nixos";
+    /** The EBS volume holding the host's data (aws), by id. */
+    dataVolumeId?: string;
+}
+
+export interface DataVolumeContext {
+    id: string;
+    /** Where the volume may show up, by its id (see ebsDevicePaths). */
+    devices: string[];
+    mount: string;
+    /** ext4 label: at most 16 characters. */
+    label: string;
+    binds: DataBind[];
+    /** Debian: the setup script writes fstab; NixOS declares the mounts in its module. */
+    fstab: boolean;
 }
 
 export interface TemplateContext {
@@ -77,6 +91,18 @@ export interface TemplateContext {
     slotSandbox: SandboxDirective[];
     /** The deploy slice's CPU and IO weights. */
     deploySliceProperties: readonly SandboxDirective[];
+    dataVolume?: DataVolumeContext;
+}
+
+export function buildDataVolumeContext(layout: HostLayout, volumeId: string, osFlavour: "debian" | "nixos"): DataVolumeContext {
+    return {
+        id: volumeId,
+        devices: ebsDevicePaths(volumeId),
+        mount: layout.dataMount,
+        label: "slotshift-data",
+        binds: dataVolumeBinds(layout),
+        fstab: osFlavour === "debian",
+    };
 }
 
 export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
@@ -122,5 +148,6 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         runDir: `${root}/run`,
         slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
         deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
+        ...(inputs.dataVolumeId ? { dataVolume: buildDataVolumeContext(layout, inputs.dataVolumeId, inputs.osFlavour ?? "debian") } : {}),
     };
 }

@@ -1,4 +1,5 @@
-// prepare VERSION --source PATH|URL: check every archive member, unpack into releases/VERSION
+// prepare VERSION --source PATH|URL [--sha256 HEX]: check the archive is the one the version stands
+// for (release-integrity.ts), check every archive member, unpack into releases/VERSION
 // (root-owned, read-only to the app), link shared dirs, run the build and check commands as the app
 // user in transient units (writing only builds/VERSION), check and seal what the build left, merge
 // static files. Work happens in a temp dir renamed into place at the end, so a failed or
@@ -15,11 +16,22 @@ import { isProcessAlive } from "../lock";
 import { seconds } from "../log";
 import { checkTree, extractChecked, sealTree } from "../release-archive";
 import { isPrepared, linkShared, mergeStatic, ReleaseMarker, staticSources, writeReleaseMarker } from "../releases";
+import {
+    DownloadLimits,
+    downloadLimits,
+    expectedDigest,
+    recordDigest,
+    refuseChangedVersion,
+    resolveSource,
+    sha256OfFile,
+    verifyArchive,
+} from "../release-integrity";
 import { describeExit } from "../run-command";
 import { runAppProcess } from "../transient-unit";
 
 export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Promise<void> {
-    const { version, source } = req;
+    const { version } = req;
+    const source = await resolveSource(req);
     const t0 = Date.now();
     const { layout, log, settings } = ctx;
     const owner = appOwner(ctx);
@@ -31,9 +43,12 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
         if (owner) fs.chownSync(layout.mediaDir, owner.uid, owner.gid);
     }
     const releaseDir = releaseDirOf(layout, version);
+    const sha256 = await expectedDigest(req, source);
+    refuseChangedVersion(ctx, version, sha256);
     const build = buildDir(layout, version);
 
     if (isPrepared(ctx, version)) {
+        recordDigest(ctx, version, sha256);
         log.info(`release ${version} is already prepared; refreshing shared links and static files`);
         linkShared(ctx, releaseDir, owner?.gid);
         mergeStatic(ctx, version, releaseDir);
@@ -45,7 +60,8 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
     }
     removeLeftoverTemps(ctx, version);
 
-    const archive = await fetchArtifact(ctx, version, source);
+    const archive = await fetchArtifact(ctx, version, source, sha256, downloadLimits(req));
+    await verifyArchive(archive, sha256, `the archive of ${version}`);
     const tmp = prepareTempDir(layout, version, process.pid);
     // Root-only while root unpacks and checks it; the app's group may read it once it is sealed.
     fs.mkdirSync(tmp, { mode: 0o700 });
@@ -88,6 +104,7 @@ export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Pr
         const marker: ReleaseMarker = { version, preparedAt: new Date().toISOString(), source: /^https:/.test(source) ? redactUrl(source) : source };
         writeReleaseMarker(tmp, marker);
         fs.renameSync(tmp, releaseDir);
+        recordDigest(ctx, version, sha256);
     } catch (e) {
         fs.rmSync(tmp, { recursive: true, force: true });
         fs.rmSync(build, { recursive: true, force: true });
@@ -116,15 +133,15 @@ function removeLeftoverTemps(ctx: AgentContext, version: string): void {
     }
 }
 
-async function fetchArtifact(ctx: AgentContext, version: string, source: string): Promise<string> {
+async function fetchArtifact(ctx: AgentContext, version: string, source: string, sha256: string, limits: DownloadLimits): Promise<string> {
     if (/^https:\/\//.test(source)) {
         const dest = artifactPath(ctx.layout, version);
-        if (fs.existsSync(dest)) {
+        if (fs.existsSync(dest) && (await sha256OfFile(dest)) === sha256) {
             ctx.log.info(`artifact ${path.basename(dest)} already downloaded`);
             return dest;
         }
         ctx.log.info(`downloading ${redactUrl(source)}`);
-        await download(source, dest, ctx.log);
+        await download(source, dest, ctx.log, limits);
         return dest;
     }
     if (/^[a-z]+:\/\//i.test(source)) throw new UsageError(`--source must be a local .tar.gz path or an https:// URL`);

@@ -45,9 +45,15 @@ export function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Cli
         });
         client.on("error", (err: Error) => fail(hostKeyCheck?.mismatch() ?? new TransientDialError(err.message)));
         client.on("close", () => fail(new TransientDialError("the connection closed during the handshake")));
-        if (conn.hostKey && !pinned) {
+        if (!pinned) {
             // check() refuses this before anything runs; never fall back to an unchecked connection.
-            fail(new ConnectionSettingsError(`connection.hostKey is not a public key line: ${conn.hostKey.slice(0, 40)}`));
+            fail(
+                new ConnectionSettingsError(
+                    conn.hostKey
+                        ? `connection.hostKey is not a public key line: ${conn.hostKey.slice(0, 40)}`
+                        : "connection.hostKey is required: no connection goes unchecked",
+                ),
+            );
             return;
         }
         try {

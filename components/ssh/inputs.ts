@@ -111,7 +111,10 @@ export function checkInputs(news: Record<string, any>): pulumi.dynamic.CheckFail
             for (const k of ["host", "user", "privateKey"]) if (known(c[k]) && !isText(c[k])) fail(`connection.${k}`, "must be a non-empty string");
             for (const k of ["host", "user", "privateKey"]) if (c[k] === undefined || c[k] === null) fail(`connection.${k}`, "is required");
             if (known(c.port) && !(Number.isInteger(c.port) && c.port >= 1 && c.port <= 65535)) fail("connection.port", "must be a port number (1-65535)");
-            if (known(c.hostKey) && c.hostKey !== "" && !(typeof c.hostKey === "string" && parseHostKey(c.hostKey))) {
+            // Never an unchecked connection: the first one already carries secrets.
+            if (c.hostKey === undefined || c.hostKey === null || c.hostKey === "")
+                fail("connection.hostKey", "is required: the host key every connection pins");
+            else if (known(c.hostKey) && !(typeof c.hostKey === "string" && parseHostKey(c.hostKey))) {
                 fail("connection.hostKey", 'must be a public key line such as "ssh-ed25519 AAAA..."');
             }
             if (known(c.dialErrorLimit) && !(Number.isInteger(c.dialErrorLimit) && (c.dialErrorLimit >= 1 || c.dialErrorLimit === -1))) {

@@ -10,10 +10,10 @@ export interface SshConnection {
     /** PEM or OpenSSH private key (unencrypted). Secret: the whole connection is kept secret. */
     privateKey: string;
     /**
-     * Expected host key, as in a known_hosts or .pub line: "ssh-ed25519 AAAA...". When set, only a
-     * server presenting exactly this key is accepted; without it the host key is not checked.
+     * Expected host key, as in a known_hosts or .pub line: "ssh-ed25519 AAAA...". Required: only a
+     * server presenting exactly this key is accepted (the provider refuses a connection without one).
      */
-    hostKey?: string;
+    hostKey: string;
     /**
      * Connection attempts before giving up (default 10; -1 for no limit). A machine that was just
      * created refuses or times out until it has booted, so it needs more (see Host).

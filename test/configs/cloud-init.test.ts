@@ -1,5 +1,6 @@
 // cloud-init user data: valid YAML that cloud-init recognises, keys only SSH, no injectable values.
 import * as assert from "assert";
+import { utils } from "ssh2";
 import { parseDocument } from "yaml";
 import { renderCloudInit } from "../../lib/host-files";
 import { TemplateInputs } from "../../lib/template-context";
@@ -85,6 +86,15 @@ describe("cloud-init user data", () => {
         const marker = cfg.write_files.find((w) => w.path === "/var/lib/slotshift/provisioned");
         assert.strictEqual(marker?.content, `app=${BASE_INPUTS.appName}\ndomain=${hostile.domain}\n`);
         assert.strictEqual(cfg.runcmd?.length, 1);
+    });
+
+    it("installs the program's SSH host key, with the image's own keys deleted and none generated", () => {
+        const pair = utils.generateKeyPairSync("ed25519", { comment: "shop-prod" });
+        const cfg = load(renderCloudInit(contextFor({}), { publicKey: pair.public, privateKey: pair.private })) as CloudConfig & Record<string, unknown>;
+        assert.deepStrictEqual(cfg.ssh_keys, { ed25519_private: pair.private, ed25519_public: pair.public });
+        assert.strictEqual(cfg.ssh_deletekeys, true);
+        assert.deepStrictEqual(cfg.ssh_genkeytypes, []);
+        assert.ok(!("ssh_keys" in load(renderCloudInit(contextFor({})))));
     });
 
     it("omits the key entries when no key is configured (the EC2 key pair still applies)", () => {

@@ -200,6 +200,29 @@ describe("NixOS module", () => {
         assert.strictEqual(execStart, unitDirectives(renderSlotUnit(contextFor({ domain, startCommand }))).find(([k]) => k === "ExecStart")![1]);
     });
 
+    it("mounts the data volume (aws) by its id, and binds its directories where the host expects them", () => {
+        const ctx = contextFor({ postgresql: true, osFlavour: "nixos", dataVolumeId: "vol-0123456789abcdef0" });
+        const m = evaluate(renderNixosModule(ctx)) as Evaluated & {
+            fileSystems: Record<string, { device: string; fsType: string; options: string[]; depends?: string[] }>;
+        };
+        assert.deepStrictEqual(m.fileSystems[ctx.layout.dataMount], {
+            device: "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0",
+            fsType: "ext4",
+            options: ["nofail", "x-systemd.device-timeout=30s"],
+        });
+        for (const [target, source] of [
+            [ctx.layout.sharedDir, `${ctx.layout.dataMount}/shared`],
+            ["/var/lib/postgresql", `${ctx.layout.dataMount}/postgresql`],
+        ]) {
+            assert.deepStrictEqual(
+                m.fileSystems[target],
+                { device: source, fsType: "none", options: ["bind", "nofail"], depends: [ctx.layout.dataMount] },
+                target,
+            );
+        }
+        assert.strictEqual((evaluate(render({})) as Evaluated & { fileSystems?: unknown }).fileSystems, undefined, "no volume, no mounts");
+    });
+
     it("fails evaluation-time checks for ACME without an e-mail", () => {
         const m = evaluate(render({ tlsMode: "acme", acmeEmail: undefined }));
         assert.ok(

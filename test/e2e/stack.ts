@@ -24,7 +24,7 @@ export const RELEASES_DIR = path.join(REPO, ".local", "releases");
 
 /**
  * Pulumi.local.yaml as validated settings, with overrides (e.g. another releaseVersion). The SSH
- * key is a placeholder: these settings never open a connection, LocalHost does.
+ * key and host key are placeholders: these settings never open a connection, LocalHost does.
  */
 export function localStackSettings(overrides: Partial<StackConfigInput> = {}): StackSettings {
     const doc = parseYaml(fs.readFileSync(STACK_FILE, "utf8")) as { config: Record<string, unknown> };
@@ -33,6 +33,8 @@ export function localStackSettings(overrides: Partial<StackConfigInput> = {}): S
         if (key.startsWith("slotshift:")) raw[key.slice("slotshift:".length)] = value;
     }
     raw.sshPrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----\n";
+    // The same for the host key (run-local sets the host's own).
+    raw.sshHostKey ??= "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp placeholder";
     return parseStackConfig({ ...raw, ...overrides });
 }
 
@@ -107,7 +109,17 @@ export class LocalStack {
         const target = artifactPath(this.layout, version);
         await this.host.sshOk(`install -d -m 0700 ${path.posix.dirname(target)}`);
         await this.host.upload(archive, target);
-        return this.step(`prepare ${version}`, this.host.ssh(prepareCommand(this.sshUser, this.layout, version, target, true)), mustSucceed);
+        return this.step(
+            `prepare ${version}`,
+            this.host.ssh(
+                prepareCommand(this.sshUser, this.layout, {
+                    version,
+                    sha256: crypto.createHash("sha256").update(fs.readFileSync(archive)).digest("hex"),
+                    uploaded: true,
+                }),
+            ),
+            mustSucceed,
+        );
     }
 
     /** TrafficShift create: the gated shift to `version` with the stack's plan and gates. */

@@ -267,6 +267,45 @@ describe("SshCommand against a real sshd", function () {
             assert.ok(Date.now() - started < 5000, "no retries");
         });
 
+        it("refuses another sshd with another key on the same address (a machine in the middle), and sends it nothing", async function () {
+            this.timeout(60_000);
+            const port = fx.sshd.port;
+            const otherKey = path.join(fx.tmp, "impostor_key");
+            keygen(otherKey);
+            // The impostor accepts our client key too: only the host key can tell them apart.
+            const impostor = new TestSshd(fs.mkdtempSync(path.join(fx.tmp, "impostor-")), otherKey, fx.sshd.authorizedKeys);
+            const marker = path.join(fx.hostDir, "ran-on-impostor");
+            await fx.sshd.stop();
+            try {
+                await impostor.start(port);
+                await assert.rejects(
+                    runStep("create", props(), `touch ${marker}`, { uploads: true, stdin: "SECRET=for-the-real-host\n", log: collectingLog() }),
+                    (e: Error) => {
+                        assert.match(e.message, new RegExp(`cannot connect to .*:${port} \\(1 attempt in \\d+ s\\): host key mismatch`));
+                        return true;
+                    },
+                );
+                assert.ok(!fs.existsSync(marker), "the command ran on the impostor");
+                // It never got as far as authentication: nothing was offered to it.
+                assert.doesNotMatch(impostor.log(), /Accepted publickey|Postponed publickey/);
+            } finally {
+                await impostor.stop();
+                await fx.sshd.start(port);
+            }
+            const r = await runStep("create", props(), "echo real host", { uploads: false, log: collectingLog() });
+            assert.strictEqual(r.stdout, "real host\n");
+        });
+
+        it("refuses to connect without a pinned host key, running nothing", async () => {
+            const marker = path.join(fx.hostDir, "ran-unpinned");
+            const { hostKey: _, ...unpinned } = fx.connection;
+            await assert.rejects(
+                runStep("create", props({ connection: unpinned as SshConnection }), `touch ${marker}`, { uploads: false, log: collectingLog() }),
+                /connection\.hostKey is required: no connection goes unchecked/,
+            );
+            assert.ok(!fs.existsSync(marker));
+        });
+
         it("keeps dialing while the host boots, then runs", async function () {
             this.timeout(60_000);
             const late = new TestSshd(fx.tmp, fx.sshd.hostKeyFile, fx.sshd.authorizedKeys);

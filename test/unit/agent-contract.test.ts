@@ -65,6 +65,8 @@ describe("agent contract: command lines", () => {
         const cases: PrepareRequest[] = [
             { version: "v2", source: "/srv/shop/deploy/artifacts/v2.tar.gz" },
             { version: "2026.11.20-1+build.7", source: "https://example.com/r/v2.tar.gz?X-Amz-Signature=abc&x=1" },
+            { version: "v3", source: "/tmp/v3.tar.gz", sha256: "ab".repeat(32) },
+            { version: "v4", sourceOnStdin: true, sha256: "0f".repeat(32), maxDownloadBytes: 512 * 1024 * 1024, downloadTimeoutSeconds: 90 },
         ];
         for (const r of cases) roundTrip("prepare", formatPrepareArgs, parsePrepareArgs, r);
     });
@@ -133,6 +135,9 @@ describe("agent contract: command lines", () => {
     it("takes the version as a plain argument too, and rejects what is left over", () => {
         assert.deepStrictEqual(parsePrepareArgs(tokenize(["prepare", "v2", "/tmp/v2.tar.gz"])), { version: "v2", source: "/tmp/v2.tar.gz" });
         assert.deepStrictEqual(parseRetireArgs(tokenize(["retire", "v2"])), { version: "v2" });
+        assert.throws(() => parsePrepareArgs(tokenize(["prepare", "v2", "--source", "/a.tar.gz", "--source-stdin"])), /exclude each other/);
+        assert.throws(() => parsePrepareArgs(tokenize(["prepare", "v2", "--source-stdin", "--sha256", "ABC"])), /--sha256 must be 64 lowercase hex digits/);
+        assert.throws(() => parsePrepareArgs(tokenize(["prepare", "v2"])), /missing --source/);
         assert.throws(() => parseActivateArgs(tokenize(["activate", "--version", "v2", "extra"])), /unexpected argument "extra" for activate/);
     });
 
@@ -192,6 +197,7 @@ describe("agent contract: defaults and agent.json", () => {
             hostTarget: "existing",
             hostAddress: "203.0.113.7",
             sshUser: "admin",
+            sshHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp",
             sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----",
         });
         assert.deepStrictEqual(s.shiftPlan, parseShiftPlan(DEFAULTS.shiftPlan));
@@ -232,6 +238,7 @@ describe("agent contract: defaults and agent.json", () => {
             healthTimeout: "healthTimeoutSeconds",
             drainTimeout: "drainTimeoutSeconds",
             dbLockTimeout: "dbLockTimeoutSeconds",
+            releaseDownloadTimeout: "releaseDownloadTimeoutSeconds",
             dbStatementTimeout: "dbStatementTimeoutSeconds",
             maxStepExtension: "maxStepExtensionSeconds",
         };

@@ -95,7 +95,17 @@ describe("command lines", () => {
         assert.strictEqual(artifactUploadPath("root", layout, "1.0"), "/srv/shop/deploy/artifacts/1.0.tar.gz");
         assert.strictEqual(artifactUploadPath("admin", layout, "1.0"), ".slotshift-shop-1.0.tar.gz");
         assert.strictEqual(agentStagingPath("shop"), ".slotshift-shop-agent.js");
-        assert.match(prepareCommand("admin", layout, "1.0", "https://x/y.tar.gz", false), /^sudo -n node .* prepare .* --source https:\/\/x\/y\.tar\.gz$/);
+        const sha256 = "0".repeat(64);
+        const https = prepareCommand("admin", layout, { version: "1.0", sha256, uploaded: false, download: { maxMiB: 100, timeoutSeconds: 60 } });
+        // The URL (perhaps presigned) is not on the command line: it comes on stdin.
+        assert.match(
+            https,
+            new RegExp(
+                `^sudo -n node .* prepare --config \\S+ --version 1\\.0 --source-stdin --sha256 ${sha256} --max-download-mib 100 --download-timeout 60$`,
+            ),
+        );
+        const uploaded = prepareCommand("root", layout, { version: "1.0", sha256, uploaded: true });
+        assert.match(uploaded, new RegExp(`prepare --config \\S+ --version 1\\.0 --source /srv/shop/deploy/artifacts/1\\.0\\.tar\\.gz --sha256 ${sha256}$`));
     });
 });
 

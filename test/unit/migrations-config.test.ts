@@ -15,11 +15,13 @@ const BASE: StackConfigInput = {
     appName: "shop",
     releaseVersion: "2.0.0",
     releaseSource: "https://example.com/shop.tar.gz",
+    releaseSha256: "ab".repeat(32),
     startCommand: "gunicorn --bind 127.0.0.1:$PORT app.wsgi",
     domain: "shop.example.com",
     hostTarget: "existing",
     hostAddress: "192.0.2.1",
     sshUser: "root",
+    sshHostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp",
     sshPrivateKey: TEST_PRIVATE_KEY,
 };
 const DJANGO = "python3 manage.py migrate --noinput";

@@ -14,10 +14,17 @@ import { runProgram } from "./helpers/mock-program";
 import { cliConfig } from "./helpers/stack-config";
 
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp";
 
 function inputs(extra: Partial<SshCommandInputs> = {}): SshCommandInputs {
     return {
-        connection: { host: "192.0.2.10", port: 22, user: "deploy", privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n" },
+        connection: {
+            host: "192.0.2.10",
+            port: 22,
+            user: "deploy",
+            privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
+            hostKey: HOST_KEY,
+        },
         create: "node agent.js activate --version 1",
         triggers: ["deploy@192.0.2.10:22", "1"],
         logging: "stdoutAndStderr",
@@ -121,6 +128,15 @@ describe("ssh command: check", () => {
             checkInputs({ create: "true" }).map((f) => f.property),
             ["connection"],
         );
+    });
+
+    it("refuses a connection without a host key: none goes unchecked", () => {
+        const { hostKey: _, ...unpinned } = inputs().connection;
+        for (const connection of [unpinned, { ...unpinned, hostKey: "" }]) {
+            assert.deepStrictEqual(checkInputs({ ...inputs(), connection }), [
+                { property: "connection.hostKey", reason: "is required: the host key every connection pins" },
+            ]);
+        }
     });
 });
 

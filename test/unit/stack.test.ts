@@ -5,16 +5,31 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { EIP_ADDRESS, fakeAgentBundle, INSTANCE_ID, isSecret, plainParts, ProgramRun, RecordedResource, reveal, runProgram } from "./helpers/mock-program";
+import { parse as parseYaml } from "yaml";
+import {
+    EIP_ADDRESS,
+    fakeAgentBundle,
+    INSTANCE_ID,
+    isSecret,
+    mockHostKey,
+    plainParts,
+    ProgramRun,
+    RecordedResource,
+    reveal,
+    runProgram,
+} from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 import { renderDebianSetupScript } from "../../lib/host-files";
+import { hostLayout } from "../../lib/host-layout";
+import { buildDataVolumeContext } from "../../lib/template-context";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
+import { hostReplacementGuardProvider } from "../../components/host-replacement-guard";
 import { diffInputs } from "../../components/ssh/provider";
 import { sha256Hex, SSH_COMMAND_TYPE } from "../../components/ssh/ssh-command";
 import { parseStackConfig } from "../../lib/config-schema";
 
-const HOST_TYPES = /^(aws:|slotshift:host:Host$)/;
-const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:/;
+const HOST_TYPES = /^(aws:|slotshift:host:Host$|pulumi-nodejs:dynamic\/ssh:HostKey$|pulumi-nodejs:dynamic\/host:ReplacementGuard$)/;
+const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:Command$/;
 
 /** What the provider decides for a resource whose inputs went from `before` to `after` (secrets opened, as the provider sees them). */
 function providerDiff(before: RecordedResource, after: RecordedResource) {
@@ -94,7 +109,7 @@ for (const stack of ["prod", "staging"]) {
             assert.strictEqual(amiCall.inputs.mostRecent, true);
             assert.deepStrictEqual(amiCall.inputs.filters.find((f: any) => f.name === "name").values, ["debian-12-amd64-*"]);
             assert.strictEqual(r.byName("shop-host-debian").inputs.ami, "ami-debian");
-            assert.match(r.byName("shop-host-debian").inputs.userData, /^#cloud-config/);
+            assert.match(reveal(r.byName("shop-host-debian").inputs.userData), /^#cloud-config/);
         });
 
         it("installs the configured public key as the key pair", () => {
@@ -114,6 +129,23 @@ for (const stack of ["prod", "staging"]) {
             assert.strictEqual(reveal(r.byName("shop-shift-activate").inputs.connection).host, EIP_ADDRESS);
         });
 
+        it("generates the instance's SSH host key, hands it over in the user data (a secret), and pins it on every step", () => {
+            const key = r.ofType("pulumi-nodejs:dynamic/ssh:HostKey");
+            assert.strictEqual(key.length, 1);
+            assert.ok(key[0].additionalSecretOutputs.includes("privateKey"), "the private key is encrypted in the state");
+            const { publicKey, privateKey } = mockHostKey();
+            for (const x of r.ofType(SSH_COMMAND_TYPE)) assert.strictEqual(reveal(x.inputs.connection).hostKey, publicKey, `${x.name} pins the host key`);
+            const userData = r.byName("shop-host-debian").inputs.userData;
+            assert.ok(isSecret(userData), "the user data carries the private host key: a secret");
+            const cloudInit = parseYaml(reveal(userData));
+            assert.deepStrictEqual(cloudInit.ssh_keys, { ed25519_private: privateKey, ed25519_public: publicKey });
+            assert.deepStrictEqual([cloudInit.ssh_deletekeys, cloudInit.ssh_genkeytypes], [true, []]);
+            for (const x of r.resources) {
+                const plain = JSON.stringify(plainParts(x.inputs));
+                assert.ok(!plain.includes(privateKey.split("\n")[2]), `${x.name} holds the private host key in plain text`);
+            }
+        });
+
         it("connects as the Debian image's user, with sudo", () => {
             const conn = reveal(r.byName("shop-setup-debian").inputs.connection);
             assert.deepStrictEqual([conn.user, conn.port], ["admin", 22]);
@@ -125,6 +157,7 @@ for (const stack of ["prod", "staging"]) {
             const steps = [
                 "shop-setup-debian",
                 "shop-setup-agent-install",
+                "shop-setup-authorized-keys",
                 "shop-proxy-apply",
                 "shop-release-env",
                 "shop-release-prepare",
@@ -159,7 +192,7 @@ describe("protect", () => {
     it("protects every host resource in prod", async () => {
         const r = await run("prod");
         const host = r.resources.filter((x) => HOST_TYPES.test(x.type));
-        assert.strictEqual(host.filter((x) => x.custom).length, 5);
+        assert.strictEqual(host.filter((x) => x.custom).length, 9);
         for (const x of host) assert.strictEqual(x.protect, true, `${x.type} ${x.name}`);
     });
 
@@ -217,6 +250,10 @@ describe("secrets", () => {
         // Build commands run with that environment: their output is kept secret in state too.
         const prepare = (await run("prod")).byName("shop-release-prepare");
         for (const out of ["stdout", "stderr"]) assert.ok(prepare.additionalSecretOutputs.includes(out), out);
+        // So does the shift's, which carries the migrations' output; the live version stays public.
+        const shift = (await run("prod")).byName("shop-shift-activate");
+        for (const out of ["stdout", "stderr"]) assert.ok(shift.additionalSecretOutputs.includes(out), `shift ${out}`);
+        assert.strictEqual((await run("prod")).outputs.liveVersion, stackValue("prod", "releaseVersion"));
     });
 });
 
@@ -267,13 +304,20 @@ describe("deploy steps", () => {
         assert.match(r.byName("shop-shift-activate").inputs.create, / --no-keep-warm$/);
     });
 
-    it("lets the agent download an https source", async () => {
+    it("lets the agent download an https source: the URL on stdin (secret), the sha256 and the limits on the command line", async () => {
         const r = await run("prod");
         assert.deepStrictEqual(uploaders(r), ["shop-setup-agent-install"], "only the agent is uploaded");
+        const prepare = r.byName("shop-release-prepare");
         assert.strictEqual(
-            r.byName("shop-release-prepare").inputs.create,
-            "sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source https://artifacts.example.com/shop/shop-2026.11.20-1.tar.gz",
+            prepare.inputs.create,
+            `sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source-stdin --sha256 ${stackValue("prod", "releaseSha256")} --max-download-mib 2048 --download-timeout 600`,
         );
+        const url = stackValue("prod", "releaseSource");
+        assert.ok(isSecret(prepare.inputs.stdin), "stdin is a secret");
+        assert.strictEqual(reveal(prepare.inputs.stdin), url);
+        // A presigned URL is a credential: nowhere in plain text, and a secret output too.
+        assert.ok(!JSON.stringify(plainParts(prepare.inputs)).includes("artifacts.example.com"));
+        assert.ok(prepare.additionalSecretOutputs.includes("stdin"));
         assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, [INSTANCE_ID, "2026.11.20-1"]);
     });
 
@@ -287,13 +331,19 @@ describe("deploy steps", () => {
         assert.match(artifact.localPath, /^\/.*\/build\/shop-1\.4\.0\.tar\.gz$/);
         assert.strictEqual(artifact.mode, "0600");
         assert.strictEqual(artifact.sha256, sha256Hex("archive 1.4.0"), "the archive's content hash: a rebuilt archive is a diff");
-        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, ["deploy@192.0.2.10:22", "1.4.0"]);
+        assert.deepStrictEqual(r.byName("shop-release-prepare").inputs.triggers, [r.byName("shop-release-env").inputs.triggers[0], "1.4.0"]);
+        assert.match(r.byName("shop-release-prepare").inputs.triggers[0], /^deploy@192\.0\.2\.10:22 SHA256:/);
         const prepare = r.byName("shop-release-prepare").inputs.create as string;
         assert.match(
             prepare,
             /^cd && if \[ -f \.slotshift-shop-1\.4\.0\.tar\.gz \]; then sudo -n sh -c 'install -m 0600 -o root -g root \.slotshift-shop-1\.4\.0\.tar\.gz \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz && rm -f /,
         );
-        assert.match(prepare, /prepare --config \/srv\/shop\/deploy\/agent\.json --version 1\.4\.0 --source \/srv\/shop\/deploy\/artifacts\/1\.4\.0\.tar\.gz$/);
+        assert.match(
+            prepare,
+            new RegExp(
+                `prepare --config /srv/shop/deploy/agent\\.json --version 1\\.4\\.0 --source /srv/shop/deploy/artifacts/1\\.4\\.0\\.tar\\.gz --sha256 ${sha256Hex("archive 1.4.0")}$`,
+            ),
+        );
     });
 
     it("uploads straight into the artifacts directory as root, without sudo", async () => {
@@ -301,7 +351,7 @@ describe("deploy steps", () => {
         assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads[0].remotePath, "/srv/shop/deploy/artifacts/1.4.0.tar.gz");
         assert.strictEqual(
             r.byName("shop-release-prepare").inputs.create,
-            "node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz",
+            `node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 1.4.0 --source /srv/shop/deploy/artifacts/1.4.0.tar.gz --sha256 ${sha256Hex("archive 1.4.0")}`,
         );
         for (const c of r.ofType(SSH_COMMAND_TYPE)) assert.doesNotMatch(c.inputs.create, /sudo/, c.name);
     });
@@ -319,7 +369,9 @@ describe("deploy steps", () => {
             ...Object.fromEntries(values.map(([k, v]) => [k.slice(NAMESPACE.length + 1), v])),
             sshPrivateKey: TEST_PRIVATE_KEY,
         });
-        const expected = renderDebianSetupScript(templateContextFor(settings), agentSettingsFor(settings));
+        // The data volume's id is known once it exists: the mock's.
+        const context = { ...templateContextFor(settings), dataVolume: buildDataVolumeContext(hostLayout("shop"), "vol-0123456789abcdef0", "debian") };
+        const expected = renderDebianSetupScript(context, agentSettingsFor(settings));
         assert.strictEqual(r.byName("shop-setup-debian").inputs.stdin, expected);
         assert.strictEqual(r.byName("shop-setup-debian").inputs.logging, "stdoutAndStderr");
     });
@@ -514,7 +566,7 @@ describe("existing host", () => {
         }
     });
 
-    it("connects to the configured address, port and user, and pins the host key when given", async () => {
+    it("connects to the configured address, port and user, and pins the host key", async () => {
         const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMtd/gCM3IQkztusbHpLbEsZSB0RCR4XakeH9aXyj6h+";
         const r = await runProgram({ stack: "existing-example", cfg: cliConfig("existing-example", { sshPort: 2222, sshHostKey: hostKey }), forbidAws: true });
         const conn = reveal(r.byName("shop-shift-activate").inputs.connection);
@@ -522,7 +574,10 @@ describe("existing host", () => {
         // The pinned key is part of the host's identity: a machine reinstalled there gets every step again.
         assert.match(r.byName("shop-shift-activate").inputs.triggers[0], /^deploy@192\.0\.2\.10:2222 SHA256:[A-Za-z0-9+/]{43}$/);
         assert.strictEqual(r.outputs.sshCommand, "ssh -p 2222 deploy@192.0.2.10");
-        assert.strictEqual(reveal((await run("existing-example")).byName("shop-proxy-apply").inputs.connection).hostKey, undefined);
+        assert.strictEqual(
+            reveal((await run("existing-example")).byName("shop-proxy-apply").inputs.connection).hostKey,
+            stackValue("existing-example", "sshHostKey"),
+        );
     });
 });
 
@@ -534,12 +589,125 @@ describe("nixos", () => {
         assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "name").values, ["nixos/26.05*-aarch64-linux"]);
         assert.deepStrictEqual(ami.inputs.filters.find((f: any) => f.name === "architecture").values, ["arm64"]);
         const instance = r.byName("shop-host-nixos").inputs;
-        assert.strictEqual(instance.userData, undefined, "NixOS's amazon-init would treat user data as its configuration");
+        // Only the host-key lines NixOS's apply-ec2-data reads before sshd starts, which amazon-init ignores.
+        const lines = reveal(instance.userData).trim().split("\n");
+        assert.ok(isSecret(instance.userData));
+        assert.deepStrictEqual(
+            lines.map((l: string) => l.replace(/:.*$/, "")),
+            ["# SSH host key of this instance (managed by slotshift)", "SSH_HOST_ED25519_KEY", "SSH_HOST_ED25519_KEY_PUB"],
+        );
+        assert.strictEqual(lines[1].slice("SSH_HOST_ED25519_KEY:".length).replace(/\|/g, "\n") + "\n", mockHostKey().privateKey);
+        assert.strictEqual(lines[2], `SSH_HOST_ED25519_KEY_PUB:${mockHostKey().publicKey}`);
+        assert.strictEqual(reveal(r.byName("shop-setup-nixos").inputs.connection).hostKey, mockHostKey().publicKey);
         const setup = r.byName("shop-setup-nixos").inputs;
         assert.strictEqual(setup.create, "bash -s");
         assert.match(setup.stdin, /\/etc\/nixos\/slotshift-shop\.nix/);
         assert.match(setup.stdin, /\nnixos-rebuild switch\n/);
         assert.strictEqual(reveal(setup.connection).user, "root");
         assert.doesNotMatch(r.byName("shop-shift-activate").inputs.create, /sudo/);
+    });
+});
+
+describe("aws: the data outlives the instance", () => {
+    it("keeps PostgreSQL, media and the env file on an encrypted volume of its own, protected in prod, never deleted with the instance", async () => {
+        const r = await run("prod");
+        const volumes = r.ofType("aws:ebs/volume:Volume");
+        assert.strictEqual(volumes.length, 1);
+        const volume = volumes[0];
+        assert.deepStrictEqual([volume.inputs.encrypted, volume.inputs.type, volume.inputs.size], [true, "gp3", 20]);
+        assert.strictEqual(volume.inputs.availabilityZone, "eu-central-1a", "in the instance's subnet's zone");
+        assert.strictEqual(volume.protect, true, "protected with the stack's protect");
+        assert.ok(volume.ignoreChanges.includes("availabilityZone"), "a subnet elsewhere never replaces (empties) it");
+        // Not a launch block device: EC2 only deletes those with the instance (deleteOnTermination).
+        const instance = r.byName("shop-host-debian");
+        assert.deepStrictEqual(instance.inputs.ebsBlockDevices ?? [], []);
+        const attachment = r.ofType("aws:ec2/volumeAttachment:VolumeAttachment")[0];
+        assert.deepStrictEqual(
+            [attachment.inputs.volumeId, attachment.inputs.instanceId, attachment.inputs.deviceName],
+            ["vol-0123456789abcdef0", INSTANCE_ID, "/dev/sdf"],
+        );
+        assert.strictEqual(attachment.inputs.stopInstanceBeforeDetaching, true, "PostgreSQL shuts down before the volume moves");
+        assert.strictEqual(attachment.deleteBeforeReplace, true, "detached from the old instance before the new one takes it");
+        // The setup mounts it by id before anything else runs there; the steps wait for the attachment.
+        const setup = r.byName("shop-setup-debian");
+        assert.match(setup.inputs.stdin, /\/dev\/disk\/by-id\/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0/);
+        assert.ok(waitsFor(r, setup).has("shop-host-data-attachment"));
+        assert.ok(setup.inputs.stdin.indexOf("data_volume\n") < setup.inputs.stdin.indexOf("# --- packages"), "mounted before PostgreSQL is installed");
+    });
+
+    it("NixOS: the module mounts the volume by id, the apply step prepares it before the switch", async () => {
+        const r = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos" }) });
+        const stdin = r.byName("shop-setup-nixos").inputs.stdin as string;
+        assert.ok(stdin.indexOf("data_volume\n") < stdin.indexOf("nixos-rebuild switch"));
+        assert.match(
+            stdin,
+            /fileSystems\."\/var\/lib\/slotshift\/shop-data" = \{\n {4}device = "\/dev\/disk\/by-id\/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0";/,
+        );
+        assert.match(
+            stdin,
+            /fileSystems\."\/var\/lib\/postgresql" = \{\n {4}device = "\/var\/lib\/slotshift\/shop-data\/postgresql";\n {4}fsType = "none";\n {4}options = \[ "bind" "nofail" \];/,
+        );
+        assert.doesNotMatch(stdin, /\/etc\/fstab/, "NixOS owns its fstab");
+    });
+
+    it("rotating the deploy key replaces nothing: keyName is ignored, authorized_keys is an update", async () => {
+        const newKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsNzbmH1hc0ZFBDZo4v1pIoxaHFyw4nWENwI9mYFLNp shop-deploy-2027";
+        const before = await run("staging");
+        const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { sshPublicKey: newKey }) });
+        const instanceBefore = before.byName("shop-host-debian");
+        const instanceAfter = after.byName("shop-host-debian");
+        assert.ok(instanceAfter.ignoreChanges.includes("keyName"), "EC2 would replace the instance for a new key pair name");
+        // What the engine compares: every input but the ignored ones (user data runs on first boot only).
+        const compared = (x: RecordedResource) => Object.fromEntries(Object.entries(reveal(x.inputs)).filter(([k]) => !x.ignoreChanges.includes(k)));
+        assert.deepStrictEqual(compared(instanceAfter), compared(instanceBefore), "no input the engine compares changes");
+        assert.notStrictEqual(after.ofType("aws:ec2/keyPair:KeyPair")[0].inputs.publicKey, before.ofType("aws:ec2/keyPair:KeyPair")[0].inputs.publicKey);
+        // The new key reaches the host over SSH, beside the key the deploys still log in with.
+        const keys = after.byName("shop-setup-authorized-keys");
+        assert.deepStrictEqual(providerDiff(before.byName("shop-setup-authorized-keys"), keys), { changes: true, replaces: [], deleteBeforeReplace: false });
+        assert.match(reveal(keys.inputs.stdin), new RegExp(`^${newKey}$`, "m"));
+        assert.match(keys.inputs.create, /^sudo -n sh -c .*\.ssh\/authorized_keys/);
+        for (const step of after.ofType(SSH_COMMAND_TYPE)) {
+            const old = before.byName(step.name);
+            assert.deepStrictEqual(providerDiff(old, step).replaces, [], `${step.name} is not replaced`);
+        }
+    });
+
+    describe("a change that replaces the instance of a stack with postgresql", () => {
+        const guardOf = (r: ProgramRun) => reveal(r.ofType("pulumi-nodejs:dynamic/host:ReplacementGuard")[0].inputs);
+
+        it("fails preview naming the key (subnetId), before the instance is touched", async () => {
+            const before = await run("staging");
+            const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd" }) });
+            const { failures } = await hostReplacementGuardProvider.check!(guardOf(before), guardOf(after));
+            assert.strictEqual(failures?.length, 1);
+            assert.strictEqual(failures![0].property, "subnetId");
+            assert.match(
+                failures![0].reason,
+                /^slotshift:subnetId changed from "subnet-0aaa" to "subnet-0123abcd": that replaces the instance of a stack with postgresql .* Set slotshift:allowHostReplacement true/,
+            );
+            const instance = after.byName("shop-host-debian");
+            assert.ok(instance.dependencies.includes(after.ofType("pulumi-nodejs:dynamic/host:ReplacementGuard")[0].urn), "the instance waits for the guard");
+        });
+
+        it("and a change of osFlavour (a new instance resource)", async () => {
+            const before = await run("staging");
+            const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { osFlavour: "nixos" }) });
+            const { failures } = await hostReplacementGuardProvider.check!(guardOf(before), guardOf(after));
+            assert.deepStrictEqual(
+                failures?.map((f) => f.property),
+                ["osFlavour"],
+            );
+        });
+
+        it("passes when acknowledged, without postgresql, on the first deploy, and for changes that replace nothing", async () => {
+            const before = await run("staging");
+            const acked = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd", allowHostReplacement: true }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(acked))).failures, []);
+            const noDb = await runProgram({ stack: "staging", cfg: cliConfig("staging", { subnetId: "subnet-0123abcd", postgresql: false }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(noDb))).failures, []);
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!({} as any, guardOf(before))).failures, []);
+            const bigger = await runProgram({ stack: "staging", cfg: cliConfig("staging", { instanceType: "t3.large", rootVolumeGiB: 40 }) });
+            assert.deepStrictEqual((await hostReplacementGuardProvider.check!(guardOf(before), guardOf(bigger))).failures, []);
+        });
     });
 });

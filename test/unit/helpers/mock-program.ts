@@ -24,6 +24,8 @@ export interface RecordedResource {
     /** URNs of direct dependencies (explicit and through inputs). */
     dependencies: string[];
     additionalSecretOutputs: string[];
+    ignoreChanges: string[];
+    deleteBeforeReplace: boolean;
     /** As the mock received them: secrets are { [SECRET_SIG_KEY]: SECRET_SIG, value }. */
     inputs: Record<string, any>;
 }
@@ -75,6 +77,16 @@ export function fakeProjectDir(): string {
     return releaseDir;
 }
 
+let hostKeyPair: { publicKey: string; privateKey: string } | undefined;
+/** The host key the generator gives every run (one per test process, as a stack keeps its own). */
+export function mockHostKey(): { publicKey: string; privateKey: string } {
+    if (!hostKeyPair) {
+        const pair = (require("ssh2") as typeof import("ssh2")).utils.generateKeyPairSync("ed25519", { comment: "mock-host" });
+        hostKeyPair = { publicKey: pair.public.trim(), privateKey: pair.private };
+    }
+    return hostKeyPair;
+}
+
 function amiFor(inputs: Record<string, any>): Record<string, unknown> {
     const owner = inputs.owners?.[0];
     const name = inputs.filters?.find((f: any) => f.name === "name")?.values?.[0] ?? "";
@@ -91,8 +103,14 @@ function mockState(type: string, name: string, inputs: Record<string, any>): { i
             return { id: "eipassoc-1", state: { ...inputs, publicIp: EIP_ADDRESS } };
         case "aws:ec2/keyPair:KeyPair":
             return { id: `${name}-id`, state: { ...inputs, keyName: `${name}-1234` } };
+        case "aws:ebs/volume:Volume":
+            return { id: "vol-0123456789abcdef0", state: inputs };
+        case "aws:ec2/volumeAttachment:VolumeAttachment":
+            return { id: "vai-1", state: inputs };
         case "aws:ec2/securityGroup:SecurityGroup":
             return { id: "sg-0123", state: inputs };
+        case "pulumi-nodejs:dynamic/ssh:HostKey":
+            return { id: `${name}-id`, state: { ...inputs, ...mockHostKey() } };
         case "pulumi-nodejs:dynamic/ssh:Command":
             return { id: `${name}-id`, state: { ...inputs, stdout: "ok\n", stderr: "" } };
         default:
@@ -164,7 +182,11 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
                         case "aws:ec2/getSubnets:getSubnets":
                             return { ids: ["subnet-0bbb", "subnet-0aaa"], filters: args.inputs.filters };
                         case "aws:ec2/getSubnet:getSubnet":
-                            return { id: args.inputs.id, vpcId: "vpc-custom" };
+                            return {
+                                id: args.inputs.id,
+                                vpcId: args.inputs.id === "subnet-0123abcd" ? "vpc-custom" : "vpc-default",
+                                availabilityZone: `eu-central-1${args.inputs.id.endsWith("b") ? "b" : "a"}`,
+                            };
                         case "aws:ec2/getAmi:getAmi":
                             return amiFor(args.inputs);
                     }
@@ -193,6 +215,8 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             protect: !!req.getProtect(),
             dependencies: req.getDependenciesList(),
             additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+            ignoreChanges: req.getIgnorechangesList(),
+            deleteBeforeReplace: !!req.getDeletebeforereplace(),
             inputs,
         });
         return register(req, callback);
