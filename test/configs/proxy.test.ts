@@ -76,7 +76,10 @@ describe("proxy configs (haproxy.cfg, NGINX site)", () => {
                 const root = tempDir("nginx");
                 const ctx = contextFor(c.inputs, root);
                 makeCert(ctx);
-                const r = nginxTest(root, renderProxyFiles(ctx).nginxSite);
+                const files = renderProxyFiles(ctx);
+                // The site's upstream includes the live-slot file; the proxy step writes its placeholder first.
+                writeFile(ctx.layout.nginxLiveSlotFile, files.nginxLiveSlotPlaceholder);
+                const r = nginxTest(root, files.nginxSite);
                 assert.strictEqual(r.status, 0, r.output);
                 assert.match(r.output, /test is successful/);
             });
