@@ -18,6 +18,9 @@ export interface SandboxOptions {
     egress?: "any" | "loopback";
 }
 
+/** EC2's instance metadata service, IPv4 and IPv6 (the same addresses on other clouds' IPv4). */
+export const METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254";
+
 export function appSandbox(layout: HostLayout, opts: SandboxOptions): SandboxDirective[] {
     const d = (name: string, value: string, why?: string): SandboxDirective => (why ? { name, value, why } : { name, value });
     const out: SandboxDirective[] = [d("ProtectSystem", "strict")];
@@ -57,6 +60,14 @@ export function appSandbox(layout: HostLayout, opts: SandboxOptions): SandboxDir
         out.push(
             d("IPAddressDeny", "any", "The app talks to loopback only (HAProxy's checks, PostgreSQL); no DNS, SMTP or outside APIs."),
             d("IPAddressAllow", "localhost"),
+        );
+    } else {
+        out.push(
+            d(
+                "IPAddressDeny",
+                METADATA_ADDRESSES,
+                "Never the cloud's instance metadata service: on aws its user data holds the host's SSH host key, and it hands out any instance role's credentials.",
+            ),
         );
     }
     out.push(

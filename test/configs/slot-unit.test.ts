@@ -161,7 +161,9 @@ describe("slot unit (app@.service)", function () {
         const has = (u: string) => /^IPAddressDeny=any$/m.test(u) && /^IPAddressAllow=localhost$/m.test(u);
         assert.ok(has(renderSlotUnit(contextFor({ appEgress: "loopback" }))));
         assert.ok(!has(renderSlotUnit(contextFor({ appEgress: "any" }))));
-        assert.ok(!/^IPAddress/m.test(renderSlotUnit(contextFor({}))), "outbound traffic is allowed by default");
+        const byDefault = renderSlotUnit(contextFor({}));
+        assert.ok(!/^IPAddressAllow/m.test(byDefault), "outbound traffic is allowed by default...");
+        assert.match(byDefault, /^IPAddressDeny=169\.254\.169\.254 fd00:ec2::254$/m, "...except to the instance metadata service");
         const any = security(renderSlotUnit(contextFor({ appEgress: "any" }))).exposure;
         const loopback = security(renderSlotUnit(contextFor({ appEgress: "loopback" }))).exposure;
         assert.ok(loopback < any, `loopback-only (${loopback}) should score better than any (${any})`);
