@@ -1,5 +1,6 @@
 // The audit log: one JSON object per line, appended (O_APPEND keeps concurrent lines whole).
 import * as fs from "fs";
+import { readTailLines } from "./file-tail";
 import * as path from "path";
 
 export interface AuditRecord {
@@ -27,25 +28,8 @@ export function slotLabel(version: string | null | undefined, slot: string | nul
 
 /** The last `max` records of the audit log, oldest first (reads at most its last `maxBytes`; unparsable lines are skipped). */
 export function readAuditTail(file: string, max: number, maxBytes = 256 * 1024): AuditRecord[] {
-    let text: string;
-    let fd: number | undefined;
-    try {
-        fd = fs.openSync(file, "r");
-        const size = fs.fstatSync(fd).size;
-        const len = Math.min(size, maxBytes);
-        const buf = Buffer.alloc(len);
-        fs.readSync(fd, buf, 0, len, size - len);
-        text = buf.toString("utf8");
-        // A cut first line is not a record.
-        if (len < size) text = text.slice(text.indexOf("\n") + 1);
-    } catch {
-        return [];
-    } finally {
-        if (fd !== undefined) fs.closeSync(fd);
-    }
     const out: AuditRecord[] = [];
-    for (const line of text.split("\n")) {
-        if (!line.trim()) continue;
+    for (const line of readTailLines(file, Infinity, maxBytes)) {
         try {
             const r = JSON.parse(line) as AuditRecord;
             if (r && typeof r === "object" && typeof r.command === "string") out.push(r);

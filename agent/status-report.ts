@@ -8,6 +8,7 @@ import { Slot, SLOTS } from "../lib/host-layout";
 import { parseShiftPlan, ShiftStep } from "../lib/shift-plan";
 import { AgentContext } from "./context";
 import { errorMessage } from "./errors";
+import { readTailLines } from "./file-tail";
 import { readLinkOrUndefined } from "./fs-atomic";
 import { SlotStats } from "./haproxy-runtime";
 import { LockInfo, lockStatus } from "./lock";
@@ -210,23 +211,4 @@ function latestWorkerLog(logsDir: string, startedAt: string): string | null {
         }
     }
     return best?.file ?? null;
-}
-
-/** The last `n` lines of a file, reading at most its last 16 KiB. */
-export function readTailLines(file: string, n: number, maxBytes = 16 * 1024): string[] {
-    let fd: number | undefined;
-    try {
-        fd = fs.openSync(file, "r");
-        const size = fs.fstatSync(fd).size;
-        const len = Math.min(size, maxBytes);
-        const buf = Buffer.alloc(len);
-        fs.readSync(fd, buf, 0, len, size - len);
-        let lines = buf.toString("utf8").split("\n");
-        if (len < size) lines = lines.slice(1);
-        return lines.filter((l) => l !== "").slice(-n);
-    } catch {
-        return [];
-    } finally {
-        if (fd !== undefined) fs.closeSync(fd);
-    }
 }
