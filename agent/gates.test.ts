@@ -1,27 +1,9 @@
 import * as assert from "assert";
 import { classifyHealth, counterDelta, earlyErrorRatioGate, errorFigures, errorRatioGate, latencyGate, stepWeights, wilsonLowerBound } from "./gates";
-import { ServerStats } from "./stats";
+import { ServerStats, toServerStats } from "./stats";
 
 function stats(over: Partial<ServerStats> = {}): ServerStats {
-    return {
-        name: "green",
-        status: "UP",
-        checkStatus: "L7OK",
-        weight: 10,
-        scur: 0,
-        stot: 0,
-        hrsp1xx: 0,
-        hrsp2xx: 0,
-        hrsp3xx: 0,
-        hrsp4xx: 0,
-        hrsp5xx: 0,
-        hrspOther: 0,
-        eresp: 0,
-        econ: 0,
-        wretr: 0,
-        wredis: 0,
-        ...over,
-    };
+    return { ...toServerStats({ svname: "green", status: "UP", check_status: "L7OK", weight: "10" }), ...over };
 }
 
 describe("gates: arithmetic", () => {

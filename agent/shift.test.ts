@@ -4,7 +4,7 @@ import { parseShiftPlan } from "../lib/shift-plan";
 import { SlotStats } from "./haproxy-runtime";
 import { Logger } from "./log";
 import { ShiftIo, ShiftParams, walkShift } from "./shift";
-import { ServerStats } from "./stats";
+import { ServerStats, toServerStats } from "./stats";
 
 /** A fake HAProxy with a virtual clock: traffic arrives at `rps`, split by weight. */
 class FakeProxy {
@@ -31,24 +31,7 @@ class FakeProxy {
         readonly newSlot: Slot,
         readonly rps = 100,
     ) {
-        const mk = (name: string): ServerStats => ({
-            name,
-            status: "UP",
-            checkStatus: "L7OK",
-            weight: 0,
-            scur: 0,
-            stot: 0,
-            hrsp1xx: 0,
-            hrsp2xx: 0,
-            hrsp3xx: 0,
-            hrsp4xx: 0,
-            hrsp5xx: 0,
-            hrspOther: 0,
-            eresp: 0,
-            econ: 0,
-            wretr: 0,
-            wredis: 0,
-        });
+        const mk = (name: string): ServerStats => toServerStats({ svname: name, status: "UP", check_status: "L7OK", weight: "0" });
         this.servers = { blue: mk("blue"), green: mk("green") };
     }
 

@@ -5,27 +5,10 @@ import * as path from "path";
 import { LockInfo } from "./lock";
 import { deployProgress } from "./status-report";
 import { emptyState, SlotsState } from "./slots-state";
-import { ServerStats } from "./stats";
+import { ServerStats, toServerStats } from "./stats";
 
 function server(name: string, weight: number, status = "UP"): ServerStats {
-    return {
-        name,
-        status,
-        checkStatus: status === "UP" ? "L7OK" : "L4CON",
-        weight,
-        scur: 0,
-        stot: 0,
-        hrsp1xx: 0,
-        hrsp2xx: 0,
-        hrsp3xx: 0,
-        hrsp4xx: 0,
-        hrsp5xx: 0,
-        hrspOther: 0,
-        eresp: 0,
-        econ: 0,
-        wretr: 0,
-        wredis: 0,
-    };
+    return toServerStats({ svname: name, status, check_status: status === "UP" ? "L7OK" : "L4CON", weight: String(weight) });
 }
 
 describe("status report: a running deploy's phase", () => {
