@@ -4,6 +4,7 @@
 // over exactly the window a gate or the deploy's result asks about. Nobody listening costs nothing:
 // HAProxy drops the datagram.
 import * as dgram from "dgram";
+import { percentile } from "../lib/percentile";
 import { Logger } from "./log";
 
 /** The first word of every line HAProxy sends (its log-format); anything else on the port is ignored. */
@@ -47,13 +48,6 @@ export function requestFailed(s: RequestSample): boolean {
     return s.status < 0 && !s.termination.startsWith("C");
 }
 
-/** The value below which `q` (0..1) of the sorted values fall (nearest rank). */
-export function quantile(sorted: readonly number[], q: number): number {
-    if (sorted.length === 0) return 0;
-    const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-    return sorted[rank];
-}
-
 export interface TrafficFigures {
     requests: number;
     failed: number;
@@ -67,7 +61,7 @@ export function trafficFigures(samples: readonly RequestSample[]): TrafficFigure
         .filter((s) => s.responseMs >= 0)
         .map((s) => s.responseMs)
         .sort((a, b) => a - b);
-    return { requests: samples.length, failed: samples.filter(requestFailed).length, p50Ms: quantile(times, 0.5), p99Ms: quantile(times, 0.99) };
+    return { requests: samples.length, failed: samples.filter(requestFailed).length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99) };
 }
 
 /** Keeps at most this many samples: a long deploy at a high rate must not grow the agent without bound. */

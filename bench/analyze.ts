@@ -1,6 +1,7 @@
 // From one run's per-request records to its figures: windows by the time a request was sent,
 // failures (non-2xx + no response), latency percentiles, per-second series for the chart.
 import { ErrorRecord, ResponseRecord } from "../test/integration/load";
+import { percentile } from "../lib/percentile";
 
 /** Wall-clock marks of one run (ms since the epoch). */
 export interface RunMarks {
@@ -46,10 +47,7 @@ export interface RunFigures {
 
 const ok = (status: number) => status >= 200 && status < 300;
 
-export function percentile(sorted: number[], p: number): number {
-    if (!sorted.length) return 0;
-    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+export { percentile };
 
 /** When a request was sent: its answer's time minus its latency (an error has only its own time). */
 const sentAt = (r: ResponseRecord) => r.t - (r.latencyMs ?? 0);

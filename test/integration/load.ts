@@ -1,6 +1,8 @@
 // Constant-rate load through NGINX (https, self-signed) with autocannon, recording every response:
 // its status, method, which release served it (X-Release) and when. Every non-2xx and every
 // connection error counts as a failed request.
+import { percentile } from "../../lib/percentile";
+
 const autocannon = require("autocannon");
 
 export interface LoadOptions {
@@ -178,7 +180,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
             }
             const bad = (r: ResponseRecord) => r.status < 200 || r.status >= 300;
             const sorted = [...latencies].sort((a, b) => a - b);
-            const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
+            const pct = (p: number) => percentile(sorted, p);
             return {
                 requests: records.length + errors,
                 failures: records.filter(bad).length + errors,
