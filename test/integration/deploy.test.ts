@@ -5,29 +5,13 @@ import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { Slot } from "../../lib/host-layout";
+import { otherSlot, Slot } from "../../lib/host-layout";
 import { formatLoad, LoadReport, startLoad } from "./load";
-import { AgentRun, Stack } from "./harness";
+import { describeRun, figures, sleep, Stack } from "./harness";
 
 const PLAN = "10%:2s,50%:2s,100%";
 const RATE = 100;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "30s"];
-
-function sleep(ms: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, ms));
-}
-
-function out(run: AgentRun): string {
-    return `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-}
-
-function figures(line: string): void {
-    console.log(`      figures: ${line}`);
-}
-
-function other(slot: Slot): Slot {
-    return slot === "blue" ? "green" : "blue";
-}
 
 describe("agent integration: HAProxy + NGINX + app slots under load", function () {
     this.timeout(300_000);
@@ -42,7 +26,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     const assertAllOn = async (slot: Slot, why: string) => {
         const w = await stack.weights();
-        assert.deepStrictEqual(w, { [slot]: 100, [other(slot)]: 0 }, `${why}: weights ${JSON.stringify(w)}`);
+        assert.deepStrictEqual(w, { [slot]: 100, [otherSlot(slot)]: 0 }, `${why}: weights ${JSON.stringify(w)}`);
     };
 
     const assertNoReplayedPosts = (r: LoadReport) => {
@@ -69,15 +53,15 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
             v9: {},
         };
         const env = await stack.agent(["write-env"], `POSTS_LOG=${stack.postsLog}\nSECRET_TOKEN=do-not-print-me\n`);
-        assert.strictEqual(env.code, 0, out(env));
+        assert.strictEqual(env.code, 0, describeRun(env));
         await Promise.all(
             Object.entries(versions).map(async ([v, b]) => {
                 const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v, b)]);
-                assert.strictEqual(run.code, 0, out(run));
+                assert.strictEqual(run.code, 0, describeRun(run));
             }),
         );
         const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
-        assert.strictEqual(first.code, 0, out(first));
+        assert.strictEqual(first.code, 0, describeRun(first));
         await assertAllOn("blue", "first release");
         const probe = await stack.httpsGet("/");
         assert.deepStrictEqual([probe.status, probe.version], [200, "v1"]);
@@ -91,7 +75,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("write-env: root:<app> 0640 (the app reads, never rewrites it), values never printed", async () => {
         const run = await stack.agent(["write-env"], `POSTS_LOG=${stack.postsLog}\nSECRET_TOKEN=do-not-print-me\n`);
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.ok(!run.stdout.includes("do-not-print-me") && !run.stderr.includes("do-not-print-me"));
         assert.match(run.stdout, /wrote 2 variable\(s\) .*: POSTS_LOG, SECRET_TOKEN/);
         const st = fs.statSync(stack.layout.envFile);
@@ -105,7 +89,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("prepare: idempotent, built as the app user, shared links, static merged; a failed run leaves nothing and a re-run converges", async () => {
         const again = await stack.agent(["prepare", "--version", "v1", "--source", path.join(stack.root, "artifacts", "v1.tar.gz")]);
-        assert.strictEqual(again.code, 0, out(again));
+        assert.strictEqual(again.code, 0, describeRun(again));
         assert.match(again.stdout, /already prepared/);
         const rel = path.join(stack.layout.releasesDir, "v2");
         const built = fs.readFileSync(path.join(stack.layout.buildsDir, "v2", "BUILT"), "utf8").trim();
@@ -122,7 +106,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         fs.writeFileSync(path.join(stack.root, "artifact-src", "v10", "app.cjs"), "this is not javascript(");
         execFileSync("tar", ["-czf", broken, "-C", path.join(stack.root, "artifact-src", "v10"), "."]);
         const failed = await stack.agent(["prepare", "--version", "v10", "--source", broken]);
-        assert.strictEqual(failed.code, 1, out(failed));
+        assert.strictEqual(failed.code, 1, describeRun(failed));
         assert.match(failed.stderr, /check command failed/);
         assert.ok(!fs.existsSync(path.join(stack.layout.releasesDir, "v10")));
         assert.deepStrictEqual(
@@ -130,7 +114,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
             [],
         );
         const fixed = await stack.agent(["prepare", "--version", "v10", "--source", stack.makeArtifact("v10")]);
-        assert.strictEqual(fixed.code, 0, out(fixed));
+        assert.strictEqual(fixed.code, 0, describeRun(fixed));
     });
 
     it("a. v1 -> v2 full shift under GET+POST load: 0 failed requests", async () => {
@@ -141,7 +125,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const r = await l.stop();
         figures(formatLoad("a. v1 -> v2", r));
         figures(`a. activate took ${(run.ms / 1000).toFixed(1)} s`);
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.strictEqual(r.failures, 0, `failed requests: ${JSON.stringify(r.statusCounts)} ${r.errorMessages.join("; ")}`);
         assert.ok(r.byVersion.v1 > 0 && r.byVersion.v2 > 0, `both releases served: ${JSON.stringify(r.byVersion)}`);
         assert.ok(r.postsAcknowledged.length > 0);
@@ -166,7 +150,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const run = await stack.agent(["activate", "--version", "v3-unhealthy", "--plan", PLAN, "--health-timeout", "5s", "--drain-timeout", "10s"]);
         const r = await l.stop();
         figures(formatLoad("b. v3-unhealthy", r));
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(
             run.stderr,
             /error: health gate failed: blue \(v3-unhealthy\) did not answer 200 on \/healthz within 5\.0s \(last answer: HTTP 503.*\); traffic never left green \(v2\); blue stopped/,
@@ -185,7 +169,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const reachedNew = after.stot - before.stot;
         figures(formatLoad("c. v3-errors", r));
         figures(`c. requests that reached v3-errors: ${reachedNew}; failures seen by clients: ${r.failures}`);
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(
             run.stderr,
             /error: error-rate gate failed at step 1\/3 \(10%\)( after [\d.]+s)?: blue \(v3-errors\) 5xx \d+ \+ errors 0 of \d+ responses = \d+\.\d% \(max 1\.0%\)(; at least [\d.]+% with 95 % confidence)?; traffic is back on green \(v2\); blue stopped/,
@@ -211,7 +195,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const r = await l.stop();
         figures(formatLoad("d. v4 (slow requests)", r));
         figures(`d. slow requests: ${results.map((s) => `${s.status}/${s.version}/${s.ms}ms`).join(", ")}`);
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.ok(
             results.every((s) => s.status === 200),
             "every in-flight request completed with 200",
@@ -241,7 +225,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const r = await l.stop();
         figures(formatLoad("e. v5 killed", r));
         figures(`e. rollback finished ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill; activate took ${(run.ms / 1000).toFixed(1)} s`);
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(run.stderr, /gate failed at step 1\/3 \(10%\): green \(v5\).*; traffic is back on blue \(v4\); green stopped/);
         assert.strictEqual(r.getFailures, 0, `GET failures: ${JSON.stringify(r.statusCounts)}`);
         assert.strictEqual(r.errors, 0);
@@ -262,11 +246,11 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const run = await agent.done;
         const r = await l.stop();
         figures(formatLoad("f. v6 with a reload", r));
-        assert.strictEqual(reload.code, 0, out(reload));
+        assert.strictEqual(reload.code, 0, describeRun(reload));
         assert.notStrictEqual(workerAfter, workerBefore, "a new HAProxy worker took over");
         assert.strictEqual(stack.haproxyMasterPid(), master);
         assert.deepStrictEqual(weightsAfter, { green: 10, blue: 90 }, "weights survived the reload");
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.strictEqual(r.failures, 0, `failures: ${JSON.stringify(r.statusCounts)} ${r.errorMessages.join("; ")}`);
         await assertAllOn("green", "after f");
         liveSlot = "green";
@@ -285,8 +269,8 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         winner = win === ra ? "v7" : "v8";
         loser = winner === "v7" ? "v8" : "v7";
         figures(`g. ${loser} failed after ${lose.ms} ms; ${winner} completed in ${(win.ms / 1000).toFixed(1)} s`);
-        assert.strictEqual(win.code, 0, out(win));
-        assert.strictEqual(lose.code, 3, out(lose));
+        assert.strictEqual(win.code, 0, describeRun(win));
+        assert.strictEqual(lose.code, 3, describeRun(lose));
         assert.match(
             lose.stderr,
             new RegExp(`error: another deploy holds the lock .*: pid \\d+, activate ${winner}, started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(\\d+ s ago\\)`),
@@ -305,7 +289,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const run = await stack.agent(["rollback", "--json"]);
         await sleep(1500);
         const r = await l.stop();
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         const result = JSON.parse(run.stdout.trim().split("\n").pop()!);
         assert.strictEqual(result.mode, "warm-flip");
         const lastOld = Math.max(...r.records.filter((x) => x.version === liveVersion).map((x) => x.t));
@@ -364,7 +348,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const again = await stack.agent(["activate", "--version", "v9", "--plan", PLAN, ...GATES]);
         const r = await l.stop();
         figures(formatLoad("stale lock recovery", r));
-        assert.strictEqual(again.code, 0, out(again));
+        assert.strictEqual(again.code, 0, describeRun(again));
         assert.match(again.stdout, new RegExp(`found an interrupted deploy of v9 on green .* and a stale lock \\(pid ${holder.pid}, activate v9`));
         assert.match(again.stdout, /recovered: all traffic on blue/);
         assert.strictEqual(r.failures, 0);
@@ -377,14 +361,14 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("rollback to a cold previous release starts it again and passes the same gates", async () => {
         const act = await stack.agent(["activate", "--version", "v10", "--plan", "100", ...GATES, "--no-keep-warm"]);
-        assert.strictEqual(act.code, 0, out(act));
+        assert.strictEqual(act.code, 0, describeRun(act));
         const before = JSON.parse((await stack.agent(["status", "--json"])).stdout);
         assert.deepStrictEqual([before.live.version, before.previous.version, before.previous.warm], ["v10", "v9", false]);
         const l = load("cold");
         const run = await stack.agent(["rollback", "--plan", "50%:1s,100%"]);
         const r = await l.stop();
         figures(formatLoad("cold rollback", r));
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.match(run.stdout, /previous release green \(v9\) is not running; starting it and passing the same gates/);
         assert.match(run.stdout, /smoke tests passed on green \(v9\)/);
         assert.match(run.stdout, /step 1\/2 \(50%\) gate passed/);
@@ -402,12 +386,12 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("retire never stops the live release, keeps or stops the previous one per settings; prune keeps what is in use", async () => {
         const live = await stack.agent(["retire", "--version", liveVersion]);
-        assert.strictEqual(live.code, 0, out(live));
+        assert.strictEqual(live.code, 0, describeRun(live));
         assert.match(live.stdout, /v9 is live on green; it is not stopped/);
         assert.ok(fs.existsSync(path.join(stack.runDir, "app-green.pid")));
 
         const warm = await stack.agent(["retire", "--version", "v10"]);
-        assert.strictEqual(warm.code, 0, out(warm));
+        assert.strictEqual(warm.code, 0, describeRun(warm));
         assert.match(warm.stdout, /v10 is the warm previous release on blue; kept running/);
         assert.ok(fs.existsSync(path.join(stack.runDir, "app-blue.pid")));
 
@@ -416,7 +400,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         fs.writeFileSync(stack.layout.agentConfigPath, JSON.stringify(cold));
         try {
             const stop = await stack.agent(["retire", "--version", "v10"]);
-            assert.strictEqual(stop.code, 0, out(stop));
+            assert.strictEqual(stop.code, 0, describeRun(stop));
             assert.match(stop.stdout, /stopping blue \(v10\)/);
             assert.ok(!fs.existsSync(path.join(stack.runDir, "app-blue.pid")), "its slot was stopped");
         } finally {
@@ -425,7 +409,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         await assertAllOn("green", "retire never moves traffic");
 
         const pruned = await stack.agent(["prune", "--keep", "1"]);
-        assert.strictEqual(pruned.code, 0, out(pruned));
+        assert.strictEqual(pruned.code, 0, describeRun(pruned));
         const left = fs.readdirSync(stack.layout.releasesDir).sort();
         assert.deepStrictEqual(left, ["v10", "v9"], "the live release and the previous (rollback target) stay");
         assert.ok(!fs.existsSync(path.join(stack.layout.staticDir, "css", "app.v1.css")), "a pruned release's own static file is gone");
@@ -434,7 +418,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.strictEqual((await stack.httpsGet("/static/css/app.v10.css")).status, 200);
 
         const st = await stack.agent(["status"]);
-        assert.strictEqual(st.code, 0, out(st));
+        assert.strictEqual(st.code, 0, describeRun(st));
         console.log(st.stdout.replace(/^/gm, "      "));
     });
 });

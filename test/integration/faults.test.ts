@@ -5,28 +5,12 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { Slot } from "../../lib/host-layout";
-import { AgentRun, Stack } from "./harness";
+import { otherSlot, Slot } from "../../lib/host-layout";
+import { describeRun, figures, sleep, Stack } from "./harness";
 import { formatLoad, LoadReport, startLoad } from "./load";
 
 const RATE = 80;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s"];
-
-function sleep(ms: number): Promise<void> {
-    return new Promise((r) => setTimeout(r, ms));
-}
-
-function out(run: AgentRun): string {
-    return `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-}
-
-function figures(line: string): void {
-    console.log(`      figures: ${line}`);
-}
-
-function other(slot: Slot): Slot {
-    return slot === "blue" ? "green" : "blue";
-}
 
 /** Releases named by the answers since `since` (the load generator does not always hand over the header: "-"). */
 function versionsServed(r: LoadReport, since = 0): string[] {
@@ -47,7 +31,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
     const assertAllOn = async (slot: Slot, why: string) => {
         const w = await stack.weights();
-        assert.deepStrictEqual(w, { [slot]: 100, [other(slot)]: 0 }, `${why}: weights ${JSON.stringify(w)}`);
+        assert.deepStrictEqual(w, { [slot]: 100, [otherSlot(slot)]: 0 }, `${why}: weights ${JSON.stringify(w)}`);
     };
 
     const assertNoReplayedPosts = (r: LoadReport) => {
@@ -63,7 +47,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
     const status = async () => {
         const run = await stack.agent(["status", "--json"]);
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         return JSON.parse(run.stdout);
     };
 
@@ -78,13 +62,13 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         this.timeout(120_000);
         await stack.start();
         const env = await stack.agent(["write-env"], `POSTS_LOG=${stack.postsLog}\n`);
-        assert.strictEqual(env.code, 0, out(env));
+        assert.strictEqual(env.code, 0, describeRun(env));
         for (const v of ["v1", "v2", "v3", "v4", "v5", "v6"]) {
             const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)]);
-            assert.strictEqual(run.code, 0, out(run));
+            assert.strictEqual(run.code, 0, describeRun(run));
         }
         const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
-        assert.strictEqual(first.code, 0, out(first));
+        assert.strictEqual(first.code, 0, describeRun(first));
         await assertAllOn("blue", "first release");
     });
 
@@ -116,7 +100,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         await sleep(500);
         const r = await l.stop();
         figures(formatLoad(`HAProxy SIGKILL at 50 % (down ${crash.downMs} ms)`, r));
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.strictEqual(r.failures, 0, `failed requests: ${failuresOf(r)}`);
         assertNoReplayedPosts(r);
         await assertAllOn("green", "after the shift");
@@ -135,7 +119,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         await sleep(500);
         const r = await l.stop();
         figures(formatLoad(`HAProxy restart at 10 % (down ${crash.downMs} ms)`, r));
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.strictEqual(r.failures, 0, `failed requests: ${failuresOf(r)}`);
         assertNoReplayedPosts(r);
         await assertAllOn("blue", "after the shift");
@@ -154,9 +138,9 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         fs.mkdirSync(stateFile);
         const run = await agent.done;
         const rolledBackAt = Date.now();
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         await assertAllOn(liveSlot, "right after the failed rollback");
-        assert.ok(!fs.existsSync(path.join(stack.runDir, `app-${other(liveSlot)}.pid`)), `the new slot was stopped\n${out(run)}`);
+        assert.ok(!fs.existsSync(path.join(stack.runDir, `app-${otherSlot(liveSlot)}.pid`)), `the new slot was stopped\n${describeRun(run)}`);
         const st = await status();
         assert.deepStrictEqual([st.deploying?.version, st.interrupted, st.lock], ["v4", true, null], "recorded as interrupted, lock free");
 
@@ -177,7 +161,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         // The disk is fixed; the next command that takes the lock restores and saves the committed state.
         fs.rmdirSync(stateFile);
         const prune = await stack.agent(["prune", "--keep", "10"]);
-        assert.strictEqual(prune.code, 0, out(prune));
+        assert.strictEqual(prune.code, 0, describeRun(prune));
         assert.match(prune.stdout, /found an interrupted deploy of v4 on green/);
         await assertAllOn(liveSlot, "after the recovery");
         assert.match(fs.readFileSync(stateFile, "utf8"), /# be_id/);
@@ -195,7 +179,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         process.kill(holder.pid, "SIGKILL");
         const dead = await agent.done;
         assert.notStrictEqual(dead.code, 0);
-        assert.deepStrictEqual(await stack.weights(), { [liveSlot]: 50, [other(liveSlot)]: 50 }, "left split by the dead worker");
+        assert.deepStrictEqual(await stack.weights(), { [liveSlot]: 50, [otherSlot(liveSlot)]: 50 }, "left split by the dead worker");
         const st = await status();
         assert.strictEqual(st.interrupted, true);
 
@@ -203,14 +187,14 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         await sleep(1000);
         const r = await l.stop();
         figures(formatLoad("worker SIGKILL at 50 %, then recover", r));
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.match(run.stdout, new RegExp(`recovered: all traffic on ${liveSlot} \\(${liveVersion}\\)`));
         await assertAllOn(liveSlot, "after recover");
-        assert.ok(!fs.existsSync(path.join(stack.runDir, `app-${other(liveSlot)}.pid`)), "the interrupted deploy's slot is stopped");
+        assert.ok(!fs.existsSync(path.join(stack.runDir, `app-${otherSlot(liveSlot)}.pid`)), "the interrupted deploy's slot is stopped");
         assert.strictEqual(fs.readlinkSync(stack.layout.currentLink), `releases/${liveVersion}`);
         assert.strictEqual(r.failures, 0, `failed requests: ${failuresOf(r)}`);
         const again = await stack.agent(["recover"]);
-        assert.strictEqual(again.code, 0, out(again));
+        assert.strictEqual(again.code, 0, describeRun(again));
         assert.match(again.stdout, /nothing to recover/);
     });
 });

@@ -3,18 +3,10 @@
 // through, and a release much slower than the live one does not take the traffic.
 import * as assert from "assert";
 import { formatLoad, startLoad } from "./load";
-import { AgentRun, Stack } from "./harness";
+import { describeRun, figures, Stack } from "./harness";
 
 const RATE = 100;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s", "--min-requests", "10"];
-
-function out(run: AgentRun): string {
-    return `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-}
-
-function figures(line: string): void {
-    console.log(`      figures: ${line}`);
-}
 
 describe("agent integration: step gates on HAProxy's figures", function () {
     this.timeout(300_000);
@@ -25,16 +17,16 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         this.timeout(120_000);
         await stack.start();
         const env = await stack.agent(["write-env"], `POSTS_LOG=${stack.postsLog}\n`);
-        assert.strictEqual(env.code, 0, out(env));
+        assert.strictEqual(env.code, 0, describeRun(env));
         const versions = { v1: {}, "v2-all-errors": { failAfter: 5 }, "v2-slow": { delayMs: 300 }, v2: {}, v3: {} };
         await Promise.all(
             Object.entries(versions).map(async ([v, b]) => {
                 const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v, b)]);
-                assert.strictEqual(run.code, 0, out(run));
+                assert.strictEqual(run.code, 0, describeRun(run));
             }),
         );
         const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
-        assert.strictEqual(first.code, 0, out(first));
+        assert.strictEqual(first.code, 0, describeRun(first));
     });
 
     after(async function () {
@@ -47,12 +39,12 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         const run = await stack.agent(["activate", "--version", "v2-all-errors", "--plan", "10%:30s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2-all-errors", r));
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         const m =
             /error-rate gate failed at step 1\/2 \(10%\) after ([\d.]+)s: green \(v2-all-errors\) 5xx (\d+) \+ errors 0 of (\d+) responses = \d+\.\d%/.exec(
                 run.stderr,
             );
-        assert.ok(m, out(run));
+        assert.ok(m, describeRun(run));
         figures(`tripped after ${m[1]} s of the 30 s pause, on ${m[2]} of ${m[3]} responses; ${r.failures} failures reached clients`);
         assert.ok(Number(m[1]) < 30, "judged during the pause, not at its end");
         assert.deepStrictEqual(await stack.weights(), { blue: 100, green: 0 });
@@ -61,7 +53,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
 
     it("a step without traffic is held longer, then fails as not enough traffic to judge; traffic stays on the live release", async () => {
         const run = await stack.agent(["activate", "--version", "v2", "--plan", "10%:1s,100%", ...GATES, "--max-step-extension", "2s"]);
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(run.stdout + run.stderr, /holding up to 2\.0s longer/);
         assert.match(run.stderr, /not enough traffic to judge step 1\/2 \(10%\): green \(v2\) got 0 requests in [\d.]+s, fewer than the 10 a gate needs/);
         assert.deepStrictEqual(await stack.weights(), { blue: 100, green: 0 });
@@ -74,7 +66,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         const run = await stack.agent(["activate", "--version", "v2-slow", "--plan", "10%:3s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2-slow", r));
-        assert.strictEqual(run.code, 1, out(run));
+        assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(
             run.stderr,
             /latency gate failed at step 1\/2 \(10%\): green \(v2-slow\) median response \d{3,} ms \(\d+ requests\) vs \d+ ms \(\d+\) on the old release/,
@@ -88,7 +80,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         const run = await stack.agent(["activate", "--version", "v2", "--plan", "10%:2s,50%:2s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2", r));
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         assert.match(run.stdout + run.stderr, /step 1\/3 \(10%\) gate passed: .*median response \d+ ms \(\d+ requests\) vs \d+ ms \(\d+\) on the old release/);
         assert.strictEqual(r.failures, 0);
         assert.deepStrictEqual(await stack.weights(), { blue: 0, green: 100 });
@@ -115,9 +107,9 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         stopping = true;
         await Promise.all(clients);
         const run = await agent.done;
-        assert.strictEqual(run.code, 0, out(run));
+        assert.strictEqual(run.code, 0, describeRun(run));
         const m = /this deploy: (\d+) requests, (\d+) failed \(([^)]*)\), p50 (\d+) ms, p99 (\d+) ms/.exec(run.stdout);
-        assert.ok(m, out(run));
+        assert.ok(m, describeRun(run));
         const total = Object.values(seen).reduce((a, b) => a + b, 0);
         figures(`client: ${total} requests, ${failed} failed, by release ${JSON.stringify(seen)}`);
         figures(m[0]);

@@ -135,8 +135,18 @@ export async function freePorts(extra: number): Promise<{ base: number; others: 
     }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
     return new Promise((r) => setTimeout(r, ms));
+}
+
+/** An agent run as a test failure shows it: exit, stdout, stderr. */
+export function describeRun(run: AgentRun): string {
+    return `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
+}
+
+/** A measured figure in the test output. */
+export function figures(line: string): void {
+    console.log(`      figures: ${line}`);
 }
 
 /** The app the slots run, when it is not the test app fixture (the benchmark runs the example Django app). */
