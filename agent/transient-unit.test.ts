@@ -105,6 +105,14 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
         }
     });
 
+    it("the command runs at the transient unit's nice level and idle I/O class, and what it starts inherits both", async () => {
+        // Its own shell, then a child it forks (in the background: a shell may exec its last command in place).
+        const show = `echo "$(cut -d' ' -f19 /proc/$$/stat) $(ionice -p $$)"`;
+        const r = await runAppProcess(spec(`${show}; sh -c '${show.replace(/'/g, `'"'"'`)}' & wait`, 10_000));
+        assert.strictEqual(r.code, 0, r.tail);
+        assert.deepStrictEqual(r.lines, ["15 idle", "15 idle"]);
+    });
+
     it("a transient unit gets the slot unit's sandbox, the env file through systemd, the deploy slice and a runtime bound", () => {
         const s = spec("make", 90_000);
         const argv = transientUnitArgv({ ...s, readWritePaths: ["/srv/x/builds/v1"] }, "x-deploy-build-1.service", "/srv/x/deploy/transient/u.env");

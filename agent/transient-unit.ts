@@ -9,9 +9,11 @@
 // Without systemd (processControl "command", the integration tests) the command runs directly,
 // switched to the app user in the forked child right before exec, with a clean environment (a
 // fixed PATH, the env file's values, the step's own variables), in a process group of its own that
-// is killed on timeout and once the command exits.
+// is killed on timeout and once the command exits, at the transient unit's nice level and I/O class
+// (there is no deploy slice to weigh it down).
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as path from "path";
 import { appSandbox, DEPLOY_PROCESS_PROPERTIES } from "../lib/app-sandbox";
 import { parseSystemdEnvFile, formatSystemdEnvFile } from "../lib/env-lines";
 import { HostLayout, transientEnvFile } from "../lib/host-layout";
@@ -142,6 +144,37 @@ function startTransientUnit(spec: AppProcessSpec): AppProcess {
     return { name: unit, done, stop: stopUnit };
 }
 
+/** ionice's class numbers for systemd's IOSchedulingClass= names. */
+const IO_CLASSES: Record<string, string> = { realtime: "1", "best-effort": "2", idle: "3" };
+
+/** An executable of the agent's own PATH (never the app's), or undefined. */
+function rootTool(name: string): string | undefined {
+    for (const dir of ROOT_PATH.split(":")) {
+        const file = path.join(dir, name);
+        try {
+            fs.accessSync(file, fs.constants.X_OK);
+            return file;
+        } catch {
+            // not here
+        }
+    }
+    return undefined;
+}
+
+/**
+ * The argv prefix that gives a direct command DEPLOY_PROCESS_PROPERTIES' nice level and I/O class
+ * from its first instruction on (children inherit both). ionice -t: a kernel that refuses the class
+ * still runs the command. Either tool missing: that part is left out.
+ */
+export function deployPriorityArgv(): string[] {
+    const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
+    const nice = rootTool("nice");
+    const ionice = rootTool("ionice");
+    const niceLevel = directive("Nice");
+    const ioClass = IO_CLASSES[directive("IOSchedulingClass") ?? ""];
+    return [...(nice && niceLevel ? [nice, "-n", niceLevel] : []), ...(ionice && ioClass ? [ionice, "-t", "-c", ioClass] : [])];
+}
+
 function startDirect(spec: AppProcessSpec): AppProcess {
     let ids: { uid: number; gid: number; home?: string } | undefined;
     if (isRoot()) {
@@ -158,7 +191,7 @@ function startDirect(spec: AppProcessSpec): AppProcess {
     for (const [k, v] of parseSystemdEnvFile(text)) env[k] = v;
     Object.assign(env, spec.env);
     let pid = 0;
-    const done = runArgv(["/bin/sh", "-c", spec.command], spec.command, {
+    const done = runArgv([...deployPriorityArgv(), "/bin/sh", "-c", spec.command], spec.command, {
         cwd: spec.cwd,
         env,
         asIds: ids ? { uid: ids.uid, gid: ids.gid } : undefined,
