@@ -8,6 +8,7 @@ import { Slot } from "../lib/host-layout";
 import { shellQuote } from "../lib/shell-quote";
 import { Logger } from "./log";
 import { runArgv, runChecked, runCommand } from "./run-command";
+import { setSessionNice } from "./session-nice";
 
 /**
  * "deploy": a slot that boots and is tested while the live release serves gets the deploy slice's
@@ -67,7 +68,8 @@ async function setProcessPriority(pids: readonly number[], priority: SlotPriorit
         }
     }
     if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
-    return `nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}`;
+    const sessions = setSessionNice(pids, p.nice);
+    return `nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}${sessions ? ` and ${sessions} session${sessions === 1 ? "" : "s"}` : ""}`;
 }
 
 async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger): Promise<string> {

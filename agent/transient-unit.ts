@@ -10,7 +10,7 @@
 // switched to the app user in the forked child right before exec, with a clean environment (a
 // fixed PATH, the env file's values, the step's own variables), in a process group of its own that
 // is killed on timeout and once the command exits, at the transient unit's nice level and I/O class
-// (there is no deploy slice to weigh it down).
+// (there is no deploy slice to weigh it down), its session at that nice level too (session-nice.ts).
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -21,6 +21,7 @@ import { AgentSettings } from "../lib/agent-contract";
 import { AgentError } from "./errors";
 import { Logger } from "./log";
 import { isRoot, lookupUser, runArgv, RunResult } from "./run-command";
+import { setSessionNice } from "./session-nice";
 
 /** PATH of the app's processes outside systemd (the env file may set its own). */
 export const APP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -166,8 +167,10 @@ function rootTool(name: string): string | undefined {
  * from its first instruction on (children inherit both). ionice -t: a kernel that refuses the class
  * still runs the command. Either tool missing: that part is left out.
  */
+const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
+const deployNice = () => Number(directive("Nice") ?? "0");
+
 export function deployPriorityArgv(): string[] {
-    const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
     const nice = rootTool("nice");
     const ionice = rootTool("ionice");
     const niceLevel = directive("Nice");
@@ -199,7 +202,11 @@ function startDirect(spec: AppProcessSpec): AppProcess {
         captureStdout: spec.captureStdout,
         timeoutMs: spec.timeoutMs,
         killGroupOnExit: true,
-        onSpawn: (p) => (pid = p),
+        onSpawn: (p) => {
+            pid = p;
+            // Its own session (runArgv detaches it): where sessions are CPU groups, the group's level counts.
+            setSessionNice([p], deployNice());
+        },
     });
     return {
         get name() {
