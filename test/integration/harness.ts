@@ -120,8 +120,12 @@ export interface StackApp {
     checkCommand?: string;
     /** Response header naming the release that answered. */
     versionHeader: string;
-    /** processControl start/stop commands ({slot} is filled in by the agent). */
-    control(appRoot: string, runDir: string): { start: string; stop: string };
+    /** processControl start/stop (and optionally pids) commands ({slot} is filled in by the agent). */
+    control(appRoot: string, runDir: string): { start: string; stop: string; pids?: string };
+    /** The release's migrate command (agent.json migrations.command); none: no migration step. */
+    migrateCommand?: string;
+    /** Default true (as in the stack config): the migration rehearsal runs before the real migration. */
+    migrationRehearsal?: boolean;
 }
 
 export interface StackOptions {
@@ -275,6 +279,9 @@ export class Stack {
             trafficLogPort,
             buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
+            ...(app?.migrateCommand
+                ? { migrateCommand: app.migrateCommand, startCommand: app.startCommand, migrationRehearsal: app.migrationRehearsal ?? true }
+                : {}),
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
             root: this.root,
