@@ -85,6 +85,22 @@ export interface RunningProbe {
     stop(): ProcessSample[];
 }
 
+/** The kind under which the CPU of everything else on the machine is counted. */
+export const OTHER_WORK = "other work on this machine";
+/** Pseudo pid of the machine's busy ticks (all CPUs, from /proc/stat). */
+const MACHINE_PID = -1;
+
+/** Busy clock ticks of all CPUs together since boot: everything but idle and iowait. */
+function machineBusyTicks(): number | undefined {
+    try {
+        const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+        // user nice system idle iowait irq softirq steal (guest time is inside user already)
+        return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    } catch {
+        return undefined;
+    }
+}
+
 export function startProbe(o: ProbeOptions): RunningProbe {
     const samples: ProcessSample[] = [];
     const sample = () => {
@@ -107,6 +123,8 @@ export function startProbe(o: ProbeOptions): RunningProbe {
             const kind = kindOf(pid);
             if (kind) samples.push({ t, pid, kind, nice: p.nice, cpuTicks: p.cpuTicks });
         }
+        const busy = machineBusyTicks();
+        if (busy !== undefined) samples.push({ t, pid: MACHINE_PID, kind: OTHER_WORK, nice: 0, cpuTicks: busy });
     };
     sample();
     const timer = setInterval(sample, o.intervalMs ?? 200);
@@ -143,6 +161,13 @@ export function processFigures(samples: ProcessSample[], from: number, to: numbe
         // A process first seen after the probe started was born since the sample before: all its CPU is new.
         const before = prev ? prev.cpuTicks : s.t === firstT ? s.cpuTicks : 0;
         k.cpuS += Math.max(0, s.cpuTicks - before) / TICKS_PER_S;
+    }
+    // The machine's busy time less what the stack's processes used: the other work here.
+    const other = out[OTHER_WORK];
+    if (other) {
+        const ours = Object.entries(out).reduce((sum, [kind, k]) => (kind === OTHER_WORK ? sum : sum + k.cpuS), 0);
+        other.cpuS = Math.max(0, other.cpuS - ours);
+        other.nice = [0, 0];
     }
     for (const k of Object.values(out)) k.cpuS = Math.round(k.cpuS * 100) / 100;
     return out;
