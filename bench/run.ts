@@ -357,7 +357,8 @@ async function main(): Promise<void> {
                 drain: `from then until the deploy's steps are done and NGINX answers from v2, + ${TAIL_MS / 1000} s`,
                 rollbackS: "from the rollback's first step until its steps are done and NGINX answers 200 from v1",
                 processes:
-                    "per window and kind of process of the host (stack, app, agent, load generators): nice levels seen and CPU seconds used, sampled from /proc every 200 ms",
+                    "per window and kind of process of the host (stack, app, agent, load generators): nice levels seen and CPU seconds used, sampled from /proc every 200 ms; " +
+                    "'other work on this machine' is the machine's busy CPU time less all of that (it includes the stack's processes that lived less than 200 ms)",
                 perSecond: "answers by the second they arrived, relative to the deploy start: ok = 2xx by release",
             },
             methods: results.map((m) => ({ ...m, summary: summary(m), crossSummary: vegeta ? summary(m, "cross") : undefined })),
