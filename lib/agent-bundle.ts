@@ -44,7 +44,6 @@ function lazyBuiltinAliases(): Record<string, string> {
     for (const name of builtinModules) {
         if (name.startsWith("_") || NOT_LAZY.has(name)) continue;
         const file = path.join(LAZY_BUILTINS_DIR, `${name.replace(/\//g, "__")}.js`);
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
         const names = Object.getOwnPropertyNames(require(`node:${name}`)).sort();
         const content = [
             `// Stand-in for node:${name}, written by lib/agent-bundle.ts: the real module loads at the first use of an export.`,
