@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import { autogroupNiceShellLine, ownCpuCgroup } from "./cpu-scheduling";
 
@@ -37,15 +37,17 @@ describe("cpu scheduling of a unit", () => {
         );
     });
 
-    it("the autogroup line raises the shell's own autogroup nice level where the kernel has autogroups, and is silent elsewhere", function () {
+    it("the autogroup line raises the shell's own autogroup nice level where the kernel has autogroups, and is silent elsewhere", async () => {
         // detached: a session (so an autogroup) of its own; the test never lowers the runner's.
-        const r = spawnSync("/bin/sh", ["-c", `${autogroupNiceShellLine(7)}\ncat /proc/self/autogroup 2>/dev/null; echo done`], {
-            encoding: "utf8",
-            detached: true,
-        });
-        assert.strictEqual(r.status, 0, r.stderr);
-        assert.strictEqual(r.stderr, "");
-        if (!fs.existsSync("/proc/self/autogroup")) return assert.strictEqual(r.stdout, "done\n");
-        assert.match(r.stdout, /^\/autogroup-\d+ nice 7\ndone\n$/);
+        const child = spawn("/bin/sh", ["-c", `${autogroupNiceShellLine(7)}\ncat /proc/self/autogroup 2>/dev/null; echo done`], { detached: true });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+        const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+        assert.strictEqual(code, 0, err);
+        assert.strictEqual(err, "");
+        if (!fs.existsSync("/proc/self/autogroup")) return assert.strictEqual(out, "done\n");
+        assert.match(out, /^\/autogroup-\d+ nice 7\ndone\n$/);
     });
 });
