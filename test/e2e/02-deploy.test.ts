@@ -117,18 +117,24 @@ describe("deploy of the example Django app to the local host", function () {
         const flips: string[] = [];
         let report;
         try {
-            for (const [from, to] of [
-                ["v2", "v1"],
-                ["v1", "v2"],
+            // The stack output rollbackCommand (deploy/rollback flips before Node.js starts), then the
+            // agent's own rollback over plain ssh, for comparison.
+            for (const [how, from, to] of [
+                ["rollbackCommand", "v2", "v1"],
+                ["rollbackCommand", "v1", "v2"],
+                ["agent rollback", "v2", "v1"],
+                ["agent rollback", "v1", "v2"],
             ]) {
                 const t0 = Date.now();
-                const r = await stack.agent("rollback", ["--json"]);
+                const r = how === "rollbackCommand" ? await stack.rollback(["--json"]) : await stack.agent("rollback", ["--json"]);
                 const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
                 assert.deepStrictEqual([result.mode, result.version], ["warm-flip", to], r.stdout);
+                assert.strictEqual(result.flippedBy, how === "rollbackCommand" ? "rollback script" : undefined, r.stdout);
+                const starter = how === "rollbackCommand" ? "the rollback script" : "the agent";
                 // The host shares this machine's clock: flipAt is comparable with t0.
                 flips.push(
-                    `${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started ` +
-                        `(ssh and sudo until the agent started ${result.processStartedAt - t0} ms, the agent's start to the flip ${result.flipAt - result.processStartedAt} ms; ` +
+                    `${how} ${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started ` +
+                        `(ssh until ${starter} started ${result.processStartedAt - t0} ms, from there to the flip ${result.flipAt - result.processStartedAt} ms; ` +
                         `the ssh command took ${r.ms} ms in all)`,
                 );
             }

@@ -11,6 +11,7 @@ import * as path from "path";
 import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
 import { renderProxyFiles } from "../../lib/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
+import { renderRollbackScript } from "../../lib/rollback-script";
 import { buildTemplateContext } from "../../lib/template-context";
 import { HaproxyRuntime } from "../../agent/haproxy-runtime";
 
@@ -323,6 +324,8 @@ export class Stack {
         });
         fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
         fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
+        // The rollback command beside it, as the agent install puts it there.
+        fs.writeFileSync(this.layout.rollbackScript, renderRollbackScript(this.layout, { backend: "app" }), { mode: 0o700 });
     }
 
     private async waitForPort(port: number): Promise<void> {
@@ -407,6 +410,17 @@ export class Stack {
 
     agent(args: string[], input?: string): Promise<AgentRun> {
         return this.spawnAgent(args, input).done;
+    }
+
+    /** deploy/rollback (lib/rollback-script.ts) with `args`; its `node` is the agent's. */
+    rollbackScript(args: string[]): Promise<AgentRun> {
+        const child = spawn(this.layout.rollbackScript, args, {
+            stdio: ["ignore", "pipe", "pipe"],
+            env: { ...process.env, PATH: `${path.dirname(AGENT_NODE)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+        });
+        const a = new RunningAgent(child);
+        this.agents.push(a);
+        return a.done;
     }
 
     async weights(): Promise<Record<Slot, number>> {
