@@ -36,6 +36,7 @@ lock=${q(layout.lockFile)}
 socket=${q(layout.haproxySocket)}
 backend=${q(opts.backend)}
 slots=${q(layout.slotsDir)}
+releases=${q(layout.releasesDir)}
 [ -r "$flip_file" ] || agent "$@"
 now=$(date -u '+%s%3N %Y-%m-%dT%H:%M:%S.%3NZ') || agent "$@"
 started=\${now%% *}
@@ -56,10 +57,10 @@ if ! ln "$tmp" "$lock" 2>/dev/null; then
     rm -f "$tmp"
     agent "$@"
 fi
-rm -f "$tmp"
-# The lock is ours from here: the agent gets it back free unless it is handed over by exec.
+# The lock is ours from here: the agent gets it back free unless it is handed over by exec. The
+# temp name goes after the flip (one process less before it).
 fallback() {
-    rm -f "$lock"
+    rm -f "$lock" "$tmp"
     agent "$@"
 }
 
@@ -74,8 +75,10 @@ from='' to='' version=''
 done <"$flip_file"; } 2>/dev/null || fallback "$@"
 case $from:$to in blue:green | green:blue) ;; *) fallback "$@" ;; esac
 case $version in "" | *[!A-Za-z0-9._-]*) fallback "$@" ;; esac
-target=$(readlink "$slots/$to") || fallback "$@"
-[ "\${target##*/}" = "$version" ] || fallback "$@"
+# The slot runs that release (its link leads to the release's directory). -ef: a builtin of the
+# shells /bin/sh is on Debian (dash) and NixOS (bash).
+# shellcheck disable=SC3013
+[ "$slots/$to" -ef "$releases/$version" ] || fallback "$@"
 # The agent's own test of a warm slot (agent/gates.ts): HAProxy has it UP and its last check L7OK.
 checks=$(printf 'show stat %s 4 -1\\n' "$backend" | socat -t 2 - "UNIX-CONNECT:$socket" | awk -F, -v server="$to" '
     NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -85,6 +88,7 @@ checks=$(printf 'show stat %s 4 -1\\n' "$backend" | socat -t 2 - "UNIX-CONNECT:$
 answer=$(printf 'set weight %s/%s 100; set weight %s/%s 0\\n' "$backend" "$to" "$backend" "$from" | socat -t 2 - "UNIX-CONNECT:$socket") || fallback "$@"
 [ -z "$answer" ] || fallback "$@"
 flipped=$(date +%s%3N)
+rm -f "$tmp"
 exec ${agent} --script-flip "$started:$flipped" "$@"
 `;
 }

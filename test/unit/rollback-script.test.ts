@@ -24,6 +24,7 @@ describe("rollback script", () => {
         layout = hostLayout("shop", { root: path.join(dir, "root") });
         fs.mkdirSync(layout.deployDir, { recursive: true });
         fs.mkdirSync(layout.slotsDir, { recursive: true });
+        for (const v of ["v1", "v2", "v3"]) fs.mkdirSync(path.join(layout.releasesDir, v), { recursive: true });
         fs.symlinkSync("../releases/v1", path.join(layout.slotsDir, "blue"));
         fs.symlinkSync("../releases/v2", path.join(layout.slotsDir, "green"));
         fs.writeFileSync(layout.warmFlipFile, "from=green\nto=blue\nversion=v1\n");
