@@ -13,7 +13,7 @@ import { isPrepared } from "../releases";
 import { resolveShiftOptions } from "../shift-options";
 import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
-import { withDeployLock } from "../with-lock";
+import { withAdoptedDeployLock, withDeployLock } from "../with-lock";
 
 /**
  * Whether a rollback now would be a pure weight flip (the previous release warm on its slot and
@@ -31,95 +31,88 @@ export async function rollbackIsWarmFlip(ctx: AgentContext, req: RollbackRequest
 }
 
 export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): Promise<void> {
+    // deploy/rollback flipped the weights and holds the lock, taken before it exec'd this process.
     const byScript = req.scriptFlip;
-    const lockOpts = byScript
-        ? { adoptOwn: true, mustAdopt: "--script-flip is deploy/rollback's: it holds the deploy lock when it starts the agent, and this process does not" }
-        : {};
-    await withDeployLock(
-        ctx,
-        "rollback",
-        undefined,
-        async () => {
-            const { layout, log } = ctx;
-            const state = readSlotsState(layout.stateFile);
-            const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm, state.lastShift);
-            const live = state.live;
-            const prev = state.previous;
-            if (!live) throw new AgentError("nothing is live: there is nothing to roll back");
-            if (!prev) throw new AgentError(`no previous release is recorded: ${state.slots[live].version} on ${live} stays live`);
-            const liveVer = state.slots[live].version;
-            const prevName = `${prev.slot} (${prev.version})`;
-            const stats = await ctx.runtime.stats();
-            const health = classifyHealth(stats[prev.slot]);
-            const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
+    const lock = byScript ? withAdoptedDeployLock : withDeployLock;
+    await lock(ctx, "rollback", undefined, async () => {
+        const { layout, log } = ctx;
+        const state = readSlotsState(layout.stateFile);
+        const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm, state.lastShift);
+        const live = state.live;
+        const prev = state.previous;
+        if (!live) throw new AgentError("nothing is live: there is nothing to roll back");
+        if (!prev) throw new AgentError(`no previous release is recorded: ${state.slots[live].version} on ${live} stays live`);
+        const liveVer = state.slots[live].version;
+        const prevName = `${prev.slot} (${prev.version})`;
+        const stats = await ctx.runtime.stats();
+        const health = classifyHealth(stats[prev.slot]);
+        const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
 
-            if (byScript && !(warm && health.state === "up")) {
-                // Under the lock nothing changed since the script's checks; should it have, the committed
-                // weights come back before anything else.
-                await ctx.runtime.setWeights({ [live]: 100, [prev.slot]: 0 });
-                throw new AgentError(
-                    `the rollback script flipped to ${prevName}, but it is not a warm flip now (${health.detail}); all traffic is back on ${live} (${liveVer}): run the rollback again`,
-                );
-            }
-            if (!(warm && health.state === "up")) {
-                if (!isPrepared(ctx, prev.version))
-                    throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
-                log.info(
-                    `previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`,
-                );
-                await deployRelease(ctx, { command: "rollback", version: prev.version, opts });
-                return;
-            }
-
-            const t0 = byScript?.startedAt ?? Date.now();
-            log.info(
-                byScript
-                    ? `rollback: the rollback script flipped all traffic to ${prevName} (warm, ${health.detail}) from ${live} (${liveVer})`
-                    : `rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`,
+        if (byScript && !(warm && health.state === "up")) {
+            // Under the lock nothing changed since the script's checks; should it have, the committed
+            // weights come back before anything else.
+            await ctx.runtime.setWeights({ [live]: 100, [prev.slot]: 0 });
+            throw new AgentError(
+                `the rollback script flipped to ${prevName}, but it is not a warm flip now (${health.detail}); all traffic is back on ${live} (${liveVer}): run the rollback again`,
             );
-            // One runtime API line: both weights change together (again after the script: it costs nothing).
-            await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
-            const flipAt = byScript?.flippedAt ?? Date.now();
-            await ctx.runtime.saveState(layout.haproxyStateFile);
-            log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
+        }
+        if (!(warm && health.state === "up")) {
+            if (!isPrepared(ctx, prev.version))
+                throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
+            log.info(
+                `previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`,
+            );
+            await deployRelease(ctx, { command: "rollback", version: prev.version, opts });
+            return;
+        }
 
-            state.live = prev.slot;
-            state.previous = liveVer ? { slot: live, version: liveVer } : null;
-            state.deploying = null;
-            writeSlotsState(layout.stateFile, state);
-            swapCurrent(ctx, prev.version);
-            log.info(`live: ${prevName}; current -> releases/${prev.version}`);
-            await pointNginxAtLive(ctx, prev.slot);
+        const t0 = byScript?.startedAt ?? Date.now();
+        log.info(
+            byScript
+                ? `rollback: the rollback script flipped all traffic to ${prevName} (warm, ${health.detail}) from ${live} (${liveVer})`
+                : `rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`,
+        );
+        // One runtime API line: both weights change together (again after the script: it costs nothing).
+        await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
+        const flipAt = byScript?.flippedAt ?? Date.now();
+        await ctx.runtime.saveState(layout.haproxyStateFile);
+        log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
 
-            const durations: Record<string, number> = { flip: flipAt - t0 };
-            await retireOldSlotSafely(ctx, state, live, opts, durations);
-            durations.total = Date.now() - t0;
-            appendAudit(layout.auditLog, {
-                command: "rollback",
-                version: prev.version,
-                from: slotLabel(liveVer, live),
-                to: slotLabel(prev.version, prev.slot),
-                result: "ok",
-                mode: "warm-flip",
-                ...(byScript ? { by: "rollback script" } : {}),
-                durations: secondsOf(durations),
-            });
-            Object.assign(ctx.result, {
-                ok: true,
-                command: "rollback",
-                mode: "warm-flip",
-                version: prev.version,
-                slot: prev.slot,
-                from: slotLabel(liveVer, live),
-                to: slotLabel(prev.version, prev.slot),
-                flipAt,
-                // When this process started (the rollback script, when it flipped): how much of the time to the flip was its own.
-                processStartedAt: byScript?.startedAt ?? Math.round(performance.timeOrigin),
-                ...(byScript ? { flippedBy: "rollback script" } : {}),
-                durations: secondsOf(durations),
-            });
-            log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);
-        },
-        lockOpts,
-    );
+        state.live = prev.slot;
+        state.previous = liveVer ? { slot: live, version: liveVer } : null;
+        state.deploying = null;
+        writeSlotsState(layout.stateFile, state);
+        swapCurrent(ctx, prev.version);
+        log.info(`live: ${prevName}; current -> releases/${prev.version}`);
+        await pointNginxAtLive(ctx, prev.slot);
+
+        const durations: Record<string, number> = { flip: flipAt - t0 };
+        await retireOldSlotSafely(ctx, state, live, opts, durations);
+        durations.total = Date.now() - t0;
+        appendAudit(layout.auditLog, {
+            command: "rollback",
+            version: prev.version,
+            from: slotLabel(liveVer, live),
+            to: slotLabel(prev.version, prev.slot),
+            result: "ok",
+            mode: "warm-flip",
+            ...(byScript ? { by: "rollback script" } : {}),
+            durations: secondsOf(durations),
+        });
+        Object.assign(ctx.result, {
+            ok: true,
+            command: "rollback",
+            mode: "warm-flip",
+            version: prev.version,
+            slot: prev.slot,
+            from: slotLabel(liveVer, live),
+            to: slotLabel(prev.version, prev.slot),
+            flipAt,
+            // When this process started (the rollback script, when it flipped): how much of the time to the flip was its own.
+            processStartedAt: byScript?.startedAt ?? Math.round(performance.timeOrigin),
+            ...(byScript ? { flippedBy: "rollback script" } : {}),
+            durations: secondsOf(durations),
+        });
+        log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);
+    });
 }
