@@ -80,6 +80,8 @@ case $version in "" | *[!A-Za-z0-9._-]*) fallback "$@" ;; esac
 # shellcheck disable=SC3013
 [ "$slots/$to" -ef "$releases/$version" ] || fallback "$@"
 # The agent's own test of a warm slot (agent/gates.ts): HAProxy has it UP and its last check L7OK.
+# Both columns come before any text a check's answer can bring in (last_chk and after), so a comma
+# there cannot shift them.
 checks=$(printf 'show stat %s 4 -1\\n' "$backend" | socat -t 2 - "UNIX-CONNECT:$socket" | awk -F, -v server="$to" '
     NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }
     $2 == server { print $col["status"] "/" $col["check_status"] }') || fallback "$@"
