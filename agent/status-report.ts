@@ -129,7 +129,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
         app: settings.appName,
         live: state.live ? { slot: state.live, version: liveVersion } : null,
         current: readLinkOrUndefined(layout.currentLink) ?? null,
-        previous: state.previous ? { ...state.previous, warm } : null,
+        previous: state.previous ? { slot: state.previous.slot, version: state.previous.version, warm } : null,
         deploying: state.deploying,
         interrupted: !!state.deploying && lock.state !== "held",
         slots,
