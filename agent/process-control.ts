@@ -6,9 +6,9 @@ import { ProcessControl as ProcessControlSettings } from "../lib/agent-settings"
 import { DEPLOY_PROCESS_PROPERTIES, DEPLOY_SLICE_PROPERTIES } from "../lib/app-sandbox";
 import { Slot } from "../lib/host-layout";
 import { shellQuote } from "../lib/shell-quote";
+import { processHasOwnCpuCgroup, setAutogroupNice } from "./cpu-scheduling";
 import { Logger } from "./log";
 import { runArgv, runChecked, runCommand } from "./run-command";
-import { setSessionNice } from "./session-nice";
 
 /**
  * "deploy": a slot that boots and is tested while the live release serves gets the deploy slice's
@@ -55,10 +55,11 @@ function cgroupProcesses(controlGroup: string): number[] {
     return [];
 }
 
-/** Nice level and I/O class of `pids`; best effort. Says how many processes it reached. */
+/** Nice level, autogroup nice level and I/O class of `pids`; best effort. Says what it reached. */
 async function setProcessPriority(pids: readonly number[], priority: SlotPriority, env: NodeJS.ProcessEnv): Promise<string> {
     const p = PRIORITIES[priority];
     let reniced = 0;
+    let autogroups = 0;
     for (const pid of pids) {
         try {
             os.setPriority(pid, p.nice);
@@ -66,10 +67,11 @@ async function setProcessPriority(pids: readonly number[], priority: SlotPriorit
         } catch {
             // exited meanwhile
         }
+        // The session's autogroup is what weighs against other services (agent/cpu-scheduling.ts).
+        if (setAutogroupNice(pid, p.nice)) autogroups++;
     }
     if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
-    const sessions = setSessionNice(pids, p.nice);
-    return `nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}${sessions ? ` and ${sessions} session${sessions === 1 ? "" : "s"}` : ""}`;
+    return `nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}${autogroups ? `; autogroup nice ${p.nice}` : ""}`;
 }
 
 async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger): Promise<string> {
@@ -85,14 +87,21 @@ async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger
             timeoutMs: 30_000,
         },
     ).catch(() => undefined);
-    done.push(weights?.code === 0 ? `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}` : "no cgroup weights");
     const cg = await runArgv(["systemctl", "show", "--property=ControlGroup", "--value", unit], "systemctl show", {
         env,
         timeoutMs: 30_000,
         captureStdout: true,
     }).catch(() => undefined);
     const controlGroup = cg?.code === 0 ? (cg.stdout ?? "").trim() : "";
-    done.push(await setProcessPriority(controlGroup ? cgroupProcesses(controlGroup) : [], priority, env));
+    const pids = controlGroup ? cgroupProcesses(controlGroup) : [];
+    // A weight systemd accepted counts only where the unit has a CPU cgroup of its own: say when not.
+    const honoured = pids.length ? processHasOwnCpuCgroup(pids[0], controlGroup) : undefined;
+    done.push(
+        weights?.code !== 0
+            ? "no cgroup weights"
+            : `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}${honoured === false ? " (not honoured: no CPU cgroup of the unit's own)" : ""}`,
+    );
+    done.push(await setProcessPriority(pids, priority, env));
     const what = done.join("; ");
     log.info(`${unit}: ${priority} priority (${what})`);
     return what;

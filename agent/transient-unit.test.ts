@@ -9,7 +9,7 @@ import * as path from "path";
 import { appSandbox } from "../lib/app-sandbox";
 import { hostLayout } from "../lib/host-layout";
 import { runCommand } from "./run-command";
-import { autogroupEnabled } from "./session-nice";
+import { autogroupNiceShellLine } from "./cpu-scheduling";
 import { AppProcessSpec, runAppProcess, transientUnitArgv } from "./transient-unit";
 
 function alive(pid: number): boolean {
@@ -113,7 +113,7 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
         assert.strictEqual(r.code, 0, r.tail);
         assert.deepStrictEqual(r.lines.slice(0, 2), ["15 idle", "15 idle"]);
         // Its session too, where the kernel weighs sessions against each other.
-        if (autogroupEnabled()) assert.match(r.lines[2] ?? "", /nice 15$/);
+        if (fs.existsSync("/proc/self/autogroup")) assert.match(r.lines[2] ?? "", /nice 15$/);
     });
 
     it("a transient unit gets the slot unit's sandbox, the env file through systemd, the deploy slice and a runtime bound", () => {
@@ -131,6 +131,7 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
             [`Environment=PATH=${process.env.PATH}`],
             "only the default PATH, which the env file may override",
         );
-        assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", "make"]);
+        // The command itself, after the line that lowers the unit's autogroup (agent/cpu-scheduling.ts).
+        assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", `${autogroupNiceShellLine(15)}\nmake`]);
     });
 });

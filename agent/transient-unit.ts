@@ -10,7 +10,8 @@
 // switched to the app user in the forked child right before exec, with a clean environment (a
 // fixed PATH, the env file's values, the step's own variables), in a process group of its own that
 // is killed on timeout and once the command exits, at the transient unit's nice level and I/O class
-// (there is no deploy slice to weigh it down), its session at that nice level too (session-nice.ts).
+// (there is no deploy slice to weigh it down), its session's autogroup at that nice level too
+// (agent/cpu-scheduling.ts).
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -18,10 +19,10 @@ import { appSandbox, DEPLOY_PROCESS_PROPERTIES } from "../lib/app-sandbox";
 import { parseSystemdEnvFile, formatSystemdEnvFile } from "../lib/env-lines";
 import { HostLayout, transientEnvFile } from "../lib/host-layout";
 import { AgentSettings } from "../lib/agent-contract";
+import { autogroupNiceShellLine, setAutogroupNice } from "./cpu-scheduling";
 import { AgentError } from "./errors";
 import { Logger } from "./log";
 import { isRoot, lookupUser, runArgv, RunResult } from "./run-command";
-import { setSessionNice } from "./session-nice";
 
 /** PATH of the app's processes outside systemd (the env file may set its own). */
 export const APP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -69,6 +70,9 @@ export function runAppProcess(spec: AppProcessSpec): Promise<RunResult> {
     return startAppProcess(spec).done;
 }
 
+/** The deploy's nice level, for the unit's autogroup too. */
+const DEPLOY_NICE = Number(DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === "Nice")?.value ?? "15");
+
 /** The systemd-run argv of a spec: exported for tests and for `systemd-analyze security` checks. */
 export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: string): string[] {
     const { layout } = spec;
@@ -101,7 +105,9 @@ export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: s
         "--",
         "/bin/sh",
         "-c",
-        spec.command,
+        // Nice= alone weighs nothing against the live slot where each service is an autogroup of
+        // its own (agent/cpu-scheduling.ts): the unit's session gets the same nice level first.
+        `${autogroupNiceShellLine(DEPLOY_NICE)}\n${spec.command}`,
     ];
 }
 
@@ -168,7 +174,6 @@ function rootTool(name: string): string | undefined {
  * still runs the command. Either tool missing: that part is left out.
  */
 const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
-const deployNice = () => Number(directive("Nice") ?? "0");
 
 export function deployPriorityArgv(): string[] {
     const nice = rootTool("nice");
@@ -194,7 +199,8 @@ function startDirect(spec: AppProcessSpec): AppProcess {
     for (const [k, v] of parseSystemdEnvFile(text)) env[k] = v;
     Object.assign(env, spec.env);
     let pid = 0;
-    const done = runArgv([...deployPriorityArgv(), "/bin/sh", "-c", spec.command], spec.command, {
+    // Its own session (runArgv detaches it): the shell puts that session's autogroup at the deploy's level first.
+    const done = runArgv([...deployPriorityArgv(), "/bin/sh", "-c", `${autogroupNiceShellLine(DEPLOY_NICE)}\n${spec.command}`], spec.command, {
         cwd: spec.cwd,
         env,
         asIds: ids ? { uid: ids.uid, gid: ids.gid } : undefined,
@@ -204,8 +210,9 @@ function startDirect(spec: AppProcessSpec): AppProcess {
         killGroupOnExit: true,
         onSpawn: (p) => {
             pid = p;
-            // Its own session (runArgv detaches it): where sessions are CPU groups, the group's level counts.
-            setSessionNice([p], deployNice());
+            // And root sets it too: a write without CAP_SYS_ADMIN is refused while another autogroup
+            // write on the machine is less than 100 ms old, and the shell line then says nothing.
+            if (isRoot()) setAutogroupNice(p, DEPLOY_NICE);
         },
     });
     return {

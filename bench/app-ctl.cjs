@@ -117,9 +117,14 @@ function processTree(pid) {
     return tree.filter(alive);
 }
 
-/** The agent's slot: slots/<slot> -> a release, slots/<slot>.env (PORT, RELEASE_VERSION, SLOT), shared/env. */
+/**
+ * The agent's slot: slots/<slot> -> a release, slots/<slot>.env (PORT, RELEASE_VERSION, SLOT), and
+ * the app environment the activation snapshotted for it (slots/<slot>.app-env; shared/env before it).
+ */
 function slotSpec(slot, appRoot, runDir, user) {
-    const env = { ...envFile(path.join(appRoot, "shared", "env")), ...envFile(path.join(appRoot, "slots", `${slot}.env`)) };
+    const snapshot = path.join(appRoot, "slots", `${slot}.app-env`);
+    const appEnv = fs.existsSync(snapshot) ? snapshot : path.join(appRoot, "shared", "env");
+    const env = { ...envFile(appEnv), ...envFile(path.join(appRoot, "slots", `${slot}.env`)) };
     return { name: slot, dir: fs.realpathSync(path.join(appRoot, "slots", slot)), port: Number(env.PORT), env, runDir, user };
 }
 

@@ -437,13 +437,22 @@ export function parseActivateArgs(args: RawArgs): ActivateRequest {
 
 // rollback
 
-export type RollbackRequest = ShiftRequest;
+export interface RollbackRequest extends ShiftRequest {
+    /** deploy/rollback (lib/rollback-script.ts) holds the lock and flipped the weights: when it started and flipped (ms since the epoch). */
+    scriptFlip?: { startedAt: number; flippedAt: number };
+}
+
+const SCRIPT_FLIP_FLAG: FlagSpec = {
+    name: "script-flip",
+    value: "STARTED:FLIPPED",
+    help: "set by deploy/rollback, which holds the lock and flipped the weights itself (ms since the epoch); the agent records that flip",
+};
 
 export const ROLLBACK: CommandSpec = {
     name: "rollback",
     synopsis: "[shift options]",
-    summary: "back to the previous release (instant when warm)",
-    flags: SHIFT_FLAGS,
+    summary: "back to the previous release (instant when warm; deploy/rollback flips before Node.js starts)",
+    flags: [...SHIFT_FLAGS, SCRIPT_FLIP_FLAG],
 };
 
 export function formatRollbackArgs(r: RollbackRequest): string[] {
@@ -453,7 +462,15 @@ export function formatRollbackArgs(r: RollbackRequest): string[] {
 export function parseRollbackArgs(args: RawArgs): RollbackRequest {
     checkKnownFlags(args, ROLLBACK);
     noMore(ROLLBACK, args.positionals);
-    return parseShift(args);
+    const req: RollbackRequest = parseShift(args);
+    const flip = rawFlag(args, SCRIPT_FLIP_FLAG.name);
+    if (flip !== undefined) {
+        const m = /^(\d{10,16}):(\d{10,16})$/.exec(flip);
+        if (!m || Number(m[2]) < Number(m[1]))
+            throw new ArgsError(`--script-flip must be STARTED:FLIPPED, two times in ms since the epoch, the second not before the first; not "${flip}"`);
+        req.scriptFlip = { startedAt: Number(m[1]), flippedAt: Number(m[2]) };
+    }
+    return req;
 }
 
 // migrate
@@ -730,7 +747,10 @@ export type ProcessControl =
  * Bumped whenever AgentSettings changes shape. The agent refuses settings of another version, so a
  * program and an agent of different releases fail with a message instead of a TypeError mid-deploy.
  */
-export const AGENT_SETTINGS_SCHEMA_VERSION = 2;
+export const AGENT_SETTINGS_SCHEMA_VERSION = 3;
+
+/** Stands for the live slot's port in AgentSettings.nginx.liveSlotConf. */
+export const LIVE_SLOT_PORT_PLACEHOLDER = "{live-slot-port}";
 
 /**
  * agent.json: what the program writes on the host (layout.agentConfigPath) and the agent reads on
@@ -753,11 +773,17 @@ export interface AgentSettings {
         /** Loopback UDP port HAProxy logs each request to (absent in older settings: DEFAULTS.trafficLogPort). */
         trafficLogPort?: number;
     };
+    /**
+     * The slots' ports, health check, start command: what the next activation starts a slot with.
+     * A running slot keeps what it was started with (recorded in slots.json, lib/slot-runtime.ts).
+     */
     health: {
         path: string;
         /** Host header for health and smoke requests. */
         host: string;
     };
+    /** The slots' start command (sh syntax, uses $PORT); the agent writes it into a slot's start script. */
+    startCommand: string;
     smokePaths: string[];
     slotHeader: string;
     /**
@@ -765,8 +791,11 @@ export interface AgentSettings {
      * Absent in settings of a program that does not manage it: the agent then leaves NGINX alone.
      */
     nginx?: {
-        /** The file's content when that slot is live (rendered from templates/nginx-live-slot.conf.njk). */
-        liveSlotConf: { blue: string; green: string };
+        /**
+         * The file's content, rendered from templates/nginx-live-slot.conf.njk with the port left
+         * as LIVE_SLOT_PORT_PLACEHOLDER: the agent fills in the port the live slot was started on.
+         */
+        liveSlotConf: string;
         /** Checks the configuration, then reloads NGINX gracefully (no connection dropped). */
         reloadCommand: string;
     };
