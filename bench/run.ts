@@ -379,7 +379,7 @@ async function main(): Promise<void> {
                 const p99s = WINDOWS.map((w) => lat(w === "steady" ? f.steady : f.phases[w])).join(" / ");
                 return {
                     title: m.title,
-                    subtitle: `run ${pick.run} of ${m.runs.length}: ${f.deploy.failed} of ${f.deploy.requests} requests failed in the deploy (${round1(f.deployS)} s), ${f.rollback.failed} in the rollback (${round1(f.rollbackS)} s); p99 steady / preparation / shift / drain ${p99s} ms`,
+                    subtitle: `run ${pick.run} of ${m.runs.length}: ${f.deploy.failed} of ${f.deploy.requests} requests failed in the deploy (${round1(f.deployS)} s)${pick.cross ? ` (vegeta: ${pick.cross.deploy.failed} of ${pick.cross.deploy.requests})` : ""}, ${f.rollback.failed} in the rollback (${round1(f.rollbackS)} s); p99 steady / preparation / shift / drain ${p99s} ms`,
                     // The bars: both generators' answers, the whole load.
                     run: pick.cross ? { ...f, perSecond: addSeconds(f.perSecond, pick.cross.perSecond) } : f,
                 };
