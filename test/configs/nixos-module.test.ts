@@ -117,6 +117,32 @@ describe("NixOS module", () => {
                 assert.ok(nix.has(`f ${ctx.layout.envFile} 0640 root ${APP} -`));
             });
 
+            it("brings the slots back at boot through the recover unit, which runs as Debian's does (the slot unit is wanted by nothing)", () => {
+                // On Debian the agent enables the slots it starts; here nothing can: the slot unit is
+                // the store's, without an [Install] section. `agent recover` at boot starts the slots
+                // slots.json records as running (agent/recover.test.ts), so its unit must run at every boot.
+                const slot = m.systemd.services[`${APP}@`];
+                assert.strictEqual(slot.wantedBy, undefined, "a wanted slot would be started by a switch, behind the agent");
+                const script = renderDebianSetupScript(debianCtx, agentFor(c.inputs));
+                const debianUnit = /<<'SLOTSHIFT_RECOVER_UNIT_END'\n([\s\S]*?)\nSLOTSHIFT_RECOVER_UNIT_END$/m.exec(script)?.[1];
+                assert.ok(debianUnit, "no recover unit in the Debian script");
+                const debian = (section: string, key: string) =>
+                    unitDirectives(debianUnit, section)
+                        .filter(([k]) => k === key)
+                        .flatMap(([, v]) => v.split(/\s+/));
+                const r = m.systemd.services[ctx.layout.recoverUnit];
+                assert.ok(r, `no ${ctx.layout.recoverUnit} unit`);
+                assert.deepStrictEqual(r.wantedBy, debian("Install", "WantedBy"));
+                assert.deepStrictEqual(r.after, debian("Unit", "After"));
+                assert.deepStrictEqual(r.wants, debian("Unit", "Wants"));
+                assert.deepStrictEqual((r.unitConfig as Record<string, unknown>).ConditionPathExists, debian("Unit", "ConditionPathExists"));
+                assert.strictEqual(r.serviceConfig.Type, debian("Service", "Type")[0]);
+                assert.strictEqual(r.serviceConfig.TimeoutStartSec, debian("Service", "TimeoutStartSec")[0]);
+                assert.match(String(r.serviceConfig.ExecStart), new RegExp(`/bin/node ${ctx.layout.agentPath} recover$`));
+                // A switch finds no interrupted deploy: only a boot runs it.
+                assert.strictEqual(r.restartIfChanged, false);
+            });
+
             it("runs HAProxy on the layout's config path, saving runtime state before reload and stop", () => {
                 const h = m.systemd.services.haproxy;
                 assert.match(String(h.serviceConfig.ExecStart), new RegExp(` -f ${ctx.layout.haproxyConfigFile} `));
