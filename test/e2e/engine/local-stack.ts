@@ -26,15 +26,20 @@ export async function setReleaseVersion(stack: EngineStack, version: string): Pr
 }
 
 /**
- * Runs `pulumi up` while a steady load goes through NGINX; `onLine` sees each output line as it
- * arrives (to act at a point of the deploy).
+ * Runs `pulumi up` while a steady load goes through NGINX; `hooks` see the CLI's pid and each
+ * output line as it arrives (to act at a point of the deploy).
  */
-export async function upUnderLoad(stack: EngineStack, site: Site, runId: string, onLine?: (line: string) => void): Promise<{ r: PulumiRun; load: LoadReport }> {
+export async function upUnderLoad(
+    stack: EngineStack,
+    site: Site,
+    runId: string,
+    hooks: { onLine?: (line: string) => void; onSpawn?: (pid: number) => void } = {},
+): Promise<{ r: PulumiRun; load: LoadReport }> {
     const load = startLoad({ site, runId, connections: 4, rate: 40 });
     let r: PulumiRun | undefined;
     let error: unknown;
     try {
-        r = await stack.up([], { onLine });
+        r = await stack.up([], hooks);
     } catch (e) {
         error = e;
     }

@@ -161,7 +161,10 @@ export class EngineStack {
      * and both run in the project stub (the `pulumi stack` commands). Resolves with the exit
      * code: callers decide what a failure means.
      */
-    run(args: string[], opts: { input?: string; stack?: "config" | "name" | "none"; onLine?: (line: string) => void } = {}): Promise<PulumiRun> {
+    run(
+        args: string[],
+        opts: { input?: string; stack?: "config" | "name" | "none"; onLine?: (line: string) => void; onSpawn?: (pid: number) => void } = {},
+    ): Promise<PulumiRun> {
         const mode = opts.stack ?? "config";
         const full =
             mode === "none" ? args : mode === "name" ? [...args, "--stack", this.stack] : [...args, "--stack", this.stack, "--config-file", this.configFile];
@@ -169,6 +172,7 @@ export class EngineStack {
         return new Promise((resolve, reject) => {
             const started = Date.now();
             const child = spawn("pulumi", full, { cwd: mode === "config" ? REPO : this.projectStub, env: this.env, stdio: ["pipe", "pipe", "pipe"] });
+            if (child.pid) opts.onSpawn?.(child.pid);
             let out = "";
             const lines: PulumiRun["lines"] = [];
             const collect = lineSplitter((text) => {
@@ -270,7 +274,7 @@ export class EngineStack {
         return r.code === 0 ? r.out.replace(/\n$/, "") : undefined;
     }
 
-    up(extra: string[] = [], opts: { onLine?: (line: string) => void } = {}): Promise<PulumiRun> {
+    up(extra: string[] = [], opts: { onLine?: (line: string) => void; onSpawn?: (pid: number) => void } = {}): Promise<PulumiRun> {
         return this.run(["up", "--yes", "--skip-preview", "--non-interactive", "--color", "never", "--suppress-progress", ...extra], opts);
     }
 
