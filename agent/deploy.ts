@@ -34,6 +34,8 @@ import {
     waitForReadiness,
 } from "./slot-ops";
 import { idleSlot, liveVersion, readSlotsState, SlotsState, writeSlotsState } from "./slots-state";
+import { ActivationRuntime, onSlot, snapshotCurrentEnv, wantedRuntime } from "./slot-runtime";
+import { runtimeChanges, SlotRuntime } from "../lib/slot-runtime";
 
 export type DeployCommand = "activate" | "rollback";
 
@@ -43,6 +45,11 @@ export interface DeployRequest {
     opts: ShiftOptions;
     /** Run the migration step first, with these acknowledged contract operations. */
     migrate?: { allow: readonly string[] };
+    /**
+     * What the new slot starts with apart from its port: a cold rollback passes the runtime the
+     * previous release ran with; default (activate) what agent.json and the app environment ask now.
+     */
+    runtime?: ActivationRuntime;
 }
 
 /** Everything the phases share about one deploy. */
@@ -52,6 +59,8 @@ interface Deploy extends DeployRequest {
     oldSlot: Slot | null;
     oldVersion: string | null;
     newSlot: Slot;
+    /** What the new slot is started with (its port, health check, start command, environment). */
+    runtime: SlotRuntime;
     /** "green (v2)" / "blue (v1)" for messages; oldName is "" on a first deploy. */
     newName: string;
     oldName: string;
@@ -122,11 +131,18 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
     const state = readSlotsState(layout.stateFile);
     const oldSlot = state.live;
     const oldVersion = liveVersion(state);
+    const wanted = req.runtime ?? wantedRuntime(ctx);
+    let sameVersionBecause: string[] = [];
     if (oldSlot && oldVersion === version) {
-        log.info(`${version} is already live on ${oldSlot}; nothing to do`);
-        appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, oldSlot), result: "noop" });
-        Object.assign(ctx.result, { ok: true, command, version, slot: oldSlot, noop: true });
-        return undefined;
+        const running = state.slots[oldSlot].runtime;
+        // A slot started before its runtime was recorded runs with what the settings said then.
+        sameVersionBecause = running ? runtimeChanges(running, onSlot(ctx, oldSlot, wanted)) : [];
+        if (sameVersionBecause.length === 0) {
+            log.info(`${version} is already live on ${oldSlot}${running ? " with these settings" : ""}; nothing to do`);
+            appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, oldSlot), result: "noop" });
+            Object.assign(ctx.result, { ok: true, command, version, slot: oldSlot, noop: true });
+            return undefined;
+        }
     }
     const newSlot = idleSlot(state);
     const d: Deploy = {
@@ -136,6 +152,7 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
         oldSlot,
         oldVersion,
         newSlot,
+        runtime: onSlot(ctx, newSlot, wanted),
         newName: `${newSlot} (${version})`,
         oldName: oldSlot ? `${oldSlot} (${oldVersion})` : "",
         durations: {},
@@ -145,6 +162,11 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
         weightMoved: false,
         steps: [],
     };
+    if (sameVersionBecause.length) {
+        log.info(
+            `${version} is live on ${oldSlot} but the settings it depends on changed (${sameVersionBecause.join("; ")}): ${version} starts again on ${newSlot} with them and traffic shifts to it as for a new release`,
+        );
+    }
     log.info(`${command} ${version}: ${newSlot} gets ${version}; ${oldSlot ? `${d.oldName} serves all traffic` : "nothing is live yet"}`);
     log.info(
         `plan ${opts.plan.map((s) => `${s.percent}%${s.pauseSeconds ? `:${s.pauseSeconds}s` : ""}`).join(" -> ")}; max 5xx ratio ${percent(opts.maxErrorRatio)}; ` +
@@ -196,7 +218,9 @@ async function prepareIdleSlotPhase(ctx: AgentContext, d: Deploy): Promise<void>
     await applyWeights(ctx, { [d.newSlot]: 0 });
     const idle = d.state.slots[d.newSlot];
     if (!idle.running) return;
-    const warmAndUp = idle.version === d.version && slotTarget(ctx, d.newSlot) === d.version && classifyHealth(d.initialStats[d.newSlot]).state === "up";
+    const sameRuntime = idle.runtime !== undefined && runtimeChanges(idle.runtime, d.runtime).length === 0;
+    const warmAndUp =
+        idle.version === d.version && sameRuntime && slotTarget(ctx, d.newSlot) === d.version && classifyHealth(d.initialStats[d.newSlot]).state === "up";
     if (warmAndUp) {
         log.info(`${d.newName} is already running (warm) and passing checks; reusing it`);
         d.reused = true;
@@ -208,14 +232,16 @@ async function prepareIdleSlotPhase(ctx: AgentContext, d: Deploy): Promise<void>
 
 /** Phase 3: start the new release in the idle slot; its health path must answer 200, then HAProxy must see it UP. */
 async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<void> {
-    const { log, layout, settings } = ctx;
+    const { log, layout } = ctx;
     const { newSlot, newName, opts } = d;
     const tStart = Date.now();
     if (!d.reused) {
-        pointSlotAt(ctx, newSlot, d.version);
-        d.state.slots[newSlot] = { version: d.version, running: true };
+        // An activation starts with the app environment as it is now; a rollback with its own.
+        if (d.command === "activate") d.runtime = { ...d.runtime, envSha256: snapshotCurrentEnv(ctx) };
+        d.runtime = await pointSlotAt(ctx, newSlot, d.version, d.runtime);
+        d.state.slots[newSlot] = { version: d.version, running: true, runtime: d.runtime };
         writeSlotsState(layout.stateFile, d.state);
-        log.info(`starting ${newName} on port ${settings.slots[newSlot]}`);
+        log.info(`starting ${newName} on port ${d.runtime.port} (health check GET ${d.runtime.healthPath}, Host ${d.runtime.healthHost})`);
         // While a live release serves, the new one boots behind it (a cgroup weight set before the
         // start, a nice level on its processes right after it and again once they have forked).
         if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
@@ -226,14 +252,14 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         }
         if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
     }
-    const ready = await waitForReadiness(ctx, newSlot, opts.healthTimeoutMs);
+    const ready = await waitForReadiness(ctx, d.runtime, opts.healthTimeoutMs);
     if (!ready.ok) {
         throw new PhaseFailure(
             "health",
-            `health gate failed: ${newName} did not answer 200 on ${settings.health.path} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`,
+            `health gate failed: ${newName} did not answer 200 on ${d.runtime.healthPath} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`,
         );
     }
-    log.info(`${newName} is ready: ${settings.health.path} answered 200 after ${seconds(ready.elapsedMs)}`);
+    log.info(`${newName} is ready: ${d.runtime.healthPath} answered 200 after ${seconds(ready.elapsedMs)}`);
     if (d.oldSlot && !d.reused) await ctx.pc.setPriority(newSlot, "deploy");
     const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
     const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
@@ -250,7 +276,7 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
 /** Phase 4: every smoke path through HAProxy, forced to the new slot, before it gets any public traffic. */
 async function smokePhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const tSmoke = Date.now();
-    const smoke = await smokeTest(ctx, d.newSlot);
+    const smoke = await smokeTest(ctx, d.newSlot, d.runtime.healthHost);
     if (!smoke.ok) throw new PhaseFailure("smoke", `smoke gate failed: ${smoke.detail} on ${d.newName}`);
     ctx.log.info(`smoke tests passed on ${d.newName}: ${smoke.detail}`);
     d.durations.smoke = Date.now() - tSmoke;
@@ -308,12 +334,12 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
 async function commitPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const { state } = d;
     state.live = d.newSlot;
-    if (d.oldSlot && d.oldVersion) state.previous = { slot: d.oldSlot, version: d.oldVersion };
+    if (d.oldSlot && d.oldVersion) state.previous = { slot: d.oldSlot, version: d.oldVersion, runtime: state.slots[d.oldSlot].runtime };
     state.deploying = null;
     writeSlotsState(ctx.layout.stateFile, state);
     swapCurrent(ctx, d.version);
     ctx.log.info(`live: ${d.newName}; current -> releases/${d.version}`);
-    await pointNginxAtLive(ctx, d.newSlot);
+    await pointNginxAtLive(ctx, state, d.newSlot);
 }
 
 /** Phase 7: drain the old slot, then keep it warm or stop it. It already has weight 0: nothing here fails the deploy. */

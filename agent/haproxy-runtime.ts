@@ -85,6 +85,23 @@ export class HaproxyRuntime {
         await this.sendSilent([`set server ${this.backend}/${slot} state ${state}`]);
     }
 
+    /**
+     * Where HAProxy sends the slot's requests and checks (the server-state file then keeps it over
+     * reloads). HAProxy answers a change with a sentence, an error with another.
+     */
+    async setServerPort(slot: Slot, port: number): Promise<void> {
+        const cmd = `set server ${this.backend}/${slot} addr 127.0.0.1 port ${port}`;
+        const text = (await this.send(cmd)).trim();
+        if (text !== "" && !/changed|no need to change/i.test(text)) throw new Error(`HAProxy refused "${cmd}": ${text.split("\n")[0]}`);
+    }
+
+    /** Sets a map entry at runtime (the map file itself is the caller's), adding it when missing. */
+    async setMapEntry(mapFile: string, key: string, value: string): Promise<void> {
+        const set = (await this.send(`set map ${mapFile} ${key} ${value}`)).trim();
+        if (set === "") return;
+        await this.sendSilent([`add map ${mapFile} ${key} ${value}`]);
+    }
+
     async getWeight(slot: Slot): Promise<number> {
         return parseGetWeight(await this.send(`get weight ${this.backend}/${slot}`)).current;
     }

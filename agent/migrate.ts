@@ -8,6 +8,7 @@ import { DEFAULTS } from "../lib/agent-contract";
 import { migrationMarkerPath as markerPath, releaseDir } from "../lib/host-layout";
 import { CONTRACT_OPERATIONS, djangoManageCommand, MigrationCheck } from "../lib/migrations";
 import { appEnvValue, appOwner, appProcessBase, releaseEnv } from "./app-user";
+import { readSlotsState } from "./slots-state";
 import { AgentContext, sleep } from "./context";
 import { djangoPlanCommand, DjangoMigration, parseDjangoPlanOutput } from "./django-plan";
 import { AgentError, errorMessage, GateError } from "./errors";
@@ -285,9 +286,19 @@ async function rehearse(
         liveVersion: req.liveVersion,
         migrateEnv: env,
         migrateCommand: command,
-        startCommand: rehearsal.startCommand,
+        ...liveSlotLaunch(ctx, rehearsal.startCommand),
         healthTimeoutMs: req.healthTimeoutMs,
     });
+}
+
+/** The live slot's start command and health check as it was started (older state: the settings'). */
+function liveSlotLaunch(ctx: AgentContext, fallbackStartCommand: string): { startCommand: string; health: { path: string; host: string } } {
+    const state = readSlotsState(ctx.layout.stateFile);
+    const r = state.live ? state.slots[state.live].runtime : undefined;
+    return {
+        startCommand: r?.startCommand ?? fallbackStartCommand,
+        health: { path: r?.healthPath ?? ctx.settings.health.path, host: r?.healthHost ?? ctx.settings.health.host },
+    };
 }
 
 type RunContext = Omit<AppProcessSpec, "purpose" | "command" | "timeoutMs"> & { asUser?: string };

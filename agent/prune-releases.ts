@@ -2,6 +2,7 @@
 // the previous one, or anything a slot still points at. Used by prune and by retire.
 import * as fs from "fs";
 import * as path from "path";
+import { pruneEnvSnapshots } from "./slot-runtime";
 import { artifactPath, buildDir, parsePrepareTempName, prepareTempDir, SLOTS, staticManifestPath } from "../lib/host-layout";
 import { AgentContext } from "./context";
 import { isProcessAlive } from "./lock";
@@ -44,6 +45,9 @@ export function pruneReleases(ctx: AgentContext, keep: number): string[] {
         log.info(`pruned release ${r.version} (${removedFiles} static file(s) only it used)`);
     }
     removeDeadTemps(ctx);
+    // Environments a kept release may be rolled back to stay with it (as many as releases are kept).
+    const snapshots = pruneEnvSnapshots(ctx, state, keep);
+    if (snapshots.length) log.info(`pruned ${snapshots.length} app environment snapshot(s) no slot uses`);
     log.info(
         `releases kept: ${
             releases

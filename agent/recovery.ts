@@ -63,7 +63,7 @@ export async function recoverInterrupted(ctx: AgentContext, stale?: LockInfo): P
     }
     const live = state.live ? state.slots[state.live].version : null;
     if (live) swapCurrent(ctx, live);
-    if (state.live) await pointNginxAtLive(ctx, state.live);
+    if (state.live) await pointNginxAtLive(ctx, state, state.live);
 
     const idle = state.live ? otherSlot(state.live) : undefined;
     const deployingSlot = state.deploying?.slot;

@@ -45,7 +45,9 @@ export interface RehearsalRequest {
     /** The step variables the real migration runs with (PGOPTIONS with the timeouts...); the app's env file comes first. */
     migrateEnv: Record<string, string>;
     migrateCommand: string;
+    /** The live release's start command and health check, as its slot was started. */
     startCommand: string;
+    health: { path: string; host: string };
     /** How long the live release's instance may take to answer its health path with 200. */
     healthTimeoutMs?: number;
 }
@@ -260,23 +262,23 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
         });
 
         // 4. Health path until 200, then every smoke path: 2xx or 3xx.
-        const host = settings.health.host;
+        const host = req.health.host;
         const healthStart = Date.now();
         let last: { status: number; body: string; error?: string } = { status: 0, body: "", error: "no attempt" };
         while (Date.now() - healthStart < budget) {
-            last = await probe(port, settings.health.path, host, 5000);
+            last = await probe(port, req.health.path, host, 5000);
             if (last.status === 200) break;
             await sleep(300);
         }
-        probes.push({ path: settings.health.path, status: last.status, ...(last.error ? { error: last.error } : {}) });
+        probes.push({ path: req.health.path, status: last.status, ...(last.error ? { error: last.error } : {}) });
         if (last.status !== 200) {
             const lines = firstErrorLines(await instanceOutput(), last.body);
             refuse(
-                `the live release ${req.liveVersion} did not answer 200 on GET ${settings.health.path} within ${seconds(budget)} against the schema ${req.version}'s migrations leave (last: ${last.error ?? `HTTP ${last.status}`})`,
+                `the live release ${req.liveVersion} did not answer 200 on GET ${req.health.path} within ${seconds(budget)} against the schema ${req.version}'s migrations leave (last: ${last.error ?? `HTTP ${last.status}`})`,
                 lines,
             );
         }
-        log.info(`  rehearsal GET ${settings.health.path} -> 200`);
+        log.info(`  rehearsal GET ${req.health.path} -> 200`);
         for (const p of settings.smokePaths) {
             const r = await probe(port, p, host, 15000);
             probes.push({ path: p, status: r.status, ...(r.error ? { error: r.error } : {}) });

@@ -13,6 +13,9 @@ import { ShiftOptions } from "./shift-options";
 import { SlotsState, writeSlotsState } from "./slots-state";
 import { cacheKeyPrefix } from "./releases";
 import { runChecked } from "./run-command";
+import { pointHaproxyChecksAt, slotPort, writeSlotLaunchFiles } from "./slot-runtime";
+import { SlotRuntime } from "../lib/slot-runtime";
+import { LIVE_SLOT_PORT_PLACEHOLDER } from "../lib/agent-contract";
 
 /** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
 export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
@@ -20,13 +23,21 @@ export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Sl
     await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
 }
 
-/** slots/<slot> -> ../releases/<version> and slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX, SLOTSHIFT_BUILD_DIR). */
-export function pointSlotAt(ctx: AgentContext, slot: Slot, version: string): void {
+/**
+ * Everything a slot is started with, before it starts: slots/<slot> -> ../releases/<version>,
+ * slots/<slot>.env (PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX, SLOTSHIFT_BUILD_DIR), its start
+ * script and app environment snapshot, and HAProxy's checks for it. Returns the runtime as written
+ * (the environment falls back to the current one when its snapshot is gone).
+ */
+export async function pointSlotAt(ctx: AgentContext, slot: Slot, version: string, runtime: SlotRuntime): Promise<SlotRuntime> {
     const link = slotLink(ctx.layout, slot);
     const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx.layout, version));
     symlinkAtomic(target, link);
-    const env = `PORT=${ctx.settings.slots[slot]}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
+    const env = `PORT=${runtime.port}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
     writeFileAtomic(slotEnvFile(ctx.layout, slot), env, { mode: 0o644 });
+    const written = writeSlotLaunchFiles(ctx, slot, runtime);
+    await pointHaproxyChecksAt(ctx, slot, written);
+    return written;
 }
 
 /** The release a slot's symlink points at. */
@@ -50,8 +61,8 @@ export interface WaitResult {
     detail: string;
 }
 
-/** Readiness: the slot's health path answers 200, asked directly on its port with the app's Host. */
-export async function waitForReadiness(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<WaitResult> {
+/** Readiness: the slot's health path answers 200, asked directly on its port with its Host. */
+export async function waitForReadiness(ctx: AgentContext, runtime: SlotRuntime, timeoutMs: number): Promise<WaitResult> {
     const started = Date.now();
     let last: ProbeResult | undefined;
     let attempts = 0;
@@ -62,9 +73,9 @@ export async function waitForReadiness(ctx: AgentContext, slot: Slot, timeoutMs:
         const left = timeoutMs - (Date.now() - started);
         last = await httpGet({
             host: "127.0.0.1",
-            port: ctx.settings.slots[slot],
-            path: ctx.settings.health.path,
-            headers: { Host: ctx.settings.health.host },
+            port: runtime.port,
+            path: runtime.healthPath,
+            headers: { Host: runtime.healthHost },
             timeoutMs: Math.max(500, Math.min(5000, left)),
         });
         if (last.status === 200) return { ok: true, elapsedMs: Date.now() - started, detail: `HTTP 200 after ${attempts} attempt(s)` };
@@ -89,15 +100,15 @@ export async function waitForHaproxyUp(ctx: AgentContext, slot: Slot, timeoutMs:
     }
 }
 
-/** Each smoke path through HAProxy, forced to the slot (X-Slot), must answer 2xx or 3xx. */
-export async function smokeTest(ctx: AgentContext, slot: Slot): Promise<{ ok: boolean; detail: string }> {
+/** Each smoke path through HAProxy, forced to the slot (X-Slot) with its Host, must answer 2xx or 3xx. */
+export async function smokeTest(ctx: AgentContext, slot: Slot, host: string): Promise<{ ok: boolean; detail: string }> {
     const { frontend } = ctx.settings.haproxy;
     for (const p of ctx.settings.smokePaths) {
         const r = await httpGet({
             host: frontend.host,
             port: frontend.port,
             path: p,
-            headers: { Host: ctx.settings.health.host, [ctx.settings.slotHeader]: slot },
+            headers: { Host: host, [ctx.settings.slotHeader]: slot },
             timeoutMs: 15000,
         });
         if (!(r.status >= 200 && r.status < 400)) return { ok: false, detail: `GET ${p} answered ${describeProbe(r)}` };
@@ -201,15 +212,17 @@ export async function retireOldSlotSafely(
 }
 
 /**
- * NGINX's backup upstream -> the live slot (layout.nginxLiveSlotFile), then a graceful NGINX
- * reload, only when the file changes. Called at every commit and by recovery. Never fails the
- * caller: traffic through HAProxy is unaffected; the next commit or recovery writes it again.
+ * NGINX's backup upstream -> the live slot on the port it was started on (layout.nginxLiveSlotFile),
+ * then a graceful NGINX reload, only when the file changes. Called at every commit and by recovery.
+ * Never fails the caller: traffic through HAProxy is unaffected; the next commit or recovery
+ * writes it again.
  */
-export async function pointNginxAtLive(ctx: AgentContext, live: Slot): Promise<void> {
+export async function pointNginxAtLive(ctx: AgentContext, state: SlotsState, live: Slot): Promise<void> {
     const nginx = ctx.settings.nginx;
     if (!nginx) return;
     const file = ctx.layout.nginxLiveSlotFile;
-    const content = nginx.liveSlotConf[live];
+    const port = slotPort(ctx, state, live);
+    const content = nginx.liveSlotConf.split(LIVE_SLOT_PORT_PLACEHOLDER).join(String(port));
     try {
         let current: string | undefined;
         try {
@@ -220,7 +233,7 @@ export async function pointNginxAtLive(ctx: AgentContext, live: Slot): Promise<v
         if (current === content) return;
         writeFileAtomic(file, content, { mode: 0o644 });
         await runChecked("nginx reload", nginx.reloadCommand, { log: ctx.log, timeoutMs: 60_000 });
-        ctx.log.info(`NGINX's way around HAProxy now leads to ${live} (port ${ctx.settings.slots[live]})`);
+        ctx.log.info(`NGINX's way around HAProxy now leads to ${live} (port ${port})`);
     } catch (e) {
         ctx.log.warn(`could not point NGINX's backup upstream at ${live}: ${errorMessage(e)}; it is written again at the next commit or recovery`);
     }

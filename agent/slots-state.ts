@@ -1,6 +1,7 @@
 // slots.json: the last committed state of the two slots. HAProxy's runtime weights are derived from
 // it (live = 100, other = 0), which is what recovery restores after a deploy died half way.
 import { otherSlot, Slot, SLOTS } from "../lib/host-layout";
+import { SlotRuntime } from "../lib/slot-runtime";
 import { readJsonFile, writeFileAtomic } from "./fs-atomic";
 
 export interface SlotInfo {
@@ -8,6 +9,8 @@ export interface SlotInfo {
     version: string | null;
     /** Whether the agent left its process running. */
     running: boolean;
+    /** What the slot was last started with (absent in state written before it was recorded). */
+    runtime?: SlotRuntime;
 }
 
 export interface ShiftSettings {
@@ -27,7 +30,7 @@ export interface SlotsState {
     live: Slot | null;
     slots: Record<Slot, SlotInfo>;
     /** The release that was live before the current one: the rollback target. */
-    previous: { slot: Slot; version: string } | null;
+    previous: { slot: Slot; version: string; runtime?: SlotRuntime } | null;
     /** A deploy in progress (set before any process starts, cleared at commit or rollback). */
     deploying: { version: string; slot: Slot; pid: number; startedAt: string } | null;
     /** Gates of the last activation; a cold rollback reuses them. */

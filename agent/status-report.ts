@@ -7,6 +7,7 @@ import * as path from "path";
 import { Slot, SLOTS } from "../lib/host-layout";
 import { parseShiftPlan, ShiftStep } from "../lib/shift-plan";
 import { AgentContext } from "./context";
+import { slotPort } from "./slot-runtime";
 import { errorMessage } from "./errors";
 import { readTailLines } from "./file-tail";
 import { readLinkOrUndefined } from "./fs-atomic";
@@ -108,7 +109,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
         const s = stats[slot];
         return {
             slot,
-            port: settings.slots[slot],
+            port: slotPort(ctx, state, slot),
             version: info.version,
             linkedRelease: slotTarget(ctx, slot) ?? null,
             role: slotRole(state, slot),
@@ -128,7 +129,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
         app: settings.appName,
         live: state.live ? { slot: state.live, version: liveVersion } : null,
         current: readLinkOrUndefined(layout.currentLink) ?? null,
-        previous: state.previous ? { ...state.previous, warm } : null,
+        previous: state.previous ? { slot: state.previous.slot, version: state.previous.version, warm } : null,
         deploying: state.deploying,
         interrupted: !!state.deploying && lock.state !== "held",
         slots,

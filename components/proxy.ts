@@ -60,6 +60,12 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         "haproxy_changed=no",
         `if ${swapIn(maintenancePage)}; then haproxy_changed=yes; fi`,
         "",
+        "# HAProxy's health maps: the agent owns them once a slot was started (each slot is checked",
+        "# as its activation asked); a new host starts with the configured path and Host.",
+        ...[
+            [L.haproxyHealthPathMap, files.healthMapsPlaceholder.paths],
+            [L.haproxyHealthHostMap, files.healthMapsPlaceholder.hosts],
+        ].map(([file, content]) => `[ -e ${q(file)} ] || printf %s ${q(content)} > ${q(file)}`),
         "# HAProxy: the candidate is checked before it replaces the live file.",
         stageFileScript(L.haproxyConfigFile, files.haproxyCfg, "0644"),
         `haproxy -c -q -f ${q(stagedPath(L.haproxyConfigFile))}`,

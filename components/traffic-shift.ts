@@ -1,7 +1,9 @@
 // TrafficShift: the deploy itself. Creating it runs the agent's gated weight shift to the new
 // version (output streamed to the console); a failed gate fails `pulumi up` and the agent has
 // already moved traffic back. Replacing it (a new version) retires the old version afterwards.
+import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { formatEnvLines } from "../lib/env-lines";
 import { formatActivateArgs, formatRetireArgs, formatStatusArgs } from "../lib/agent-contract";
 import type { StackSettings } from "../lib/config-schema";
 import { HostLayout } from "../lib/host-layout";
@@ -40,10 +42,44 @@ export interface TrafficShiftArgs {
     gates: ShiftGates;
     keepPreviousWarm: boolean;
     /**
+     * The settings a running slot depends on besides its release (lib/slot-runtime.ts). A change
+     * of any of them replaces the shift: the agent then starts the same version on the idle slot
+     * with them and shifts to it, gated like a new release (unchanged ones make that a no-op).
+     */
+    slotRuntime: SlotRuntimeSettings;
+    /** Secret: the app environment; only a keyed digest of it is a trigger (see shiftTriggers). */
+    appEnv: pulumi.Input<Record<string, string>>;
+    /** Secret: the key of that digest (the stack's SSH private key: every stack has one, and it never leaves the stack). */
+    envDigestKey: pulumi.Input<string>;
+    /**
      * Contract operations the migration-safety gate may let through for this version. On the
      * command line (not in agent.json) so an acknowledgement shows in `pulumi preview`.
      */
     allowContractOperations?: readonly string[];
+}
+
+/** What of the stack config a running slot was started with (its environment aside). */
+export interface SlotRuntimeSettings {
+    healthPath: string;
+    domain: string;
+    startCommand: string;
+    slotBasePort: number;
+}
+
+/**
+ * The shift's triggers: the host, the version, the slots' settings and the app environment's
+ * HMAC under a secret key. Public, so that `pulumi preview --diff` shows which of them changed (a
+ * secret element would hide the whole list); keyed, so that the digest tells nothing of a value,
+ * however guessable.
+ */
+export function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "slotRuntime" | "appEnv" | "envDigestKey">): pulumi.Input<unknown>[] {
+    const r = a.slotRuntime;
+    const envDigest = pulumi.unsecret(
+        pulumi
+            .all([a.appEnv, a.envDigestKey])
+            .apply(([env, key]) => `appEnv=hmac-sha256:${crypto.createHmac("sha256", key).update(formatEnvLines(env)).digest("hex").slice(0, 32)}`),
+    );
+    return [a.host.hostId, a.version, `healthPath=${r.healthPath} domain=${r.domain} slotBasePort=${r.slotBasePort} startCommand=${r.startCommand}`, envDigest];
 }
 
 export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm" | "allowContractOperations">): string[] {
@@ -89,7 +125,7 @@ export class TrafficShift extends pulumi.ComponentResource {
                 // It drains as long as the activation did (slots.json records it) and keeps the
                 // warm previous per agent.json, both from the same stack config as the activation.
                 delete: remoteAgentCommand(host.sshUser, layout, "retire", formatRetireArgs({ version })),
-                triggers: [host.hostId, version],
+                triggers: shiftTriggers(args),
                 logging: "stdoutAndStderr",
                 // The shift runs in a detached worker on the host: a dropped connection reconnects
                 // and follows it to its end, so `pulumi up` reports the shift's real outcome.

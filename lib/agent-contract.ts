@@ -727,7 +727,10 @@ export type ProcessControl =
  * Bumped whenever AgentSettings changes shape. The agent refuses settings of another version, so a
  * program and an agent of different releases fail with a message instead of a TypeError mid-deploy.
  */
-export const AGENT_SETTINGS_SCHEMA_VERSION = 2;
+export const AGENT_SETTINGS_SCHEMA_VERSION = 3;
+
+/** Stands for the live slot's port in AgentSettings.nginx.liveSlotConf. */
+export const LIVE_SLOT_PORT_PLACEHOLDER = "{live-slot-port}";
 
 /**
  * agent.json: what the program writes on the host (layout.agentConfigPath) and the agent reads on
@@ -750,11 +753,17 @@ export interface AgentSettings {
         /** Loopback UDP port HAProxy logs each request to (absent in older settings: DEFAULTS.trafficLogPort). */
         trafficLogPort?: number;
     };
+    /**
+     * The slots' ports, health check, start command: what the next activation starts a slot with.
+     * A running slot keeps what it was started with (recorded in slots.json, lib/slot-runtime.ts).
+     */
     health: {
         path: string;
         /** Host header for health and smoke requests. */
         host: string;
     };
+    /** The slots' start command (sh syntax, uses $PORT); the agent writes it into a slot's start script. */
+    startCommand: string;
     smokePaths: string[];
     slotHeader: string;
     /**
@@ -762,8 +771,11 @@ export interface AgentSettings {
      * Absent in settings of a program that does not manage it: the agent then leaves NGINX alone.
      */
     nginx?: {
-        /** The file's content when that slot is live (rendered from templates/nginx-live-slot.conf.njk). */
-        liveSlotConf: { blue: string; green: string };
+        /**
+         * The file's content, rendered from templates/nginx-live-slot.conf.njk with the port left
+         * as LIVE_SLOT_PORT_PLACEHOLDER: the agent fills in the port the live slot was started on.
+         */
+        liveSlotConf: string;
         /** Checks the configuration, then reloads NGINX gracefully (no connection dropped). */
         reloadCommand: string;
     };

@@ -1,6 +1,6 @@
 // The program's side of agent.json: builds AgentSettings (the shape lives in lib/agent-contract.ts)
 // from the stack settings, and the HAProxy names the templates and the agent share.
-import { AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, DEFAULTS, ProcessControl } from "./agent-contract";
+import { AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, DEFAULTS, LIVE_SLOT_PORT_PLACEHOLDER, ProcessControl } from "./agent-contract";
 import { hostLayout, slotPorts } from "./host-layout";
 import { renderNginxLiveSlot } from "./host-files";
 import { parseMigrationCheck } from "./migrations";
@@ -37,7 +37,11 @@ export interface AgentSettingsInputs {
     dbLockRetries?: number;
     /** Default DEFAULTS.migrationRehearsal; needs startCommand. */
     migrationRehearsal?: boolean;
-    /** The slots' start command: the rehearsal starts the live release with it. */
+    /**
+     * The slots' start command (the next activation's); with a migrateCommand it also enables the
+     * rehearsal, which starts the live release with the live slot's own. Default "" (settings for
+     * commands that never start a slot).
+     */
     startCommand?: string;
     keepPreviousWarm: boolean;
     releasesToKeep: number;
@@ -66,10 +70,11 @@ export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
             trafficLogPort: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
         },
         health: { path: inputs.healthPath, host: inputs.domain },
+        startCommand: inputs.startCommand ?? "",
         smokePaths: inputs.smokePaths,
         slotHeader: SLOT_HEADER,
         nginx: {
-            liveSlotConf: { blue: renderNginxLiveSlot(inputs.appName, slots.blue), green: renderNginxLiveSlot(inputs.appName, slots.green) },
+            liveSlotConf: renderNginxLiveSlot(inputs.appName, LIVE_SLOT_PORT_PLACEHOLDER),
             reloadCommand: inputs.nginxReloadCommand ?? "nginx -t -q && systemctl reload nginx",
         },
         processControl: inputs.processControl ?? { kind: "systemd" },

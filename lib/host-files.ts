@@ -2,6 +2,7 @@
 // the config tests check them with the real tools; the end-to-end tests copy them to a local host.
 import { AgentSettings } from "./agent-settings";
 import { renderTemplate } from "./render";
+import { renderHealthMaps } from "./slot-runtime";
 import { TemplateContext } from "./template-context";
 
 export interface ProxyFiles {
@@ -10,6 +11,8 @@ export interface ProxyFiles {
     /** The site's backup upstream before anything is live (written only when the file is missing). */
     nginxLiveSlotPlaceholder: string;
     maintenancePage: string;
+    /** HAProxy's health maps with the configured path and Host for both slots (written only when missing). */
+    healthMapsPlaceholder: { paths: string; hosts: string };
 }
 
 export function renderProxyFiles(ctx: TemplateContext): ProxyFiles {
@@ -18,11 +21,15 @@ export function renderProxyFiles(ctx: TemplateContext): ProxyFiles {
         nginxSite: renderTemplate("nginx-site.conf.njk", ctx),
         nginxLiveSlotPlaceholder: renderNginxLiveSlot(ctx.app.name, null),
         maintenancePage: renderTemplate("maintenance.html.njk", ctx),
+        healthMapsPlaceholder: renderHealthMaps({
+            blue: { healthPath: ctx.healthPath, healthHost: ctx.domain },
+            green: { healthPath: ctx.healthPath, healthHost: ctx.domain },
+        }),
     };
 }
 
 /** NGINX's backup upstream: the slot on `port` (the live one), or none yet. */
-export function renderNginxLiveSlot(appName: string, port: number | null): string {
+export function renderNginxLiveSlot(appName: string, port: number | string | null): string {
     return renderTemplate("nginx-live-slot.conf.njk", { app: { name: appName }, port });
 }
 

@@ -52,6 +52,13 @@ export interface HostLayout {
     /** HAProxy server-state file: runtime weights survive reloads. */
     haproxyStateFile: string;
     haproxyConfigFile: string;
+    /**
+     * /etc/haproxy/<app>-health-paths.map and -health-hosts.map — slot -> health path, slot -> Host
+     * of its checks: each slot is checked as its activation asked (lib/slot-runtime.ts). Written by
+     * the agent when it starts a slot, read by haproxy.cfg's http-check.
+     */
+    haproxyHealthPathMap: string;
+    haproxyHealthHostMap: string;
     nginxSiteFile: string;
     /**
      * /etc/nginx/<app>-live-slot.inc — included in the site's upstream: the live slot as a backup
@@ -71,6 +78,11 @@ export interface HostLayout {
     transientEnvDir: string;
     /** <deployDir>/migrations — <version>.json once that version's migrations ran. */
     migrationsDir: string;
+    /**
+     * <deployDir>/env-snapshots — <sha256>.env: the app environment each activation started with,
+     * root-only, so a rollback starts a release with its own environment again.
+     */
+    envSnapshotsDir: string;
     /** <deployDir>/static-manifests — <version>.json: the static files a release brought. */
     staticManifestsDir: string;
     /**
@@ -153,6 +165,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         haproxySocket: `${r}/run/haproxy/${appName}-admin.sock`,
         haproxyStateFile: `${r}/var/lib/haproxy/${appName}.state`,
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
+        haproxyHealthPathMap: `${r}/etc/haproxy/${appName}-health-paths.map`,
+        haproxyHealthHostMap: `${r}/etc/haproxy/${appName}-health-hosts.map`,
         nginxSiteFile: `${r}/etc/nginx/sites-enabled/${appName}.conf`,
         nginxLiveSlotFile: `${r}/etc/nginx/${appName}-live-slot.inc`,
         maintenanceDir: `${r}/var/www/${appName}-maintenance`,
@@ -160,6 +174,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         maintenanceFlag: `${deployDir}/maintenance`,
         logsDir: `${deployDir}/logs`,
         migrationsDir: `${deployDir}/migrations`,
+        envSnapshotsDir: `${deployDir}/env-snapshots`,
         transientEnvDir: `${deployDir}/transient`,
         staticManifestsDir: `${deployDir}/static-manifests`,
         releaseDigestsDir: `${deployDir}/release-digests`,
@@ -283,6 +298,21 @@ export function slotLink(layout: HostLayout, slot: Slot): string {
 /** slots/<slot>.env: PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX of the slot's release. */
 export function slotEnvFile(layout: HostLayout, slot: Slot): string {
     return `${layout.slotsDir}/${slot}.env`;
+}
+
+/** slots/<slot>.start: the start script of the slot's activation (see lib/slot-runtime.ts). */
+export function slotStartScript(layout: HostLayout, slot: Slot): string {
+    return `${layout.slotsDir}/${slot}.start`;
+}
+
+/** slots/<slot>.app-env: the app environment snapshot the slot was started with (root-only). */
+export function slotAppEnvFile(layout: HostLayout, slot: Slot): string {
+    return `${layout.slotsDir}/${slot}.app-env`;
+}
+
+/** env-snapshots/<sha256>.env: one activation's app environment, kept for rollbacks. */
+export function envSnapshotFile(layout: HostLayout, sha256: string): string {
+    return `${layout.envSnapshotsDir}/${sha256}.env`;
 }
 
 export interface WorkerFiles {

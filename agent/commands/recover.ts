@@ -35,7 +35,7 @@ export async function recoverCommand(ctx: AgentContext, _req: NoRequest): Promis
             }
         }
         // Also after an upgrade that brought NGINX's backup upstream: it leads to the live slot from now on.
-        if (state.live) await pointNginxAtLive(ctx, state.live);
+        if (state.live) await pointNginxAtLive(ctx, state, state.live);
         if (!recovered && !weightsFixed && started.length === 0) log.info("nothing to recover: the host is in its last committed state");
         Object.assign(ctx.result, { ok: true, command: "recover", recovered: recovered || weightsFixed || started.length > 0, live: state.live, started });
     });

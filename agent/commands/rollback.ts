@@ -14,6 +14,7 @@ import { resolveShiftOptions } from "../shift-options";
 import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
 import { withDeployLock } from "../with-lock";
+import { withoutPort } from "../slot-runtime";
 
 /**
  * Whether a rollback now would be a pure weight flip (the previous release warm on its slot and
@@ -49,7 +50,9 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             log.info(
                 `previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`,
             );
-            await deployRelease(ctx, { command: "rollback", version: prev.version, opts });
+            // Its own health check, start command and app environment, as it ran before.
+            const runtime = prev.runtime ? withoutPort(prev.runtime) : undefined;
+            await deployRelease(ctx, { command: "rollback", version: prev.version, opts, runtime });
             return;
         }
 
@@ -62,12 +65,12 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
         log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
 
         state.live = prev.slot;
-        state.previous = liveVer ? { slot: live, version: liveVer } : null;
+        state.previous = liveVer ? { slot: live, version: liveVer, runtime: state.slots[live].runtime } : null;
         state.deploying = null;
         writeSlotsState(layout.stateFile, state);
         swapCurrent(ctx, prev.version);
         log.info(`live: ${prevName}; current -> releases/${prev.version}`);
-        await pointNginxAtLive(ctx, prev.slot);
+        await pointNginxAtLive(ctx, state, prev.slot);
 
         const durations: Record<string, number> = { flip: flipAt - t0 };
         await retireOldSlotSafely(ctx, state, live, opts, durations);

@@ -105,6 +105,8 @@ describe("proxy configs serving requests (real haproxy and nginx)", function () 
         }
         // In the proxy step's order: the maintenance page before haproxy.cfg, which reads it.
         writeFile(path.join(L.maintenanceDir, "maintenance.html"), files.maintenancePage);
+        writeFile(L.haproxyHealthPathMap, files.healthMapsPlaceholder.paths);
+        writeFile(L.haproxyHealthHostMap, files.healthMapsPlaceholder.hosts);
         writeFile(L.haproxyConfigFile, files.haproxyCfg);
         // The site's upstream includes the live-slot file; the proxy step writes its placeholder first.
         writeFile(L.nginxLiveSlotFile, files.nginxLiveSlotPlaceholder);

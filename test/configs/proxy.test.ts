@@ -67,6 +67,9 @@ describe("proxy configs (haproxy.cfg, NGINX site)", () => {
                 fs.mkdirSync(path.dirname(ctx.layout.haproxyStateFile), { recursive: true });
                 // haproxy.cfg reads the maintenance page (its own 503); the proxy step writes it first.
                 writeFile(ctx.layout.maintenancePage, renderProxyFiles(ctx).maintenancePage);
+                // ...and the health maps its checks read (the proxy step creates them when missing).
+                writeFile(ctx.layout.haproxyHealthPathMap, renderProxyFiles(ctx).healthMapsPlaceholder.paths);
+                writeFile(ctx.layout.haproxyHealthHostMap, renderProxyFiles(ctx).healthMapsPlaceholder.hosts);
                 const cfg = writeFile(ctx.layout.haproxyConfigFile, renderProxyFiles(ctx).haproxyCfg);
                 const r = run("haproxy", ["-c", "-f", cfg]);
                 assert.strictEqual(r.status, 0, `${r.stdout}${r.stderr}`);

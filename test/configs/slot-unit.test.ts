@@ -1,7 +1,9 @@
 // The slot template unit <app>@.service, checked by systemd's own parser and security analysis.
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as path from "path";
 import { renderSlotUnit } from "../../lib/host-files";
+import { renderStartScript } from "../../lib/slot-runtime";
 import { APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
 
 /** The highest `systemd-analyze security` exposure the slot unit may have (0..10; lower is safer). */
@@ -137,13 +139,14 @@ describe("slot unit (app@.service)", function () {
                 assert.deepStrictEqual(unitDirectives(unit, "Install"), [["WantedBy", "multi-user.target"]]);
             });
 
-            it("runs as the app user from the slot's release, with the shared and slot env files", () => {
+            it("runs as the app user from the slot's release, with its activation's environment snapshot and slot env file", () => {
                 const d = unitDirectives(unit);
                 const get = (k: string) => d.filter(([key]) => key === k).map(([, v]) => v);
                 assert.deepStrictEqual(get("User"), [ctx.app.user]);
                 assert.deepStrictEqual(get("Group"), [ctx.app.user]);
                 assert.deepStrictEqual(get("WorkingDirectory"), [`${ctx.layout.slotsDir}/%i`]);
-                assert.deepStrictEqual(get("EnvironmentFile"), [ctx.layout.envFile, `${ctx.layout.slotsDir}/%i.env`]);
+                // The activation's environment snapshot, not shared/env: an appEnv change reaches a slot only by activation.
+                assert.deepStrictEqual(get("EnvironmentFile"), [`${ctx.layout.slotsDir}/%i.app-env`, `${ctx.layout.slotsDir}/%i.env`]);
                 assert.deepStrictEqual(get("ReadWritePaths"), [ctx.layout.mediaDir]);
                 assert.deepStrictEqual(get("KillMode"), ["mixed"]);
                 assert.ok(Number(get("TimeoutStopSec")[0]) > 30, "TimeoutStopSec must exceed gunicorn's 30 s graceful timeout");
@@ -169,42 +172,34 @@ describe("slot unit (app@.service)", function () {
         assert.ok(loopback < any, `loopback-only (${loopback}) should score better than any (${any})`);
     });
 
-    describe("ExecStart escaping", () => {
-        // Quotes, backslashes, specifiers (%i would become "blue"), $VAR and ${VAR} for systemd and
-        // the shell, and a line break that must not start a new directive.
-        const nasty = `printf '[%s]' "a b" $PORT \${PORT} 'it'\\''s' "q\\"uote" back\\\\slash 100% %i %% $$ \`true\` ; echo "$SLOT"\nUser=root`;
+    describe("start command", () => {
+        // Quotes, backslashes, specifiers (%i would become "blue" in a unit), $VAR and ${VAR} for the
+        // shell: the command lives in the slot's start script, never in the unit.
+        const nasty = `printf '[%s]' "a b" $PORT \${PORT} 'it'\\''s' "q\\"uote" back\\\\slash 100% %i %%`;
 
-        it("reaches /bin/sh as `exec <startCommand>`, byte for byte", function () {
+        it("never reaches the unit: ExecStart runs the slot's start script, whatever the command", function () {
             this.timeout(60_000);
-            const argv = execStartArgv(renderSlotUnit(contextFor({ startCommand: nasty })));
-            assert.deepStrictEqual(argv, ["/bin/sh", "-c", `exec ${nasty}`]);
+            const a = renderSlotUnit(contextFor({ startCommand: nasty }));
+            const b = renderSlotUnit(contextFor({ startCommand: "gunicorn shop.wsgi --bind 127.0.0.1:$PORT" }));
+            assert.strictEqual(a, b, "a startCommand change must not change the unit (it would restart nothing, yet mean nothing)");
+            assert.deepStrictEqual(execStartArgv(a), ["/bin/sh", `${contextFor({}).layout.slotsDir}/blue.start`]);
+            assert.strictEqual(verify(a).status, 0);
         });
 
-        it("keeps a plain gunicorn command intact, with $PORT left for the shell", function () {
+        it("the start script runs it under the shell byte for byte, with the slot's PORT expanded, as the main process", function () {
             this.timeout(60_000);
-            const cmd = "gunicorn shop.wsgi --bind 127.0.0.1:$PORT --workers 3";
-            assert.deepStrictEqual(execStartArgv(renderSlotUnit(contextFor({ startCommand: cmd }))), ["/bin/sh", "-c", `exec ${cmd}`]);
-        });
-
-        it("does not add a second exec", () => {
-            assert.match(renderSlotUnit(contextFor({ startCommand: "exec node server.js" })), /^ExecStart=\/bin\/sh -c "exec node server\.js"$/m);
-        });
-
-        it("cannot inject a directive with a line break", () => {
-            const unit = renderSlotUnit(contextFor({ startCommand: "node app.js $PORT\nUser=root\n[Service]\nExecStartPre=/bin/rm -rf /" }));
-            assert.deepStrictEqual(
-                unitDirectives(unit).filter(([k]) => k === "User"),
-                [["User", APP]],
-            );
-            assert.ok(!/^ExecStartPre=/m.test(unit));
-            assert.strictEqual(verify(unit).status, 0);
-        });
-
-        it("runs under the shell with the slot's PORT expanded", function () {
-            this.timeout(60_000);
-            const argv = execStartArgv(renderSlotUnit(contextFor({ startCommand: "printf '%s|' \"$PORT\" ${PORT}-x 'a b' 50%" })));
-            const r = run(argv[0], argv.slice(1), { env: { PORT: "8123", PATH: process.env.PATH } });
-            assert.strictEqual(r.stdout, "8123|8123-x|a b|50%|");
+            const script = path.join(tempDir("start"), "blue.start");
+            const env = { env: { PORT: "8123", PATH: process.env.PATH } };
+            writeFile(script, renderStartScript(nasty));
+            const expected = run("/bin/sh", ["-c", `exec ${nasty}`], env).stdout;
+            assert.match(expected, /^\[a b\]\[8123\]\[8123\]\[it's\]/);
+            assert.strictEqual(run("/bin/sh", [script], env).stdout, expected);
+            writeFile(script, renderStartScript("printf '%s|' \"$PORT\" ${PORT}-x 'a b' 50%"));
+            assert.strictEqual(run("/bin/sh", [script], env).stdout, "8123|8123-x|a b|50%|");
+            // exec: the command replaces the script's shell (it is the unit's main process and gets its signals).
+            writeFile(script, renderStartScript("sh -c 'echo $$'"));
+            const r = spawnSync("/bin/sh", [script], { ...env, encoding: "utf8" });
+            assert.strictEqual(r.stdout.trim(), String(r.pid));
         });
     });
 });

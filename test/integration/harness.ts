@@ -4,6 +4,7 @@
 // chosen by the OS. Only processes this harness starts are ever signalled, by their pid.
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as https from "https";
 import * as net from "net";
 import * as os from "os";
@@ -11,7 +12,7 @@ import * as path from "path";
 import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
 import { renderProxyFiles } from "../../lib/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
-import { buildTemplateContext } from "../../lib/template-context";
+import { buildTemplateContext, TemplateContext } from "../../lib/template-context";
 import { HaproxyRuntime } from "../../agent/haproxy-runtime";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -170,8 +171,17 @@ export interface StackOptions {
     app?: StackApp;
 }
 
+/** The stack config keys a slot depends on (lib/slot-runtime.ts) that a test may change on a live stack. */
+export interface StackConfig {
+    healthPath: string;
+    startCommand: string;
+    slotBasePort: number;
+}
+
 export class Stack {
     readonly root: string;
+    config!: StackConfig;
+    private nginxConf = "";
     layout!: HostLayout;
     settings!: AgentSettings;
     ports!: { blue: number; green: number; haproxy: number; http: number; https: number; trafficLog: number };
@@ -198,20 +208,12 @@ export class Stack {
         // The traffic log is UDP; a port free for TCP here is free for UDP as well in practice.
         const [haproxyPort, httpPort, httpsPort, trafficLogPort] = others;
         this.ports = { blue: base, green: base + 1, haproxy: haproxyPort, http: httpPort, https: httpsPort, trafficLog: trafficLogPort };
-        const ctx = buildTemplateContext({
-            appName: this.opts.appName,
-            domain: this.domain,
+        this.config = {
             healthPath: this.opts.app?.healthPath ?? "/healthz",
             startCommand: this.opts.app?.startCommand ?? "node app.cjs --port $PORT",
-            tlsMode: "self-signed",
             slotBasePort: base,
-            haproxyPort,
-            httpPort,
-            httpsPort,
-            trafficLogPort,
-            root: this.root,
-            systemService: false,
-        });
+        };
+        const ctx = this.templateContext();
         this.layout = ctx.layout;
         const files = renderProxyFiles(ctx);
         for (const dir of [
@@ -231,6 +233,8 @@ export class Stack {
         fs.writeFileSync(this.layout.haproxyConfigFile, files.haproxyCfg);
         fs.writeFileSync(this.layout.nginxSiteFile, files.nginxSite);
         fs.writeFileSync(this.layout.nginxLiveSlotFile, files.nginxLiveSlotPlaceholder);
+        fs.writeFileSync(this.layout.haproxyHealthPathMap, files.healthMapsPlaceholder.paths);
+        fs.writeFileSync(this.layout.haproxyHealthHostMap, files.healthMapsPlaceholder.hosts);
         fs.writeFileSync(path.join(this.layout.maintenanceDir, "maintenance.html"), files.maintenancePage);
         execFileSync(
             "openssl",
@@ -296,22 +300,47 @@ export class Stack {
         await this.waitForPort(httpsPort);
 
         // The agent as on a host: bundle and settings under deployDir.
+        fs.writeFileSync(this.postsLog, "", { mode: 0o666 });
+        fs.chmodSync(this.postsLog, 0o666);
+        this.nginxConf = nginxConf;
+        this.settings = this.agentSettings();
+        fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
+        fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
+    }
+
+    private templateContext(): TemplateContext {
+        return buildTemplateContext({
+            appName: this.opts.appName,
+            domain: this.domain,
+            healthPath: this.config.healthPath,
+            startCommand: this.config.startCommand,
+            tlsMode: "self-signed",
+            slotBasePort: this.config.slotBasePort,
+            haproxyPort: this.ports.haproxy,
+            httpPort: this.ports.http,
+            httpsPort: this.ports.https,
+            trafficLogPort: this.ports.trafficLog,
+            root: this.root,
+            systemService: false,
+        });
+    }
+
+    private agentSettings(): AgentSettings {
         const slotCtl = path.join(FIXTURES, "slot-ctl.cjs");
         // As root the slots run as the app user, as User= does under systemd; they append to the posts log.
         const asRoot = process.getuid?.() === 0;
         const ctl = (cmd: string) =>
             `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}${asRoot ? ` ${this.opts.appName}` : ""}`;
-        fs.writeFileSync(this.postsLog, "", { mode: 0o666 });
-        fs.chmodSync(this.postsLog, 0o666);
         const app = this.opts.app;
-        this.settings = buildAgentSettings({
+        return buildAgentSettings({
             appName: this.opts.appName,
             domain: this.domain,
-            healthPath: app?.healthPath ?? "/healthz",
+            healthPath: this.config.healthPath,
+            startCommand: this.config.startCommand,
             smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
-            slotBasePort: base,
-            haproxyPort,
-            trafficLogPort,
+            slotBasePort: this.config.slotBasePort,
+            haproxyPort: this.ports.haproxy,
+            trafficLogPort: this.ports.trafficLog,
             buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
             keepPreviousWarm: this.opts.keepPreviousWarm,
@@ -319,10 +348,29 @@ export class Stack {
             root: this.root,
             processControl: { kind: "command", ...(app ? app.control(this.layout.appRoot, this.runDir) : { start: ctl("start"), stop: ctl("stop") }) },
             reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
-            nginxReloadCommand: `nginx -t -q -c ${nginxConf} -p ${this.root} && kill -HUP $(cat ${this.nginxPidFile})`,
+            nginxReloadCommand: `nginx -t -q -c ${this.nginxConf} -p ${this.root} && kill -HUP $(cat ${this.nginxPidFile})`,
         });
+    }
+
+    /**
+     * A stack config change as `pulumi up` applies it before any deploy step: the host setup writes
+     * the new agent.json, the proxy step writes haproxy.cfg and, when it changed, reloads HAProxy
+     * through the agent. The slots' ports come with a new slotBasePort (free ones when asked for).
+     * Returns the proxy reload's run, or undefined when haproxy.cfg did not change.
+     */
+    async reconfigure(change: Partial<StackConfig> & { newSlotPorts?: boolean }): Promise<AgentRun | undefined> {
+        const { newSlotPorts, ...rest } = change;
+        this.config = { ...this.config, ...rest };
+        if (newSlotPorts) this.config.slotBasePort = (await freePorts(0)).base;
+        this.ports = { ...this.ports, blue: this.config.slotBasePort, green: this.config.slotBasePort + 1 };
+        this.settings = this.agentSettings();
         fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
-        fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
+        const cfg = renderProxyFiles(this.templateContext()).haproxyCfg;
+        if (fs.readFileSync(this.layout.haproxyConfigFile, "utf8") === cfg) return undefined;
+        fs.writeFileSync(this.layout.haproxyConfigFile, cfg);
+        const run = await this.agent(["reload-proxy"]);
+        if (run.code !== 0) throw new Error(`reload-proxy after the config change failed: ${describeRun(run)}`);
+        return run;
     }
 
     private async waitForPort(port: number): Promise<void> {
@@ -419,7 +467,7 @@ export class Stack {
     }
 
     /** A request through NGINX with its own connection (not part of the load). */
-    httpsGet(p: string, timeoutMs = 30000): Promise<{ status: number; version: string; ms: number }> {
+    httpsGet(p: string, timeoutMs = 30000): Promise<{ status: number; version: string; ms: number; headers: http.IncomingHttpHeaders }> {
         const t0 = Date.now();
         return new Promise((resolve, reject) => {
             const req = https.request(
@@ -440,6 +488,7 @@ export class Stack {
                             status: res.statusCode ?? 0,
                             version: String(res.headers[this.opts.app?.versionHeader.toLowerCase() ?? "x-release"] ?? "-"),
                             ms: Date.now() - t0,
+                            headers: res.headers,
                         }),
                     );
                 },

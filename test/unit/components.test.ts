@@ -283,12 +283,27 @@ describe("proxy apply script", () => {
     it("a changed haproxy.cfg goes through the agent's reload-proxy (runtime weights saved first)", () => {
         const sb = sandbox();
         apply(sb, context(sb.dir));
-        const ctx = context(sb.dir, { healthPath: "/ready" });
+        const ctx = context(sb.dir, { slotBasePort: 9001 });
         const r = apply(sb, ctx);
         assert.strictEqual(r.status, 0, r.stderr);
         assert.ok(r.calls.includes(`node ${ctx.layout.agentPath} reload-proxy --config ${ctx.layout.agentConfigPath}`), r.calls.join("\n"));
         assert.ok(!r.calls.includes("systemctl reload haproxy"), "never a bare reload that would lose the weights");
-        assert.match(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), /uri \/ready/);
+        assert.match(fs.readFileSync(ctx.layout.haproxyConfigFile, "utf8"), /server green 127\.0\.0\.1:9002 /);
+    });
+
+    it("a changed healthPath or domain leaves haproxy.cfg and the health maps alone: running slots keep their own checks", () => {
+        const sb = sandbox();
+        const first = context(sb.dir);
+        apply(sb, first);
+        assert.strictEqual(fs.readFileSync(first.layout.haproxyHealthPathMap, "utf8"), "blue /healthz\ngreen /healthz\n");
+        const maps = () => [first.layout.haproxyHealthPathMap, first.layout.haproxyHealthHostMap].map((f) => fs.readFileSync(f, "utf8"));
+        const before = maps();
+        const r = apply(sb, context(sb.dir, { healthPath: "/ready" }));
+        assert.strictEqual(r.status, 0, r.stderr);
+        assert.ok(!r.calls.some((c) => /reload-proxy/.test(c)), `a healthPath change alone reloads nothing:\n${r.calls.join("\n")}`);
+        // A new domain changes the maintenance page (a reload), never the checks.
+        assert.strictEqual(apply(sb, context(sb.dir, { healthPath: "/ready", domain: "other.example.com" })).status, 0);
+        assert.deepStrictEqual(maps(), before, "the agent owns the maps once they exist");
     });
 
     it("a changed maintenance page alone reloads HAProxy too (it is HAProxy's own 503, read at load)", () => {

@@ -454,7 +454,7 @@ describe("a new version", () => {
         assert.match(after.byName("shop-shift-activate").inputs.update, / status --config /);
     });
 
-    it("a changed app environment rewrites the env file in place (an update, not a new release)", async () => {
+    it("a changed app environment rewrites the env file in place and shifts the same version onto it (a keyed digest in the triggers, no value)", async () => {
         const before = await run("staging");
         const after = await runProgram({
             stack: "staging",
@@ -463,10 +463,16 @@ describe("a new version", () => {
         const changed = after.resources
             .filter((x) => JSON.stringify(reveal(x.inputs)) !== JSON.stringify(reveal(before.byName(x.name).inputs)))
             .map((x) => x.name);
-        assert.deepStrictEqual(changed, ["shop-release-env"]);
+        assert.deepStrictEqual(changed, ["shop-release-env", "shop-shift-activate"]);
         const d = providerDiff(before.byName("shop-release-env"), after.byName("shop-release-env"));
         assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
         assert.ok(isSecret(after.byName("shop-release-env").inputs.stdin));
+        // The shift is replaced: the agent starts the live version again with the new environment.
+        assert.deepStrictEqual(providerDiff(before.byName("shop-shift-activate"), after.byName("shop-shift-activate")).replaces, ["triggers"]);
+        const triggers = after.byName("shop-shift-activate").inputs.triggers as unknown[];
+        assert.ok(!isSecret(triggers), "public triggers: preview shows which one changed");
+        assert.ok(!JSON.stringify(triggers).includes("rotated-leakcanary"));
+        assert.match(String(triggers[3]), /^appEnv=hmac-sha256:[0-9a-f]{32}$/);
     });
 
     it("a rebuilt archive under the same version uploads and prepares again, without a new shift", async () => {
