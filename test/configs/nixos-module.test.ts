@@ -7,6 +7,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { renderCloudInit, renderDebianSetupScript, renderNixosModule, renderProxyFiles, renderSlotUnit } from "../../lib/host-files";
 import { agentFor, APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
+import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
 import { TemplateInputs } from "../../lib/template-context";
 import { asDirectives, embeddedScripts, evaluateModule as evaluate, Evaluated, parseNix as parse } from "./nixos-eval";
 
@@ -299,6 +300,18 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
         assert.deepStrictEqual(steps(h.serviceConfig.ExecReload as string[], nixosSave), steps(debian("ExecReload"), debianSave));
         assert.deepStrictEqual(steps([String(h.serviceConfig.ExecStop)], nixosSave), steps(debian("ExecStop"), debianSave));
         assert.deepStrictEqual(steps(debian("ExecReload"), debianSave), ["save state, failure ignored", "check config", "signal the master (USR2)"]);
+    });
+
+    it("stops HAProxy softly on both (the requests inside it finish), with the signal the integration tests send", () => {
+        const h = evaluate(renderNixosModule(contextFor({ osFlavour: "nixos" }))).systemd.services.haproxy;
+        const dropIn = heredoc(renderDebianSetupScript(contextFor({}), agentFor({})), "SLOTSHIFT_DROPIN_END");
+        // SIGUSR1 to the master: soft stop. systemd's default SIGTERM is HAProxy's hard stop.
+        assert.strictEqual(HAPROXY_STOP_SIGNAL, "SIGUSR1");
+        assert.deepStrictEqual(
+            dropIn.split("\n").filter((l) => l.startsWith("KillSignal=")),
+            [`KillSignal=${HAPROXY_STOP_SIGNAL}`],
+        );
+        assert.strictEqual(h.serviceConfig.KillSignal, HAPROXY_STOP_SIGNAL);
     });
 
     it("writes the same state file from the same socket as Debian's script, and keeps the old one when the dump fails", async () => {
