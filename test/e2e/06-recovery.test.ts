@@ -153,4 +153,32 @@ describe("an interrupted deploy on the systemd host: transient worker unit, rebo
         assert.deepStrictEqual(r.failed, [], describeLoad(r));
         assert.deepStrictEqual(Object.keys(r.byVersion), ["v1"], describeLoad(r));
     });
+
+    it("systemctl restart haproxy at a shift step, on the real unit (state saved, soft stop): the shift completes, 0 failed requests", async () => {
+        const load = startLoad({ site, runId, connections: 4, rate: 40 });
+        const shift = stack.agent("activate", ["--version", "v2", "--plan", "10:5,50:5,100:0", "--health-timeout", "120s", "--min-requests", "0"], false);
+        let s = await status();
+        for (let i = 0; i < 240 && weights(s).green !== 10; i++) {
+            await sleep(250);
+            s = await status();
+        }
+        assert.strictEqual(weights(s).green, 10, "the shift reached its first step");
+        const t0 = Date.now();
+        await host.sshOk("systemctl restart haproxy");
+        const restartMs = Date.now() - t0;
+        const done = await shift;
+        const r = await load.stop();
+        figures(`systemctl restart haproxy at 10 % (the restart took ${restartMs} ms)`, r);
+        assert.strictEqual(done.code, 0, done.stderr);
+        assert.deepStrictEqual(r.failed, [], describeLoad(r));
+        const after = await status();
+        assert.deepStrictEqual(
+            [after.live, weights(after)],
+            [
+                { slot: "green", version: "v2" },
+                { blue: 0, green: 100 },
+            ],
+        );
+        assert.match(await host.sshOk("systemctl show -p KillSignal --value haproxy.service"), /^10$/m, "SIGUSR1 (10) stops HAProxy");
+    });
 });
