@@ -10,5 +10,6 @@ export const liveVersion = stack.liveVersion;
 export const lastDeploy = stack.lastDeploy;
 export const sshCommand = stack.sshCommand;
 export const agentStatusCommand = stack.agentStatusCommand;
+export const rollbackCommand = stack.rollbackCommand;
 export const dashboardCommand = stack.dashboardCommand;
 export const dashboardTokenCommand = stack.dashboardTokenCommand;

@@ -44,6 +44,19 @@ describe("lock", () => {
         assert.ok(Date.now() - t < 100, "never waits");
     });
 
+    it("adopts a lock this very process holds (taken before an exec) only when asked; never another's", () => {
+        acquireLock(lockFile, newLockInfo("rollback"));
+        assert.throws(() => acquireLock(lockFile, newLockInfo("rollback")), LockBusyError, "not asked: busy, as always");
+        assert.deepStrictEqual(acquireLock(lockFile, newLockInfo("rollback"), { adoptOwn: true }), { adopted: true });
+        // Same pid, other start time: a dead holder whose pid was reused, taken over as stale, not adopted.
+        fs.writeFileSync(lockFile, JSON.stringify({ ...newLockInfo("rollback"), procStart: "1" }));
+        const taken = acquireLock(lockFile, newLockInfo("rollback"), { adoptOwn: true });
+        assert.deepStrictEqual([taken.adopted, taken.stale?.procStart], [undefined, "1"]);
+        // Another live process (the test runner's parent) holding it.
+        fs.writeFileSync(lockFile, JSON.stringify({ ...newLockInfo("activate", "v2"), pid: process.ppid, procStart: processStartTime(process.ppid) }));
+        assert.throws(() => acquireLock(lockFile, newLockInfo("rollback"), { adoptOwn: true }), LockBusyError);
+    });
+
     it("a lock whose holder is dead is stale: reported, then taken over", () => {
         const dead = { ...newLockInfo("activate", "v2"), pid: deadPid() };
         fs.mkdirSync(path.dirname(lockFile), { recursive: true });

@@ -127,15 +127,31 @@ function removeStale(lockFile: string, stale: LockInfo): void {
 export interface Acquired {
     /** The dead holder whose lock was taken over: the caller must recover its half-done work. */
     stale?: LockInfo;
+    /** The lock was this very process's already (taken before an exec: the rollback script). */
+    adopted?: boolean;
+}
+
+export interface AcquireOptions {
+    /**
+     * Take over a lock this process already holds: same pid and start time, so taken by what ran
+     * in this process before an exec (deploy/rollback, lib/rollback-script.ts).
+     */
+    adoptOwn?: boolean;
+}
+
+/** Whether the lock names this process itself (pid and start time). */
+function heldByThisProcess(held: LockInfo, info: LockInfo): boolean {
+    return held.pid === info.pid && held.procStart !== undefined && held.procStart === info.procStart;
 }
 
 /** Takes the lock or throws LockBusyError naming the live holder. Never waits. */
-export function acquireLock(lockFile: string, info: LockInfo): Acquired {
+export function acquireLock(lockFile: string, info: LockInfo, opts: AcquireOptions = {}): Acquired {
     fs.mkdirSync(path.dirname(lockFile), { recursive: true });
     let stale: LockInfo | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
         if (tryCreate(lockFile, info)) return { stale };
         const status = lockStatus(lockFile);
+        if (opts.adoptOwn && status.state === "held" && heldByThisProcess(status.info, info)) return { adopted: true };
         if (status.state === "held") {
             throw new LockBusyError(`another deploy holds the lock ${lockFile}: ${describeLock(status.info)}`);
         }

@@ -67,7 +67,7 @@ interface AgentCommand {
      * Runs in a detached worker that completes or rolls back even if the SSH session drops. A
      * function decides per run (rollback: a warm flip needs no worker).
      */
-    detached: boolean | ((ctx: AgentContext) => Promise<boolean>);
+    detached: boolean | ((ctx: AgentContext, request: unknown) => Promise<boolean>);
     /** Parses and checks the command line; throws ArgsError. */
     parse(args: RawArgs): unknown;
     run(ctx: AgentContext, request: unknown, json: boolean): Promise<void>;
@@ -79,12 +79,12 @@ function command<R>(
     spec: CommandSpec,
     parse: (args: RawArgs) => R,
     run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>,
-    detached?: { label: (request: R) => string; unless?: (ctx: AgentContext) => Promise<boolean> },
+    detached?: { label: (request: R) => string; unless?: (ctx: AgentContext, request: R) => Promise<boolean> },
 ): AgentCommand {
     const unless = detached?.unless;
     return {
         spec,
-        detached: unless ? async (ctx) => !(await unless(ctx)) : !!detached,
+        detached: unless ? async (ctx, request) => !(await unless(ctx, request as R)) : !!detached,
         parse,
         run: (ctx, request, json) => run(ctx, request as R, json),
         label: detached ? (request) => detached.label(request as R) : undefined,
@@ -222,7 +222,7 @@ export async function main(rawArgv: string[]): Promise<number> {
         ctx = createContext(settings, log, () => abort);
         if (cmd.spec.name === ATTACH.name) return await attach(ctx, request as AttachRequest, json);
         if (!worker) {
-            const detached = typeof cmd.detached === "function" ? await cmd.detached(ctx) : cmd.detached;
+            const detached = typeof cmd.detached === "function" ? await cmd.detached(ctx, request) : cmd.detached;
             if (detached) return await foreground(ctx, cmd, request, argv, configPath, json);
             // A command that could have run detached runs here: a dropped session must not cut it short either.
             if (typeof cmd.detached === "function") process.on("SIGHUP", () => log.warn("SIGHUP ignored: the rollback continues"));

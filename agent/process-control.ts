@@ -6,6 +6,7 @@ import { ProcessControl as ProcessControlSettings } from "../lib/agent-settings"
 import { DEPLOY_PROCESS_PROPERTIES, DEPLOY_SLICE_PROPERTIES } from "../lib/app-sandbox";
 import { Slot } from "../lib/host-layout";
 import { shellQuote } from "../lib/shell-quote";
+import { processHasOwnCpuCgroup, setAutogroupNice } from "./cpu-scheduling";
 import { Logger } from "./log";
 import { runArgv, runChecked } from "./run-command";
 
@@ -74,7 +75,6 @@ async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger
             timeoutMs: 30_000,
         },
     ).catch(() => undefined);
-    done.push(weights?.code === 0 ? `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}` : "no cgroup weights");
     const cg = await runArgv(["systemctl", "show", "--property=ControlGroup", "--value", unit], "systemctl show", {
         env,
         timeoutMs: 30_000,
@@ -82,7 +82,15 @@ async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger
     }).catch(() => undefined);
     const controlGroup = cg?.code === 0 ? (cg.stdout ?? "").trim() : "";
     const pids = controlGroup ? cgroupProcesses(controlGroup) : [];
+    // A weight systemd accepted counts only where the unit has a CPU cgroup of its own: say when not.
+    const honoured = pids.length ? processHasOwnCpuCgroup(pids[0], controlGroup) : undefined;
+    done.push(
+        weights?.code !== 0
+            ? "no cgroup weights"
+            : `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}${honoured === false ? " (not honoured: no CPU cgroup of the unit's own)" : ""}`,
+    );
     let reniced = 0;
+    let autogroups = 0;
     for (const pid of pids) {
         try {
             os.setPriority(pid, p.nice);
@@ -90,9 +98,12 @@ async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger
         } catch {
             // exited meanwhile
         }
+        // The session's autogroup is what weighs against other services (agent/cpu-scheduling.ts).
+        if (setAutogroupNice(pid, p.nice)) autogroups++;
     }
     if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
     done.push(`nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}`);
+    if (autogroups) done.push(`autogroup nice ${p.nice}`);
     const what = done.join("; ");
     log.info(`${unit}: ${priority} priority (${what})`);
     return what;

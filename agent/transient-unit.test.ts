@@ -9,6 +9,7 @@ import * as path from "path";
 import { appSandbox } from "../lib/app-sandbox";
 import { hostLayout } from "../lib/host-layout";
 import { runCommand } from "./run-command";
+import { autogroupNiceShellLine } from "./cpu-scheduling";
 import { AppProcessSpec, runAppProcess, transientUnitArgv } from "./transient-unit";
 
 function alive(pid: number): boolean {
@@ -120,6 +121,7 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
             [`Environment=PATH=${process.env.PATH}`],
             "only the default PATH, which the env file may override",
         );
-        assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", "make"]);
+        // The command itself, after the line that lowers the unit's autogroup (agent/cpu-scheduling.ts).
+        assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", `${autogroupNiceShellLine(15)}\nmake`]);
     });
 });

@@ -16,6 +16,7 @@ import { appSandbox, DEPLOY_PROCESS_PROPERTIES } from "../lib/app-sandbox";
 import { parseSystemdEnvFile, formatSystemdEnvFile } from "../lib/env-lines";
 import { HostLayout, transientEnvFile } from "../lib/host-layout";
 import { AgentSettings } from "../lib/agent-contract";
+import { autogroupNiceShellLine } from "./cpu-scheduling";
 import { AgentError } from "./errors";
 import { Logger } from "./log";
 import { isRoot, lookupUser, runArgv, RunResult } from "./run-command";
@@ -66,6 +67,9 @@ export function runAppProcess(spec: AppProcessSpec): Promise<RunResult> {
     return startAppProcess(spec).done;
 }
 
+/** The deploy's nice level, for the unit's autogroup too. */
+const DEPLOY_NICE = Number(DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === "Nice")?.value ?? "15");
+
 /** The systemd-run argv of a spec: exported for tests and for `systemd-analyze security` checks. */
 export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: string): string[] {
     const { layout } = spec;
@@ -98,7 +102,9 @@ export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: s
         "--",
         "/bin/sh",
         "-c",
-        spec.command,
+        // Nice= alone weighs nothing against the live slot where each service is an autogroup of
+        // its own (agent/cpu-scheduling.ts): the unit's session gets the same nice level first.
+        `${autogroupNiceShellLine(DEPLOY_NICE)}\n${spec.command}`,
     ];
 }
 

@@ -10,10 +10,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { AgentBundle } from "../lib/agent-bundle";
 import { AgentSettings } from "../lib/agent-settings";
 import { renderAgentSettings, renderDataVolumeScript, renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
-import { agentStagingPath as agentStagingPathOf, hostLayout } from "../lib/host-layout";
+import { agentStagingPath as agentStagingPathOf, hostLayout, rollbackScriptStagingPath } from "../lib/host-layout";
 import { buildDataVolumeContext, TemplateContext } from "../lib/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
-import { fileUpload, SshCommand } from "./ssh/ssh-command";
+import { renderRollbackScript } from "../lib/rollback-script";
+import { contentUpload, fileUpload, sha256Hex, SshCommand } from "./ssh/ssh-command";
 
 export interface HostSetupArgs {
     host: HostHandle;
@@ -144,19 +145,36 @@ export function agentStagingPath(appName: string): string {
     return agentStagingPathOf(hostLayout(appName));
 }
 
+/** A script the agent install puts beside the agent, uploaded like it: the rollback command (lib/rollback-script.ts). */
+export interface StagedScript {
+    path: string;
+    staged: string;
+    sha256: string;
+}
+
 /**
- * Checks the staged upload against the expected hash, then swaps it in atomically as root; then
- * restarts `restartUnit` (the dashboard, a resident agent process) so it runs the new agent.
+ * Checks the staged upload against the expected hash, then swaps it in atomically as root, with
+ * `script` (the rollback command) beside it; then restarts `restartUnit` (the dashboard, a
+ * resident agent process) so it runs the new agent.
  */
-export function agentInstallCommand(sshUser: string, agentPath: string, staged: string, sha256: string, restartUnit?: string): string {
+export function agentInstallCommand(sshUser: string, agentPath: string, staged: string, sha256: string, restartUnit?: string, script?: StagedScript): string {
     const tmp = stagedPath(agentPath);
-    const script = [
+    const scriptTmp = script ? shellQuote(stagedPath(script.path)) : "";
+    const steps = [
         `echo ${shellQuote(`${sha256}  ${staged}`)} | sha256sum -c --quiet -`,
+        // Root only: it runs as root and nobody else has any use for it.
+        ...(script
+            ? [
+                  `echo ${shellQuote(`${script.sha256}  ${script.staged}`)} | sha256sum -c --quiet -`,
+                  `install -m 0700 -o root -g root ${shellQuote(script.staged)} ${scriptTmp}`,
+                  `mv -f ${scriptTmp} ${shellQuote(script.path)}`,
+              ]
+            : []),
         `install -m 0755 -o root -g root ${shellQuote(staged)} ${shellQuote(tmp)}`,
         `mv -f ${shellQuote(tmp)} ${shellQuote(agentPath)}`,
         ...(restartUnit ? [`systemctl restart ${shellQuote(`${restartUnit}.service`)}`] : []),
     ].join(" && ");
-    return `cd && ${asRoot(sshUser, `sh -c ${shellQuote(script)}`)}`;
+    return `cd && ${asRoot(sshUser, `sh -c ${shellQuote(steps)}`)}`;
 }
 
 export class HostSetup extends pulumi.ComponentResource {
@@ -216,15 +234,22 @@ export class HostSetup extends pulumi.ComponentResource {
         }
 
         const staged = agentStagingPath(appName);
+        const rollbackScript = renderRollbackScript(context.layout, { backend: agentSettings.haproxy.backend });
+        const script: StagedScript = {
+            path: context.layout.rollbackScript,
+            staged: rollbackScriptStagingPath(context.layout),
+            sha256: sha256Hex(rollbackScript),
+        };
         this.agentInstall = new SshCommand(
             `${name}-agent-install`,
             {
                 connection: host.connection,
                 // Into the SSH user's home: SFTP runs as that user, and a private directory leaves no
                 // window for another local user to swap the file before root installs it.
-                uploads: [fileUpload(args.agent.path, staged, "0600", args.agent.sha256)],
-                create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256, context.layout.dashboardUnit),
-                triggers: [host.hostId, args.agent.sha256],
+                uploads: [fileUpload(args.agent.path, staged, "0600", args.agent.sha256), contentUpload(rollbackScript, script.staged, "0600")],
+                create: agentInstallCommand(host.sshUser, context.layout.agentPath, staged, args.agent.sha256, context.layout.dashboardUnit, script),
+                // A changed rollback script is installed again too.
+                triggers: [host.hostId, args.agent.sha256, script.sha256],
             },
             { ...child, dependsOn: [this.setup] },
         );

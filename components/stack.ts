@@ -13,7 +13,7 @@ import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { shellJoin } from "../lib/shell-quote";
-import { asRoot, remoteAgentCommand } from "./remote";
+import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS, shellQuote } from "./remote";
 import { shiftGates, TrafficShift } from "./traffic-shift";
 
 export interface DefineStackOptions {
@@ -31,6 +31,8 @@ export interface StackOutputs {
     lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
+    /** Rollback to the previous release: a weight flip before any Node.js starts when it is warm (lib/rollback-script.ts). */
+    rollbackCommand: pulumi.Output<string>;
     /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
     dashboardCommand: pulumi.Output<string>;
     /** Prints the dashboard's login token on your terminal (it is never in the stack's outputs or logs). */
@@ -152,6 +154,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         lastDeploy: shift.lastDeploy,
         sshCommand: sshPrefix,
         agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
+        rollbackCommand: pulumi.interpolate`ssh ${shellJoin(ROLLBACK_SSH_OPTIONS)}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address} ${asRoot(host.sshUser, shellQuote(layout.rollbackScript))}`,
         dashboardCommand: pulumi.interpolate`ssh -N -L ${DASHBOARD_LOCAL_PORT}:127.0.0.1:${s.dashboardPort}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`,
         dashboardTokenCommand: pulumi.interpolate`${sshPrefix} ${asRoot(host.sshUser, shellJoin(["cat", layout.dashboardTokenFile]))}`,
     };

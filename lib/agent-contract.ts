@@ -437,13 +437,22 @@ export function parseActivateArgs(args: RawArgs): ActivateRequest {
 
 // rollback
 
-export type RollbackRequest = ShiftRequest;
+export interface RollbackRequest extends ShiftRequest {
+    /** deploy/rollback (lib/rollback-script.ts) holds the lock and flipped the weights: when it started and flipped (ms since the epoch). */
+    scriptFlip?: { startedAt: number; flippedAt: number };
+}
+
+const SCRIPT_FLIP_FLAG: FlagSpec = {
+    name: "script-flip",
+    value: "STARTED:FLIPPED",
+    help: "set by deploy/rollback, which holds the lock and flipped the weights itself (ms since the epoch); the agent records that flip",
+};
 
 export const ROLLBACK: CommandSpec = {
     name: "rollback",
     synopsis: "[shift options]",
-    summary: "back to the previous release (instant when warm)",
-    flags: SHIFT_FLAGS,
+    summary: "back to the previous release (instant when warm; deploy/rollback flips before Node.js starts)",
+    flags: [...SHIFT_FLAGS, SCRIPT_FLIP_FLAG],
 };
 
 export function formatRollbackArgs(r: RollbackRequest): string[] {
@@ -453,7 +462,15 @@ export function formatRollbackArgs(r: RollbackRequest): string[] {
 export function parseRollbackArgs(args: RawArgs): RollbackRequest {
     checkKnownFlags(args, ROLLBACK);
     noMore(ROLLBACK, args.positionals);
-    return parseShift(args);
+    const req: RollbackRequest = parseShift(args);
+    const flip = rawFlag(args, SCRIPT_FLIP_FLAG.name);
+    if (flip !== undefined) {
+        const m = /^(\d{10,16}):(\d{10,16})$/.exec(flip);
+        if (!m || Number(m[2]) < Number(m[1]))
+            throw new ArgsError(`--script-flip must be STARTED:FLIPPED, two times in ms since the epoch, the second not before the first; not "${flip}"`);
+        req.scriptFlip = { startedAt: Number(m[1]), flippedAt: Number(m[2]) };
+    }
+    return req;
 }
 
 // migrate

@@ -91,6 +91,13 @@ export interface HostLayout {
      * release tree the app can write.
      */
     releaseDigestsDir: string;
+    /**
+     * <deployDir>/rollback — the rollback command (lib/rollback-script.ts): flips to the warm
+     * previous release itself, before any Node.js starts, else runs the agent's rollback.
+     */
+    rollbackScript: string;
+    /** <deployDir>/warm-flip — what that script flips (agent/warm-flip.ts), while a warm flip is possible. */
+    warmFlipFile: string;
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
     tlsDir: string;
@@ -133,6 +140,9 @@ export interface HostLayout {
     deploySlice: string;
     deploySliceFile: string;
 }
+
+/** The warm-flip file's name: beside slots.json, which it is derived from. */
+export const WARM_FLIP_FILE_NAME = "warm-flip";
 
 export interface LayoutOptions {
     /** Prefix for every absolute path (tests run under a temp dir). Default "". */
@@ -178,6 +188,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         transientEnvDir: `${deployDir}/transient`,
         staticManifestsDir: `${deployDir}/static-manifests`,
         releaseDigestsDir: `${deployDir}/release-digests`,
+        rollbackScript: `${deployDir}/rollback`,
+        warmFlipFile: `${deployDir}/${WARM_FLIP_FILE_NAME}`,
         haproxySaveStateScript: `${deployDir}/haproxy-save-state`,
         tlsDir: `${r}/etc/ssl/${appName}`,
         selfSignedCertFile: `${r}/etc/ssl/${appName}/cert.pem`,
@@ -268,6 +280,11 @@ export function artifactStagingPath(layout: HostLayout, version: string): string
 
 export function agentStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-agent.js`;
+}
+
+/** The rollback script's (lib/rollback-script.ts), uploaded with the agent. */
+export function rollbackScriptStagingPath(layout: HostLayout): string {
+    return `.slotshift-${layout.appName}-rollback.sh`;
 }
 
 /** deploy/transient/<unit>.env: a transient unit's own variables, read by systemd (EnvironmentFile=). */

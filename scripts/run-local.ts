@@ -18,12 +18,16 @@
 //   npm run local -- pulumi ARGS...     any pulumi command on the local stack, e.g.
 //                                       `npm run local -- pulumi preview --diff`
 //
+// The engine runs at a low CPU and IO priority (test/e2e/engine/low-priority.ts), as if it ran on
+// another machine as in production, and the output says which mechanism took effect.
+//
 // The host keeps running afterwards (https://shop.localhost/, curl -k); `scripts/local-host.sh stop`
 // powers it off. Environment: SLOTSHIFT_LOCAL_DIR (host state dir, default .local/host),
 // SLOTSHIFT_SSH_PORT (default 2222), PULUMI_CONFIG_PASSPHRASE(_FILE) (default: the generated one).
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
+import { EnginePriority, enginePriority } from "../test/e2e/engine/low-priority";
 import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, trackedConfig } from "../test/e2e/engine/pulumi";
 import { siteRequest, Site } from "../test/e2e/http";
 import { describeLoad, LoadReport, RunningLoad, startLoad } from "../test/e2e/load";
@@ -62,8 +66,8 @@ async function sh(file: string, args: string[], env?: NodeJS.ProcessEnv): Promis
     if (code !== 0) throw new Failure(`${path.basename(file)} ${args.join(" ")} exited ${code}`);
 }
 
-function engine(bin: string, onLine?: (line: string) => void): EngineStack {
-    return new EngineStack({ stack: STACK, dir: PULUMI_DIR, bin, onLine });
+function engine(bin: string, priority: EnginePriority, onLine?: (line: string) => void): EngineStack {
+    return new EngineStack({ stack: STACK, dir: PULUMI_DIR, bin, onLine, priority });
 }
 
 async function setVersion(stack: EngineStack, version: string): Promise<void> {
@@ -135,7 +139,9 @@ async function deploy(): Promise<number> {
         if (r.code !== 0) throw new Failure("scripts/local-host.sh start failed");
     });
 
-    const stack = engine(bin, (line) => say(line));
+    // Here the engine shares the machine with the host it deploys to; in production it runs elsewhere.
+    const priority = enginePriority();
+    const stack = engine(bin, priority, (line) => say(line));
     const liveBefore = await timed("stack", `stack ${STACK} (${path.relative(REPO, PULUMI_DIR)})`, async () => {
         const { created } = await stack.prepare(trackedConfig(STACK_FILE));
         say(created ? `    created stack ${STACK} (file backend, passphrase secrets)` : `    stack ${STACK} exists; config rewritten from Pulumi.local.yaml`);
@@ -150,6 +156,7 @@ async function deploy(): Promise<number> {
         const live = (await stack.outputs().catch(() => ({}) as Record<string, unknown>)).liveVersion;
         const site0 = await servedVersion(site);
         say(`    live version: ${typeof live === "string" ? live : "none yet"} (stack output); the site answers ${site0.what}`);
+        say(`    the engine runs at a low priority, as if on another machine: ${priority.description}`);
         return { version: typeof live === "string" ? live : undefined, serving: site0.serving };
     });
 
@@ -187,6 +194,7 @@ async function deploy(): Promise<number> {
     );
     say(`    live version      ${String(outputs.liveVersion ?? "?")} (stack output); the site answers ${served.what}`);
     if (first.load) say(`    back to v1 first  ${first.load.requests} requests, ${first.load.failed.length} failed, p99 ${first.load.p99Ms} ms`);
+    say(`    engine priority   ${priority.description}`);
     say(`    steps             ${timings.map(([name, ms]) => `${name} ${secs(ms)}`).join(", ")}`);
     say(`    site              ${String(outputs.url ?? `https://${site.domain}/`)} (curl -k; the host keeps running: scripts/local-host.sh stop)`);
     say(`    pulumi            npm run local -- pulumi stack    (or any pulumi command on this stack)`);
@@ -199,10 +207,14 @@ async function deploy(): Promise<number> {
 /** `npm run local -- pulumi ARGS`: a pulumi command with the local stack's backend, passphrase and config file. */
 async function passthrough(args: string[]): Promise<number> {
     const bin = await provideToolchain();
-    const stack = engine(bin);
+    const priority = enginePriority();
+    const stack = engine(bin, priority);
     const line = stack.commandLine(args);
+    // It may prompt: it keeps the terminal's session, so only the prefix (weights or nice levels) applies.
+    console.error(`run-local: pulumi at a low priority: ${priority.prefixOnly}`);
     return new Promise((resolve, reject) => {
-        const child = spawn("pulumi", line.args, { cwd: line.cwd, env: stack.env, stdio: "inherit" });
+        const argv = [...priority.prefix, "pulumi", ...line.args];
+        const child = spawn(argv[0], argv.slice(1), { cwd: line.cwd, env: stack.env, stdio: "inherit" });
         child.on("error", reject);
         child.on("close", (code) => resolve(code ?? 1));
     });

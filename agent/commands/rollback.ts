@@ -13,7 +13,7 @@ import { isPrepared } from "../releases";
 import { resolveShiftOptions } from "../shift-options";
 import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
 import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
-import { withDeployLock } from "../with-lock";
+import { withAdoptedDeployLock, withDeployLock } from "../with-lock";
 import { withoutPort } from "../slot-runtime";
 
 /**
@@ -21,7 +21,9 @@ import { withoutPort } from "../slot-runtime";
  * passing HAProxy's checks): then it runs in the foreground; otherwise in a detached worker. Read
  * without the lock; the command checks again under it.
  */
-export async function rollbackIsWarmFlip(ctx: AgentContext): Promise<boolean> {
+export async function rollbackIsWarmFlip(ctx: AgentContext, req: RollbackRequest): Promise<boolean> {
+    // The rollback script flipped already and holds the lock for this process: never a worker.
+    if (req.scriptFlip) return true;
     const state = readSlotsState(ctx.layout.stateFile);
     const prev = state.previous;
     if (!state.live || !prev || !isPreviousWarm(state) || slotTarget(ctx, prev.slot) !== prev.version) return false;
@@ -30,7 +32,10 @@ export async function rollbackIsWarmFlip(ctx: AgentContext): Promise<boolean> {
 }
 
 export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): Promise<void> {
-    await withDeployLock(ctx, "rollback", undefined, async () => {
+    // deploy/rollback flipped the weights and holds the lock, taken before it exec'd this process.
+    const byScript = req.scriptFlip;
+    const lock = byScript ? withAdoptedDeployLock : withDeployLock;
+    await lock(ctx, "rollback", undefined, async () => {
         const { layout, log } = ctx;
         const state = readSlotsState(layout.stateFile);
         const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm, state.lastShift);
@@ -44,6 +49,14 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
         const health = classifyHealth(stats[prev.slot]);
         const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
 
+        if (byScript && !(warm && health.state === "up")) {
+            // Under the lock nothing changed since the script's checks; should it have, the committed
+            // weights come back before anything else.
+            await ctx.runtime.setWeights({ [live]: 100, [prev.slot]: 0 });
+            throw new AgentError(
+                `the rollback script flipped to ${prevName}, but it is not a warm flip now (${health.detail}); all traffic is back on ${live} (${liveVer}): run the rollback again`,
+            );
+        }
         if (!(warm && health.state === "up")) {
             if (!isPrepared(ctx, prev.version))
                 throw new AgentError(`the previous release ${prev.version} is no longer on the host (pruned); deploy it again with prepare + activate`);
@@ -56,11 +69,15 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             return;
         }
 
-        const t0 = Date.now();
-        log.info(`rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`);
-        // One runtime API line: both weights change together.
+        const t0 = byScript?.startedAt ?? Date.now();
+        log.info(
+            byScript
+                ? `rollback: the rollback script flipped all traffic to ${prevName} (warm, ${health.detail}) from ${live} (${liveVer})`
+                : `rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`,
+        );
+        // One runtime API line: both weights change together (again after the script: it costs nothing).
         await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
-        const flipAt = Date.now();
+        const flipAt = byScript?.flippedAt ?? Date.now();
         await ctx.runtime.saveState(layout.haproxyStateFile);
         log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
 
@@ -82,6 +99,7 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             to: slotLabel(prev.version, prev.slot),
             result: "ok",
             mode: "warm-flip",
+            ...(byScript ? { by: "rollback script" } : {}),
             durations: secondsOf(durations),
         });
         Object.assign(ctx.result, {
@@ -93,8 +111,9 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
             from: slotLabel(liveVer, live),
             to: slotLabel(prev.version, prev.slot),
             flipAt,
-            // When this process started: how much of the time to the flip was the agent's own.
-            processStartedAt: Math.round(performance.timeOrigin),
+            // When this process started (the rollback script, when it flipped): how much of the time to the flip was its own.
+            processStartedAt: byScript?.startedAt ?? Math.round(performance.timeOrigin),
+            ...(byScript ? { flippedBy: "rollback script" } : {}),
             durations: secondsOf(durations),
         });
         log.info(`rollback to ${prev.version} done in ${seconds(durations.total)}`);

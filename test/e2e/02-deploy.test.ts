@@ -2,11 +2,13 @@
 // (see stack.ts): host setup, agent, proxy, v1; then v2 under load; then the never-ready v3.
 import * as assert from "assert";
 import * as fs from "fs";
+import { autogroupNiceShellLine } from "../../agent/cpu-scheduling";
 import { AGENT_OUTFILE } from "../../lib/agent-bundle";
+import { DEPLOY_PROCESS_PROPERTIES } from "../../lib/app-sandbox";
 import { useLocalHost } from "./fixture";
 import { siteRequest, Site, submitNoteForm } from "./http";
 import { describeLoad, startLoad } from "./load";
-import { REPO, run } from "./local-host";
+import { REPO, run, shellQuote } from "./local-host";
 import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR } from "./stack";
 
 /** The highest `systemd-analyze security` exposure a deploy's transient unit may have (as the slot unit's). */
@@ -45,6 +47,39 @@ describe("deploy of the example Django app to the local host", function () {
         const second = await stack.setup();
         const changes = second.stdout.split("\n").filter((l) => /\b(wrote|created|generated|removed|reloaded|installing)\b/.test(l));
         assert.deepStrictEqual(changes, [], `second setup run changed things:\n${second.stdout}`);
+    });
+
+    it("a deploy's processes run behind the live release: CPU shares of a burner set up like a transient unit against a slot-like one", async () => {
+        // Both on one CPU for a few seconds (bash: $SECONDS): each mechanism alone, then all of them as
+        // agent/transient-unit.ts sets them.
+        const burn = "end=$((SECONDS+9)); while [ $SECONDS -lt $end ]; do :; done";
+        const nice = DEPLOY_PROCESS_PROPERTIES.map((p) => `-p ${p.name}=${p.value}`).join(" ");
+        const pairs: [string, string, string][] = [
+            ["deploy slice (CPUWeight 10)", `--slice=${stack.layout.deploySlice}`, burn],
+            ["Nice=15", nice, burn],
+            ["autogroup nice 15", "", `${autogroupNiceShellLine(15)}\n${burn}`],
+            ["all, as a transient unit", `--slice=${stack.layout.deploySlice} ${nice}`, `${autogroupNiceShellLine(15)}\n${burn}`],
+        ];
+        const shares: string[] = [];
+        let transientShare = 100;
+        for (const [what, props, command] of pairs) {
+            const script = [
+                "set -e",
+                "ticks() { cg=$(systemctl show -p ControlGroup --value $1); t=0; for p in $(cat /sys/fs/cgroup/systemd$cg/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup$cg/cgroup.procs); do t=$((t + $(cut -d' ' -f14,15 /proc/$p/stat | tr ' ' +))); done; echo $t; }",
+                `systemd-run --quiet --collect --unit=e2e-burn-low -p CPUAffinity=0 ${props} /bin/bash -c ${shellQuote(command)}`,
+                `systemd-run --quiet --collect --unit=e2e-burn-live -p CPUAffinity=0 /bin/bash -c ${shellQuote(burn)}`,
+                "sleep 2; a0=$(ticks e2e-burn-low); b0=$(ticks e2e-burn-live); sleep 5; a1=$(ticks e2e-burn-low); b1=$(ticks e2e-burn-live)",
+                "systemctl stop e2e-burn-low e2e-burn-live 2>/dev/null || true",
+                'echo "$((a1 - a0)) $((b1 - b0))"',
+            ].join("\n");
+            const [low, live] = (await host.sshOk("bash -s", { input: script })).trim().split(" ").map(Number);
+            const share = Math.round((100 * low) / Math.max(1, low + live));
+            shares.push(`${what} ${share} % (${low} vs ${live} ticks)`);
+            if (what.startsWith("all")) transientShare = share;
+        }
+        const cgroups = (await host.sshOk("stat -fc %T /sys/fs/cgroup")).trim();
+        console.log(`      figures: share of one CPU a deploy-priority burner gets against a default one (${cgroups} at /sys/fs/cgroup): ${shares.join("; ")}`);
+        assert.ok(transientShare < 25, `a transient unit's priority leaves the live release most of the CPU: ${shares.join("; ")}`);
     });
 
     it("first deploy: v1 goes live behind NGINX with its fingerprinted static files", async () => {
@@ -113,28 +148,34 @@ describe("deploy of the example Django app to the local host", function () {
     });
 
     it("rollback over SSH to the warm previous release and back: a weight flip, 0 failed requests", async () => {
-        const load = startLoad({ site, runId, connections: 4, rate: 40 });
         const flips: string[] = [];
+        /** One rollback and its figures; the host shares this machine's clock: flipAt is comparable with t0. */
+        const rollback = async (how: "rollbackCommand" | "agent rollback", from: string, to: string) => {
+            const t0 = Date.now();
+            const r = how === "rollbackCommand" ? await stack.rollback(["--json"]) : await stack.agent("rollback", ["--json"]);
+            const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
+            assert.deepStrictEqual([result.mode, result.version], ["warm-flip", to], r.stdout);
+            assert.strictEqual(result.flippedBy, how === "rollbackCommand" ? "rollback script" : undefined, r.stdout);
+            const starter = how === "rollbackCommand" ? "the rollback script" : "the agent";
+            flips.push(
+                `${how} ${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started ` +
+                    `(ssh until ${starter} started ${result.processStartedAt - t0} ms, from there to the flip ${result.flipAt - result.processStartedAt} ms; ` +
+                    `the ssh command took ${r.ms} ms in all)`,
+            );
+        };
+        // Under load: the stack output rollbackCommand (deploy/rollback flips before Node.js starts).
+        const load = startLoad({ site, runId, connections: 4, rate: 40 });
         let report;
         try {
-            for (const [from, to] of [
-                ["v2", "v1"],
-                ["v1", "v2"],
-            ]) {
-                const t0 = Date.now();
-                const r = await stack.agent("rollback", ["--json"]);
-                const result = JSON.parse(r.stdout.trim().split("\n").pop()!);
-                assert.deepStrictEqual([result.mode, result.version], ["warm-flip", to], r.stdout);
-                // The host shares this machine's clock: flipAt is comparable with t0.
-                flips.push(
-                    `${from} -> ${to}: 100 % on ${to} ${result.flipAt - t0} ms after the command started ` +
-                        `(ssh and sudo until the agent started ${result.processStartedAt - t0} ms, the agent's start to the flip ${result.flipAt - result.processStartedAt} ms; ` +
-                        `the ssh command took ${r.ms} ms in all)`,
-                );
-            }
+            await rollback("rollbackCommand", "v2", "v1");
+            await rollback("rollbackCommand", "v1", "v2");
         } finally {
             report = await load.stop();
         }
+        // For comparison, the agent's own rollback over plain ssh (each rollback reloads NGINX, whose
+        // old workers close idle keep-alive connections: no more of them under load than before).
+        await rollback("agent rollback", "v2", "v1");
+        await rollback("agent rollback", "v1", "v2");
         console.log(`      rollback: ${flips.join("; ")}`);
         console.log(`      load: ${describeLoad(report)}`);
         assert.deepStrictEqual(report.failed, [], describeLoad(report));

@@ -179,8 +179,9 @@ export class LocalHost {
     }
 
     /** `ssh ... root@127.0.0.1 -- command`; the command is one shell command line on the host. */
-    ssh(command: string, opts: RunOptions = {}): Promise<RunResult> {
-        return run("ssh", [...this.commonOptions(), "-p", String(this.sshPort), `${this.user}@${this.address}`, "--", command], {
+    /** `sshOptions`: more ssh options, as a stack output's command line has them (e.g. rollbackCommand's). */
+    ssh(command: string, opts: RunOptions = {}, sshOptions: readonly string[] = []): Promise<RunResult> {
+        return run("ssh", [...this.commonOptions(), ...sshOptions, "-p", String(this.sshPort), `${this.user}@${this.address}`, "--", command], {
             timeoutMs: 10 * 60_000,
             ...opts,
         });

@@ -9,13 +9,16 @@ import { parse as parseYaml } from "yaml";
 import { agentInstallCommand, agentStagingPath } from "../../components/host-setup";
 import { proxyApplyScript } from "../../components/proxy";
 import { artifactPath, prepareCommand } from "../../components/release";
-import { remoteAgentCommand } from "../../components/remote";
+import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../components/remote";
+import { sha256Hex } from "../../components/ssh/ssh-command";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { activateArgs, shiftGates } from "../../components/traffic-shift";
 import { AGENT_OUTFILE } from "../../lib/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
 import { renderDebianSetupScript } from "../../lib/host-files";
+import { rollbackScriptStagingPath } from "../../lib/host-layout";
 import { formatEnvLines } from "../../lib/load-config";
+import { renderRollbackScript } from "../../lib/rollback-script";
 import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "./local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
@@ -86,9 +89,13 @@ export class LocalStack {
         if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing; run npm run build:agent`);
         const staged = agentStagingPath(this.settings.appName);
         await this.host.upload(bundle, staged);
+        // The rollback command beside it, as HostSetup installs it.
+        const rollback = renderRollbackScript(this.layout, { backend: agentSettingsFor(this.settings).haproxy.backend });
+        const script = { path: this.layout.rollbackScript, staged: rollbackScriptStagingPath(this.layout), sha256: sha256Hex(rollback) };
+        await this.host.writeFile(`${script.staged}`, rollback, "0600");
         return this.step(
             "agent install",
-            this.host.ssh(agentInstallCommand(this.sshUser, this.layout.agentPath, staged, sha256(bundle), this.layout.dashboardUnit)),
+            this.host.ssh(agentInstallCommand(this.sshUser, this.layout.agentPath, staged, sha256(bundle), this.layout.dashboardUnit, script)),
             true,
         );
     }
@@ -138,6 +145,12 @@ export class LocalStack {
     /** TrafficShift delete (after a newer version went live). */
     retire(version: string, mustSucceed = true): Promise<StepResult> {
         return this.step(`retire ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "retire", ["--version", version])), mustSucceed);
+    }
+
+    /** The stack output rollbackCommand's command line: deploy/rollback over ssh with its options. */
+    rollback(args: readonly string[] = [], mustSucceed = true): Promise<StepResult> {
+        const command = asRoot(this.sshUser, [this.layout.rollbackScript, ...args].map(shellQuote).join(" "));
+        return this.step("rollback", this.host.ssh(command, {}, ROLLBACK_SSH_OPTIONS), mustSucceed);
     }
 
     agent(command: string, args: readonly string[] = [], mustSucceed = true): Promise<StepResult> {

@@ -312,6 +312,39 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         liveVersion = "v6";
     });
 
+    it("h2. deploy/rollback flips to the warm previous release before Node.js starts, and back; the agent records both", async () => {
+        const l = load("h2");
+        await sleep(1000);
+        const flips = [];
+        for (const [to, version] of [
+            ["blue", winner],
+            ["green", "v6"],
+        ] as [Slot, string][]) {
+            const t0 = Date.now();
+            const run = await stack.rollbackScript(["--json"]);
+            assert.strictEqual(run.code, 0, describeRun(run));
+            const result = JSON.parse(run.stdout.trim().split("\n").pop()!);
+            assert.deepStrictEqual([result.mode, result.flippedBy, result.slot, result.version], ["warm-flip", "rollback script", to, version], run.stdout);
+            await assertAllOn(to, `after the script's rollback to ${to}`);
+            flips.push(`to ${version}: 100 % ${result.flipAt - t0} ms after the script was started, the command took ${run.ms} ms`);
+            const last = JSON.parse(fs.readFileSync(stack.layout.auditLog, "utf8").trim().split("\n").pop()!);
+            assert.deepStrictEqual([last.command, last.mode, last.by], ["rollback", "warm-flip", "rollback script"]);
+            assert.ok(!fs.existsSync(stack.layout.lockFile), "the agent released the lock it took over");
+        }
+        await sleep(1000);
+        const r = await l.stop();
+        figures(formatLoad("h2. rollback script", r));
+        figures(`h2. ${flips.join("; ")}`);
+        assert.strictEqual(r.failures, 0);
+        const st = JSON.parse((await stack.agent(["status", "--json"])).stdout);
+        assert.deepStrictEqual(st.live, { slot: "green", version: "v6" });
+        // Any other argument is the agent's: it checks it before anything changes.
+        const bad = await stack.rollbackScript(["--plan", "nonsense"]);
+        assert.strictEqual(bad.code, 2, describeRun(bad));
+        assert.match(bad.stderr, /--plan/);
+        await assertAllOn("green", "a refused argument changes nothing");
+    });
+
     it("a foreground activate killed mid-shift (dropped SSH session) still ends with traffic fully on one slot", async () => {
         const l = load("drop");
         const agent = stack.spawnAgent(["activate", "--version", loser, "--plan", PLAN, ...GATES]);

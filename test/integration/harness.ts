@@ -13,6 +13,7 @@ import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
 import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
 import { renderProxyFiles } from "../../lib/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
+import { renderRollbackScript } from "../../lib/rollback-script";
 import { buildTemplateContext, TemplateContext } from "../../lib/template-context";
 import { HaproxyRuntime } from "../../agent/haproxy-runtime";
 
@@ -307,6 +308,8 @@ export class Stack {
         this.settings = this.agentSettings();
         fs.writeFileSync(this.layout.agentConfigPath, JSON.stringify(this.settings, null, 2));
         fs.copyFileSync(path.join(REPO, "dist", "agent.js"), this.layout.agentPath);
+        // The rollback command beside it, as the agent install puts it there.
+        fs.writeFileSync(this.layout.rollbackScript, renderRollbackScript(this.layout, { backend: "app" }), { mode: 0o700 });
     }
 
     private templateContext(): TemplateContext {
@@ -456,6 +459,17 @@ export class Stack {
 
     agent(args: string[], input?: string): Promise<AgentRun> {
         return this.spawnAgent(args, input).done;
+    }
+
+    /** deploy/rollback (lib/rollback-script.ts) with `args`; its `node` is the agent's. */
+    rollbackScript(args: string[]): Promise<AgentRun> {
+        const child = spawn(this.layout.rollbackScript, args, {
+            stdio: ["ignore", "pipe", "pipe"],
+            env: { ...process.env, PATH: `${path.dirname(AGENT_NODE)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+        });
+        const a = new RunningAgent(child);
+        this.agents.push(a);
+        return a.done;
     }
 
     async weights(): Promise<Record<Slot, number>> {

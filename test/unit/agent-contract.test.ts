@@ -100,6 +100,15 @@ describe("agent contract: command lines", () => {
         for (const r of cases) roundTrip("rollback", formatRollbackArgs, parseRollbackArgs, r);
     });
 
+    it("rollback --script-flip: the rollback script's two times, checked", () => {
+        assert.deepStrictEqual(parseRollbackArgs(tokenize(["rollback", "--script-flip", "1796289572102:1796289572131", "--json"])).scriptFlip, {
+            startedAt: 1796289572102,
+            flippedAt: 1796289572131,
+        });
+        for (const bad of ["1796289572131:1796289572102", "now:later", "1796289572102", "17:18"])
+            assert.throws(() => parseRollbackArgs(tokenize(["rollback", "--script-flip", bad])), /--script-flip must be STARTED:FLIPPED/);
+    });
+
     it("migrate: format -> parse gives the same request", () => {
         const cases: MigrateRequest[] = [
             { version: "v2", allowContract: [], checkOnly: false },

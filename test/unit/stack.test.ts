@@ -21,6 +21,7 @@ import {
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 import { renderDebianSetupScript } from "../../lib/host-files";
 import { hostLayout } from "../../lib/host-layout";
+import { renderRollbackScript } from "../../lib/rollback-script";
 import { buildDataVolumeContext } from "../../lib/template-context";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { hostReplacementGuardProvider } from "../../components/host-replacement-guard";
@@ -267,7 +268,7 @@ describe("order: host -> setup -> proxy -> release -> shift", () => {
             for (const s of setup) assertWaits(r, s, hostParts);
             // The agent is uploaded by the install step itself, after the setup made its directory.
             assertWaits(r, "shop-setup-agent-install", ["shop-setup-debian"]);
-            assert.strictEqual(r.byName("shop-setup-agent-install").inputs.uploads.length, 1);
+            assert.strictEqual(r.byName("shop-setup-agent-install").inputs.uploads.length, 2, "the agent and the rollback script");
             // A local archive is uploaded by the prepare step itself, after the env file is written.
             assert.strictEqual(r.byName("shop-release-prepare").inputs.uploads.length, stack === "existing-example" ? 1 : 0);
             assertWaits(r, "shop-proxy-apply", setup);
@@ -387,8 +388,10 @@ describe("deploy steps", () => {
     it("uploads the agent and installs it only after checking its hash", async () => {
         const r = await run("staging");
         const install = r.byName("shop-setup-agent-install").inputs;
+        const rollbackScript = renderRollbackScript(hostLayout("shop"), { backend: "app" });
         assert.deepStrictEqual(install.uploads, [
             { localPath: fakeAgentBundle().path, remotePath: ".slotshift-shop-agent.js", mode: "0600", sha256: "a".repeat(64) },
+            { content: rollbackScript, remotePath: ".slotshift-shop-rollback.sh", mode: "0600", sha256: sha256Hex(rollbackScript) },
         ]);
         assert.match(
             install.create,
@@ -397,7 +400,12 @@ describe("deploy steps", () => {
             ),
         );
         assert.match(install.create, /^cd && sudo -n sh -c /);
-        assert.deepStrictEqual(install.triggers, [INSTANCE_ID, "a".repeat(64)]);
+        // The rollback command beside it, root only, from lib/rollback-script.ts.
+        assert.match(
+            install.create,
+            /\.slotshift-shop-rollback\.sh'\\'' \| sha256sum -c --quiet - && install -m 0700 -o root -g root \.slotshift-shop-rollback\.sh \/srv\/shop\/deploy\/\.rollback\.slotshift-new && mv -f \/srv\/shop\/deploy\/\.rollback\.slotshift-new \/srv\/shop\/deploy\/rollback && /,
+        );
+        assert.deepStrictEqual(install.triggers, [INSTANCE_ID, "a".repeat(64), sha256Hex(rollbackScript)]);
     });
 
     it("exports the URL, address, live version and ready-to-paste commands", async () => {
@@ -409,6 +417,7 @@ describe("deploy steps", () => {
             lastDeploy: "no deploy figures (the last update did not shift traffic)",
             sshCommand: `ssh admin@${EIP_ADDRESS}`,
             agentStatusCommand: `ssh admin@${EIP_ADDRESS} sudo -n node /srv/shop/deploy/agent.js status --config /srv/shop/deploy/agent.json`,
+            rollbackCommand: `ssh -o KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org admin@${EIP_ADDRESS} sudo -n /srv/shop/deploy/rollback`,
             // The tunnel and the token's command: the token itself is in no output.
             dashboardCommand: `ssh -N -L 9090:127.0.0.1:8090 admin@${EIP_ADDRESS}`,
             dashboardTokenCommand: `ssh admin@${EIP_ADDRESS} sudo -n cat /srv/shop/deploy/dashboard-token`,

@@ -14,6 +14,7 @@
 //                               deletes the Pulumi.<stack>.yaml beside the Pulumi.yaml they find,
 //                               which must never be the tracked one
 import { spawn } from "child_process";
+import { EnginePriority } from "./low-priority";
 import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
@@ -110,6 +111,8 @@ export interface EngineStackOptions {
     onLine?: (line: string) => void;
     /** Appends every command and its output to this file. */
     logFile?: string;
+    /** Runs every pulumi command at this priority (low-priority.ts; `npm run local`). */
+    priority?: EnginePriority;
 }
 
 export class EngineStack {
@@ -121,6 +124,7 @@ export class EngineStack {
     private readonly projectStub: string;
     private readonly onLine?: (line: string) => void;
     private readonly logFile?: string;
+    private readonly priority?: EnginePriority;
 
     constructor(opts: EngineStackOptions) {
         this.stack = opts.stack;
@@ -128,6 +132,7 @@ export class EngineStack {
         this.configFile = path.join(this.dir, `Pulumi.${opts.stack}.yaml`);
         this.onLine = opts.onLine;
         this.logFile = opts.logFile;
+        this.priority = opts.priority;
         fs.mkdirSync(path.join(this.dir, "state"), { recursive: true, mode: 0o700 });
         fs.mkdirSync(path.join(this.dir, "home"), { recursive: true, mode: 0o700 });
         this.projectStub = path.join(this.dir, "project");
@@ -171,8 +176,21 @@ export class EngineStack {
         const onLine = opts.onLine ?? this.onLine;
         return new Promise((resolve, reject) => {
             const started = Date.now();
-            const child = spawn("pulumi", full, { cwd: mode === "config" ? REPO : this.projectStub, env: this.env, stdio: ["pipe", "pipe", "pipe"] });
+            const prefix = this.priority?.prefix ?? [];
+            const argv = [...prefix, "pulumi", ...full];
+            const ownSession = this.priority?.ownSession ?? false;
+            const child = spawn(argv[0], argv.slice(1), {
+                cwd: mode === "config" ? REPO : this.projectStub,
+                env: this.env,
+                stdio: ["pipe", "pipe", "pipe"],
+                detached: ownSession,
+            });
+            if (child.pid) this.priority?.started(child.pid);
             if (child.pid) opts.onSpawn?.(child.pid);
+            // In a session of its own it no longer gets the terminal's Ctrl-C: pass it on (pulumi then
+            // cancels the update cleanly) instead of leaving it running behind us.
+            const forward = (sig: NodeJS.Signals) => child.kill(sig);
+            if (ownSession) for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, forward);
             let out = "";
             const lines: PulumiRun["lines"] = [];
             const collect = lineSplitter((text) => {
@@ -187,6 +205,7 @@ export class EngineStack {
             child.stderr.on("data", onData);
             child.on("error", reject);
             child.on("close", (code) => {
+                for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, forward);
                 const r: PulumiRun = { args: full, code, out, lines, ms: Date.now() - started };
                 if (this.logFile) fs.appendFileSync(this.logFile, `\n$ pulumi ${full.join(" ")}   # exit ${code}, ${(r.ms / 1000).toFixed(1)} s\n${out}`);
                 resolve(r);

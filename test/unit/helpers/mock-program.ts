@@ -234,6 +234,7 @@ export async function runProgram(opts: RunOptions): Promise<ProgramRun> {
             lastDeploy: await outputValue(out.lastDeploy),
             sshCommand: await outputValue(out.sshCommand),
             agentStatusCommand: await outputValue(out.agentStatusCommand),
+            rollbackCommand: await outputValue(out.rollbackCommand),
             dashboardCommand: await outputValue(out.dashboardCommand),
             dashboardTokenCommand: await outputValue(out.dashboardTokenCommand),
         };
