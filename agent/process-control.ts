@@ -26,6 +26,13 @@ export interface ProcessControl {
     start(slot: Slot): Promise<void>;
     stop(slot: Slot): Promise<void>;
     /**
+     * Starts the slot only when it is not running, so a running one keeps serving. What brings the
+     * slots slots.json records as running back after a boot where their units are not enabled: on
+     * NixOS the module's slot unit has no [Install] section, so `systemctl enable` does nothing.
+     * "unknown" with command process control, whose commands cannot tell whether a slot runs.
+     */
+    ensureRunning(slot: Slot): Promise<"running" | "started" | "unknown">;
+    /**
      * Sets the slot's CPU/IO priority; best effort. Says what took effect (a cgroup weight, a
      * nice level on N processes), so a deploy's log shows which mechanism works on this host.
      */
@@ -136,6 +143,8 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
                 await runChecked(`starting slot ${slot}`, fillSlot(settings.start, slot), { log, timeoutMs: 120_000 });
             },
             stop,
+            // Its start command replaces a running slot: without a way to ask, nothing is touched.
+            ensureRunning: async () => "unknown",
             // Without a pids command, plain commands give no handle on the slot's processes.
             setPriority: async (slot, priority) =>
                 settings.pids ? setCommandPriority(settings.pids, slot, priority, log) : "not available with command process control",
@@ -156,6 +165,19 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
                 log,
                 timeoutMs: 600_000,
             }),
+        ensureRunning: async (slot) => {
+            const active = await runArgv(["systemctl", "is-active", "--quiet", unit(slot)], "systemctl is-active", { timeoutMs: 30_000 });
+            if (active.code === 0) return "running";
+            await runChecked(
+                `systemctl start ${unit(slot)}`,
+                `systemctl enable --quiet ${shellQuote(unit(slot))} && systemctl start ${shellQuote(unit(slot))}`,
+                {
+                    log,
+                    timeoutMs: 300_000,
+                },
+            );
+            return "started";
+        },
         setPriority: (slot, priority) => setUnitPriority(unit(slot), priority, log),
     };
 }

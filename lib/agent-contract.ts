@@ -651,7 +651,8 @@ export const RELOAD_PROXY: CommandSpec = { name: "reload-proxy", synopsis: "", s
 export const RECOVER: CommandSpec = {
     name: "recover",
     synopsis: "",
-    summary: "back to the last committed state after an interrupted deploy (run at boot; every locking command does it first)",
+    summary:
+        "back to the last committed state after an interrupted deploy, and the slots that ran started again (run at boot; every locking command does the first part)",
     flags: [],
 };
 export const ABORT: CommandSpec = {

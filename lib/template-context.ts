@@ -3,6 +3,7 @@
 import { DEFAULTS } from "./agent-contract";
 import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
 import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "./app-sandbox";
+import { HAPROXY_STOP_SIGNAL } from "./haproxy-stop";
 import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "./host-layout";
 
 /**
@@ -91,6 +92,8 @@ export interface TemplateContext {
     slotSandbox: SandboxDirective[];
     /** The deploy slice's CPU and IO weights. */
     deploySliceProperties: readonly SandboxDirective[];
+    /** KillSignal of HAProxy's unit (lib/haproxy-stop.ts). */
+    haproxyStopSignal: string;
     dataVolume?: DataVolumeContext;
 }
 
@@ -148,6 +151,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         runDir: `${root}/run`,
         slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
         deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
+        haproxyStopSignal: HAPROXY_STOP_SIGNAL,
         ...(inputs.dataVolumeId ? { dataVolume: buildDataVolumeContext(layout, inputs.dataVolumeId, inputs.osFlavour ?? "debian") } : {}),
     };
 }

@@ -7,6 +7,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { renderCloudInit, renderDebianSetupScript, renderNixosModule, renderProxyFiles, renderSlotUnit } from "../../lib/host-files";
 import { agentFor, APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
+import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
 import { TemplateInputs } from "../../lib/template-context";
 import { asDirectives, embeddedScripts, evaluateModule as evaluate, Evaluated, parseNix as parse } from "./nixos-eval";
 
@@ -115,6 +116,32 @@ describe("NixOS module", () => {
                 assert.deepStrictEqual(missing, []);
                 assert.ok(debian.length >= 9, `only ${debian.length} directories compared`);
                 assert.ok(nix.has(`f ${ctx.layout.envFile} 0640 root ${APP} -`));
+            });
+
+            it("brings the slots back at boot through the recover unit, which runs as Debian's does (the slot unit is wanted by nothing)", () => {
+                // On Debian the agent enables the slots it starts; here nothing can: the slot unit is
+                // the store's, without an [Install] section. `agent recover` at boot starts the slots
+                // slots.json records as running (agent/recover.test.ts), so its unit must run at every boot.
+                const slot = m.systemd.services[`${APP}@`];
+                assert.strictEqual(slot.wantedBy, undefined, "a wanted slot would be started by a switch, behind the agent");
+                const script = renderDebianSetupScript(debianCtx, agentFor(c.inputs));
+                const debianUnit = /<<'SLOTSHIFT_RECOVER_UNIT_END'\n([\s\S]*?)\nSLOTSHIFT_RECOVER_UNIT_END$/m.exec(script)?.[1];
+                assert.ok(debianUnit, "no recover unit in the Debian script");
+                const debian = (section: string, key: string) =>
+                    unitDirectives(debianUnit, section)
+                        .filter(([k]) => k === key)
+                        .flatMap(([, v]) => v.split(/\s+/));
+                const r = m.systemd.services[ctx.layout.recoverUnit];
+                assert.ok(r, `no ${ctx.layout.recoverUnit} unit`);
+                assert.deepStrictEqual(r.wantedBy, debian("Install", "WantedBy"));
+                assert.deepStrictEqual(r.after, debian("Unit", "After"));
+                assert.deepStrictEqual(r.wants, debian("Unit", "Wants"));
+                assert.deepStrictEqual((r.unitConfig as Record<string, unknown>).ConditionPathExists, debian("Unit", "ConditionPathExists"));
+                assert.strictEqual(r.serviceConfig.Type, debian("Service", "Type")[0]);
+                assert.strictEqual(r.serviceConfig.TimeoutStartSec, debian("Service", "TimeoutStartSec")[0]);
+                assert.match(String(r.serviceConfig.ExecStart), new RegExp(`/bin/node ${ctx.layout.agentPath} recover$`));
+                // A switch finds no interrupted deploy: only a boot runs it.
+                assert.strictEqual(r.restartIfChanged, false);
             });
 
             it("runs HAProxy on the layout's config path, saving runtime state before reload and stop", () => {
@@ -273,6 +300,18 @@ describe("HAProxy runtime state across reloads, NixOS and Debian", () => {
         assert.deepStrictEqual(steps(h.serviceConfig.ExecReload as string[], nixosSave), steps(debian("ExecReload"), debianSave));
         assert.deepStrictEqual(steps([String(h.serviceConfig.ExecStop)], nixosSave), steps(debian("ExecStop"), debianSave));
         assert.deepStrictEqual(steps(debian("ExecReload"), debianSave), ["save state, failure ignored", "check config", "signal the master (USR2)"]);
+    });
+
+    it("stops HAProxy softly on both (the requests inside it finish), with the signal the integration tests send", () => {
+        const h = evaluate(renderNixosModule(contextFor({ osFlavour: "nixos" }))).systemd.services.haproxy;
+        const dropIn = heredoc(renderDebianSetupScript(contextFor({}), agentFor({})), "SLOTSHIFT_DROPIN_END");
+        // SIGUSR1 to the master: soft stop. systemd's default SIGTERM is HAProxy's hard stop.
+        assert.strictEqual(HAPROXY_STOP_SIGNAL, "SIGUSR1");
+        assert.deepStrictEqual(
+            dropIn.split("\n").filter((l) => l.startsWith("KillSignal=")),
+            [`KillSignal=${HAPROXY_STOP_SIGNAL}`],
+        );
+        assert.strictEqual(h.serviceConfig.KillSignal, HAPROXY_STOP_SIGNAL);
     });
 
     it("writes the same state file from the same socket as Debian's script, and keeps the old one when the dump fails", async () => {

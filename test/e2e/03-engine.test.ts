@@ -13,12 +13,13 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { configureLocalStack, servedVersion, setReleaseVersion, upUnderLoad } from "./engine/local-stack";
 import { changedSteps, parsePreviewDiff } from "./engine/preview-diff";
-import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, tail, trackedConfig } from "./engine/pulumi";
+import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, tail } from "./engine/pulumi";
 import { useLocalHost } from "./fixture";
-import { siteRequest, Site } from "./http";
-import { describeLoad, LoadReport, startLoad } from "./load";
-import { LocalHost, REPO, run } from "./local-host";
+import { Site } from "./http";
+import { describeLoad, LoadReport } from "./load";
+import { REPO, run } from "./local-host";
 import { localStackSettings, RELEASES_DIR, STACK_FILE } from "./stack";
 
 const RELEASE_COMPONENTS = ["slotshift:release:Release", "slotshift:release:TrafficShift"];
@@ -46,42 +47,6 @@ describe("pulumi up of the local stack through the engine", function () {
     };
     const must = (r: PulumiRun, what: string) => assert.strictEqual(r.code, 0, `${what} failed:\n${tail(r.out, 80)}`);
 
-    /** The stack's config from the tracked file, with this host's key, host key and the app secret. */
-    async function configure(stack: EngineStack, h: LocalHost, version: string): Promise<void> {
-        await stack.prepare(trackedConfig(STACK_FILE));
-        await stack.set("sshPrivateKey", h.privateKey(), true);
-        await stack.set("sshHostKey", h.hostKey());
-        await stack.set("appEnv", `SECRET_KEY=${appSecret}\n`, true);
-        await setVersion(stack, version);
-    }
-
-    async function setVersion(stack: EngineStack, version: string): Promise<void> {
-        await stack.set("releaseVersion", version);
-        await stack.set("releaseSource", path.relative(REPO, path.join(RELEASES_DIR, `${version}.tar.gz`)));
-    }
-
-    /** Runs `pulumi up` while a steady load goes through NGINX. */
-    async function upUnderLoad(stack: EngineStack): Promise<{ r: PulumiRun; load: LoadReport }> {
-        const load = startLoad({ site, runId, connections: 4, rate: 40 });
-        let r: PulumiRun | undefined;
-        let error: unknown;
-        try {
-            r = await stack.up();
-        } catch (e) {
-            error = e;
-        }
-        // Stopped in every case, so no request loop outlives the test.
-        const report = await load.stop();
-        if (!r) throw error;
-        return { r, load: report };
-    }
-
-    async function servedVersion(): Promise<string> {
-        const page = await siteRequest(site, "/");
-        assert.strictEqual(page.status, 200, page.body.slice(0, 300));
-        return String(page.headers["x-release-version"]);
-    }
-
     before(async function () {
         // A cold toolchain build takes minutes (the CLI from Go modules); later runs find it cached.
         this.timeout(30 * 60_000);
@@ -105,7 +70,7 @@ describe("pulumi up of the local stack through the engine", function () {
             passphrase: crypto.randomBytes(16).toString("hex"),
             logFile: path.join(tmp, "pulumi-output.log"),
         });
-        await configure(local, host, "v1");
+        await configureLocalStack(local, host, "v1", appSecret);
     });
 
     afterEach(function () {
@@ -125,11 +90,11 @@ describe("pulumi up of the local stack through the engine", function () {
         must(r, "pulumi up v1");
         assert.match(r.out, /Resources:\n\s+\+ \d+ created\n/);
         assert.strictEqual((await local.outputs()).liveVersion, "v1");
-        assert.strictEqual(await servedVersion(), "v1");
+        assert.strictEqual(await servedVersion(site), "v1");
     });
 
     it("pulumi preview --diff of v2 shows only the release and the shift changing, and runs nothing", async () => {
-        await setVersion(local, "v2");
+        await setReleaseVersion(local, "v2");
         const r = await local.preview(["--diff"]);
         figures("preview v2", r);
         must(r, "pulumi preview --diff");
@@ -152,7 +117,7 @@ describe("pulumi up of the local stack through the engine", function () {
     });
 
     it("pulumi up v2 under constant load: no failed request, the shift's progress streamed as it happened", async () => {
-        const { r, load } = await upUnderLoad(local);
+        const { r, load } = await upUnderLoad(local, site, runId);
         figures("up v2 under load", r, load, "v2");
         must(r, "pulumi up v2");
         assert.deepStrictEqual(load.failed, [], describeLoad(load));
@@ -165,12 +130,12 @@ describe("pulumi up of the local stack through the engine", function () {
         assert.ok(firstStep !== undefined && created !== undefined, tail(r.out, 60));
         assert.ok(created - firstStep >= 1000, `the first step's line came ${created - firstStep} ms before the shift ended: not streamed`);
         assert.strictEqual((await local.outputs()).liveVersion, "v2");
-        assert.strictEqual(await servedVersion(), "v2");
+        assert.strictEqual(await servedVersion(site), "v2");
     });
 
     it("a never-ready v3 fails pulumi up with the health gate's message while v2 keeps serving", async () => {
-        await setVersion(local, "v3");
-        const { r, load } = await upUnderLoad(local);
+        await setReleaseVersion(local, "v3");
+        const { r, load } = await upUnderLoad(local, site, runId);
         figures("up v3 (never ready)", r, load);
         assert.notStrictEqual(r.code, 0, "pulumi up of v3 should fail");
         assert.match(r.out, /health gate failed: \w+ \(v3\) did not answer 200 on \/healthz within [\d.]+s/);
@@ -178,18 +143,18 @@ describe("pulumi up of the local stack through the engine", function () {
         assert.deepStrictEqual(load.failed, [], describeLoad(load));
         assert.deepStrictEqual(Object.keys(load.byVersion), ["v2"], describeLoad(load));
         assert.strictEqual((await local.outputs()).liveVersion, "v2", "the failed shift is not recorded");
-        assert.strictEqual(await servedVersion(), "v2");
+        assert.strictEqual(await servedVersion(site), "v2");
     });
 
     it("setting v2 back converges: one pulumi up, then a preview with no changes", async () => {
-        await setVersion(local, "v2");
-        const { r, load } = await upUnderLoad(local);
+        await setReleaseVersion(local, "v2");
+        const { r, load } = await upUnderLoad(local, site, runId);
         figures("up v2 again", r, load);
         must(r, "pulumi up v2 after the failed v3");
         assert.deepStrictEqual(load.failed, [], describeLoad(load));
         const again = await local.preview(["--expect-no-changes"]);
         must(again, "pulumi preview --expect-no-changes");
-        assert.strictEqual(await servedVersion(), "v2");
+        assert.strictEqual(await servedVersion(site), "v2");
     });
 
     it("pulumi stack export holds neither the app secret nor the private key in plain text", async () => {
@@ -220,7 +185,7 @@ describe("pulumi up of the local stack through the engine", function () {
         figures("up v2 (recreated host)", r, undefined, "v2");
         must(r, "pulumi up after the host was recreated");
         assert.match(r.out, /skipped the delete command: cannot connect to .*host key mismatch/);
-        assert.strictEqual(await servedVersion(), "v2");
+        assert.strictEqual(await servedVersion(site), "v2");
         must(await local.preview(["--expect-no-changes"]), "pulumi preview --expect-no-changes");
     });
 
@@ -241,12 +206,12 @@ describe("pulumi up of the local stack through the engine", function () {
             passphrase: local.env.PULUMI_CONFIG_PASSPHRASE,
             logFile: path.join(tmp, "pulumi-output.log"),
         });
-        await configure(staging, host, "v2");
+        await configureLocalStack(staging, host, "v2", appSecret);
         const r = await staging.up();
         figures("up v2 (new stack, fresh host)", r, undefined, "v2");
         must(r, "pulumi up of the new stack");
         assert.match(r.out, /Resources:\n\s+\+ \d+ created\n/);
         assert.strictEqual((await staging.outputs()).liveVersion, "v2");
-        assert.strictEqual(await servedVersion(), "v2");
+        assert.strictEqual(await servedVersion(site), "v2");
     });
 });

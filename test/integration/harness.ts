@@ -10,6 +10,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
+import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
 import { renderProxyFiles } from "../../lib/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
 import { renderRollbackScript } from "../../lib/rollback-script";
@@ -366,21 +367,21 @@ export class Stack {
     }
 
     /**
-     * HAProxy dies (master and worker, as systemd's KillMode=mixed leaves nothing behind) and, like
-     * systemd's Restart=, is started again after `downMs` from its config and saved server state.
-     * `signal` SIGTERM with stop first is `systemctl restart haproxy`. Resolves once it answers again.
+     * HAProxy goes away and, like systemd's Restart= (or the start half of a restart), is started
+     * again after `downMs` from its config and saved server state. Resolves once it answers again.
+     *   "crash"    master and worker SIGKILLed, as systemd's KillMode=mixed leaves nothing behind;
+     *   "restart"  `systemctl restart haproxy`: ExecStop saves the runtime state first, then the
+     *              unit's KillSignal (HAPROXY_STOP_SIGNAL, the Debian drop-in's and the NixOS
+     *              unit's) reaches the master.
      */
-    async crashHaproxy(signal: "SIGKILL" | "SIGTERM", downMs: number): Promise<{ downMs: number }> {
+    async crashHaproxy(how: "crash" | "restart", downMs: number): Promise<{ downMs: number }> {
         const master = this.haproxy;
         const worker = await this.runtime.pid();
         const t0 = Date.now();
-        if (signal === "SIGTERM") {
-            // systemctl restart: ExecStop saves the runtime state first (Debian drop-in, NixOS unit).
-            await this.runtime.saveState(this.layout.haproxyStateFile).catch(() => undefined);
-        }
+        if (how === "restart") await this.runtime.saveState(this.layout.haproxyStateFile).catch(() => undefined);
         const exited = new Promise((r) => master?.once("exit", r));
-        master?.kill(signal);
-        if (signal === "SIGKILL" && worker) {
+        master?.kill(how === "restart" ? HAPROXY_STOP_SIGNAL : "SIGKILL");
+        if (how === "crash" && worker) {
             try {
                 process.kill(worker, "SIGKILL");
             } catch {
@@ -448,15 +449,33 @@ export class Stack {
 
     /** A request through NGINX with its own connection (not part of the load). */
     httpsGet(p: string, timeoutMs = 30000): Promise<{ status: number; version: string; ms: number; headers: http.IncomingHttpHeaders }> {
+        return this.httpsRequest("GET", p, undefined, timeoutMs);
+    }
+
+    /** A POST of `body` as JSON through NGINX with its own connection (not part of the load). */
+    httpsPost(p: string, body: unknown, timeoutMs = 30000): Promise<{ status: number; version: string; ms: number; headers: http.IncomingHttpHeaders }> {
+        return this.httpsRequest("POST", p, JSON.stringify(body), timeoutMs);
+    }
+
+    private httpsRequest(
+        method: string,
+        p: string,
+        body: string | undefined,
+        timeoutMs: number,
+    ): Promise<{ status: number; version: string; ms: number; headers: http.IncomingHttpHeaders }> {
         const t0 = Date.now();
         return new Promise((resolve, reject) => {
             const req = https.request(
                 {
                     host: "127.0.0.1",
                     port: this.ports.https,
+                    method,
                     path: p,
                     servername: this.domain,
-                    headers: { host: this.domain },
+                    headers: {
+                        host: this.domain,
+                        ...(body !== undefined ? { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) } : {}),
+                    },
                     rejectUnauthorized: false,
                     agent: false,
                     timeout: timeoutMs,
@@ -475,7 +494,7 @@ export class Stack {
             );
             req.on("timeout", () => req.destroy(new Error("timeout")));
             req.on("error", reject);
-            req.end();
+            req.end(body);
         });
     }
 

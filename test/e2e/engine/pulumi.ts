@@ -166,7 +166,10 @@ export class EngineStack {
      * and both run in the project stub (the `pulumi stack` commands). Resolves with the exit
      * code: callers decide what a failure means.
      */
-    run(args: string[], opts: { input?: string; stack?: "config" | "name" | "none"; onLine?: (line: string) => void } = {}): Promise<PulumiRun> {
+    run(
+        args: string[],
+        opts: { input?: string; stack?: "config" | "name" | "none"; onLine?: (line: string) => void; onSpawn?: (pid: number) => void } = {},
+    ): Promise<PulumiRun> {
         const mode = opts.stack ?? "config";
         const full =
             mode === "none" ? args : mode === "name" ? [...args, "--stack", this.stack] : [...args, "--stack", this.stack, "--config-file", this.configFile];
@@ -183,6 +186,7 @@ export class EngineStack {
                 detached: ownSession,
             });
             if (child.pid) this.priority?.started(child.pid);
+            if (child.pid) opts.onSpawn?.(child.pid);
             // In a session of its own it no longer gets the terminal's Ctrl-C: pass it on (pulumi then
             // cancels the update cleanly) instead of leaving it running behind us.
             const forward = (sig: NodeJS.Signals) => child.kill(sig);
@@ -289,7 +293,7 @@ export class EngineStack {
         return r.code === 0 ? r.out.replace(/\n$/, "") : undefined;
     }
 
-    up(extra: string[] = [], opts: { onLine?: (line: string) => void } = {}): Promise<PulumiRun> {
+    up(extra: string[] = [], opts: { onLine?: (line: string) => void; onSpawn?: (pid: number) => void } = {}): Promise<PulumiRun> {
         return this.run(["up", "--yes", "--skip-preview", "--non-interactive", "--color", "never", "--suppress-progress", ...extra], opts);
     }
 
