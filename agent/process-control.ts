@@ -8,7 +8,7 @@ import { Slot } from "../lib/host-layout";
 import { shellQuote } from "../lib/shell-quote";
 import { processHasOwnCpuCgroup, setAutogroupNice } from "./cpu-scheduling";
 import { Logger } from "./log";
-import { runArgv, runChecked } from "./run-command";
+import { runArgv, runChecked, runCommand } from "./run-command";
 
 /**
  * "deploy": a slot that boots and is tested while the live release serves gets the deploy slice's
@@ -62,6 +62,25 @@ function cgroupProcesses(controlGroup: string): number[] {
     return [];
 }
 
+/** Nice level, autogroup nice level and I/O class of `pids`; best effort. Says what it reached. */
+async function setProcessPriority(pids: readonly number[], priority: SlotPriority, env: NodeJS.ProcessEnv): Promise<string> {
+    const p = PRIORITIES[priority];
+    let reniced = 0;
+    let autogroups = 0;
+    for (const pid of pids) {
+        try {
+            os.setPriority(pid, p.nice);
+            reniced++;
+        } catch {
+            // exited meanwhile
+        }
+        // The session's autogroup is what weighs against other services (agent/cpu-scheduling.ts).
+        if (setAutogroupNice(pid, p.nice)) autogroups++;
+    }
+    if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
+    return `nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}${autogroups ? `; autogroup nice ${p.nice}` : ""}`;
+}
+
 async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger): Promise<string> {
     const p = PRIORITIES[priority];
     const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
@@ -89,23 +108,25 @@ async function setUnitPriority(unit: string, priority: SlotPriority, log: Logger
             ? "no cgroup weights"
             : `CPUWeight ${p.cpuWeight}, IOWeight ${p.ioWeight}${honoured === false ? " (not honoured: no CPU cgroup of the unit's own)" : ""}`,
     );
-    let reniced = 0;
-    let autogroups = 0;
-    for (const pid of pids) {
-        try {
-            os.setPriority(pid, p.nice);
-            reniced++;
-        } catch {
-            // exited meanwhile
-        }
-        // The session's autogroup is what weighs against other services (agent/cpu-scheduling.ts).
-        if (setAutogroupNice(pid, p.nice)) autogroups++;
-    }
-    if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);
-    done.push(`nice ${p.nice} on ${reniced} process${reniced === 1 ? "" : "es"}`);
-    if (autogroups) done.push(`autogroup nice ${p.nice}`);
+    done.push(await setProcessPriority(pids, priority, env));
     const what = done.join("; ");
     log.info(`${unit}: ${priority} priority (${what})`);
+    return what;
+}
+
+/** Command process control: the slot's processes as its `pids` command lists them. */
+async function setCommandPriority(pidsCommand: string, slot: Slot, priority: SlotPriority, log: Logger): Promise<string> {
+    const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
+    const listed = await runCommand(fillSlot(pidsCommand, slot), { env, timeoutMs: 30_000, captureStdout: true }).catch(() => undefined);
+    const pids =
+        listed?.code === 0
+            ? (listed.stdout ?? "")
+                  .split(/\s+/)
+                  .filter((w) => /^[1-9][0-9]*$/.test(w))
+                  .map(Number)
+            : [];
+    const what = `no cgroup weights; ${await setProcessPriority(pids, priority, env)}`;
+    log.info(`slot ${slot}: ${priority} priority (${what})`);
     return what;
 }
 
@@ -124,8 +145,9 @@ export function createProcessControl(settings: ProcessControlSettings, unitTempl
             stop,
             // Its start command replaces a running slot: without a way to ask, nothing is touched.
             ensureRunning: async () => "unknown",
-            // Plain commands give no handle on the slot's processes.
-            setPriority: async () => "not available with command process control",
+            // Without a pids command, plain commands give no handle on the slot's processes.
+            setPriority: async (slot, priority) =>
+                settings.pids ? setCommandPriority(settings.pids, slot, priority, log) : "not available with command process control",
         };
     }
     const unit = (slot: Slot) => `${unitTemplate}${slot}.service`;

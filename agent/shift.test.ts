@@ -256,4 +256,15 @@ describe("shift: walking the plan", () => {
         assert.strictEqual((await walkShift(noLog.io(), params())).ok, true, "no request log: not judged");
         assert.ok(noLog.lines.some((l) => /latency not judged \(no request log\)/.test(l)));
     });
+
+    it("a step where the old release answered nothing is not judged on latency: there is nothing to compare with", async () => {
+        const lone = new FakeProxy("green");
+        lone.medianMs = { blue: 0, green: 181 };
+        const io = lone.io();
+        const measured = io.latency;
+        io.latency = (slot, since) => (slot === "blue" ? { requests: 0, p50Ms: 0 } : measured(slot, since));
+        const out = await walkShift(io, params());
+        assert.strictEqual(out.ok, true, out.ok ? "" : out.message);
+        assert.ok(lone.lines.some((l) => /latency not judged \(the old release answered none of the step's requests/.test(l)));
+    });
 });

@@ -185,6 +185,9 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
                 passed += "; latency not judged (no request log)";
             } else if (newLatency.requests < Math.max(1, p.minRequests)) {
                 passed += `; latency not judged (${newLatency.requests} requests in the request log)`;
+            } else if (oldLatency.requests === 0) {
+                // Nothing to measure the new release against: its median alone says nothing about the release.
+                passed += `; latency not judged (the old release answered none of the step's requests in the request log)`;
             } else {
                 const latency = latencyGate(newLatency, oldLatency, p.maxLatencyRatio);
                 report.latency = { newP50Ms: newLatency.p50Ms, oldP50Ms: oldLatency.p50Ms };

@@ -106,6 +106,16 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
         }
     });
 
+    it("the command runs at the transient unit's nice level and idle I/O class, in a session at that level, and what it starts inherits both", async () => {
+        // Its own shell, then a child it forks (in the background: a shell may exec its last command in place).
+        const show = `echo "$(cut -d' ' -f19 /proc/$$/stat) $(ionice -p $$)"`;
+        const r = await runAppProcess(spec(`${show}; sh -c '${show.replace(/'/g, `'"'"'`)}' & wait; cat /proc/$$/autogroup 2>/dev/null || true`, 10_000));
+        assert.strictEqual(r.code, 0, r.tail);
+        assert.deepStrictEqual(r.lines.slice(0, 2), ["15 idle", "15 idle"]);
+        // Its session too, where the kernel weighs sessions against each other.
+        if (fs.existsSync("/proc/self/autogroup")) assert.match(r.lines[2] ?? "", /nice 15$/);
+    });
+
     it("a transient unit gets the slot unit's sandbox, the env file through systemd, the deploy slice and a runtime bound", () => {
         const s = spec("make", 90_000);
         const argv = transientUnitArgv({ ...s, readWritePaths: ["/srv/x/builds/v1"] }, "x-deploy-build-1.service", "/srv/x/deploy/transient/u.env");

@@ -9,14 +9,17 @@
 // Without systemd (processControl "command", the integration tests) the command runs directly,
 // switched to the app user in the forked child right before exec, with a clean environment (a
 // fixed PATH, the env file's values, the step's own variables), in a process group of its own that
-// is killed on timeout and once the command exits.
+// is killed on timeout and once the command exits, at the transient unit's nice level and I/O class
+// (there is no deploy slice to weigh it down), its session's autogroup at that nice level too
+// (agent/cpu-scheduling.ts).
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as path from "path";
 import { appSandbox, DEPLOY_PROCESS_PROPERTIES } from "../lib/app-sandbox";
 import { parseSystemdEnvFile, formatSystemdEnvFile } from "../lib/env-lines";
 import { HostLayout, transientEnvFile } from "../lib/host-layout";
 import { AgentSettings } from "../lib/agent-contract";
-import { autogroupNiceShellLine } from "./cpu-scheduling";
+import { autogroupNiceShellLine, setAutogroupNice } from "./cpu-scheduling";
 import { AgentError } from "./errors";
 import { Logger } from "./log";
 import { isRoot, lookupUser, runArgv, RunResult } from "./run-command";
@@ -148,6 +151,38 @@ function startTransientUnit(spec: AppProcessSpec): AppProcess {
     return { name: unit, done, stop: stopUnit };
 }
 
+/** ionice's class numbers for systemd's IOSchedulingClass= names. */
+const IO_CLASSES: Record<string, string> = { realtime: "1", "best-effort": "2", idle: "3" };
+
+/** An executable of the agent's own PATH (never the app's), or undefined. */
+function rootTool(name: string): string | undefined {
+    for (const dir of ROOT_PATH.split(":")) {
+        const file = path.join(dir, name);
+        try {
+            fs.accessSync(file, fs.constants.X_OK);
+            return file;
+        } catch {
+            // not here
+        }
+    }
+    return undefined;
+}
+
+/**
+ * The argv prefix that gives a direct command DEPLOY_PROCESS_PROPERTIES' nice level and I/O class
+ * from its first instruction on (children inherit both). ionice -t: a kernel that refuses the class
+ * still runs the command. Either tool missing: that part is left out.
+ */
+const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
+
+export function deployPriorityArgv(): string[] {
+    const nice = rootTool("nice");
+    const ionice = rootTool("ionice");
+    const niceLevel = directive("Nice");
+    const ioClass = IO_CLASSES[directive("IOSchedulingClass") ?? ""];
+    return [...(nice && niceLevel ? [nice, "-n", niceLevel] : []), ...(ionice && ioClass ? [ionice, "-t", "-c", ioClass] : [])];
+}
+
 function startDirect(spec: AppProcessSpec): AppProcess {
     let ids: { uid: number; gid: number; home?: string } | undefined;
     if (isRoot()) {
@@ -164,7 +199,8 @@ function startDirect(spec: AppProcessSpec): AppProcess {
     for (const [k, v] of parseSystemdEnvFile(text)) env[k] = v;
     Object.assign(env, spec.env);
     let pid = 0;
-    const done = runArgv(["/bin/sh", "-c", spec.command], spec.command, {
+    // Its own session (runArgv detaches it): the shell puts that session's autogroup at the deploy's level first.
+    const done = runArgv([...deployPriorityArgv(), "/bin/sh", "-c", `${autogroupNiceShellLine(DEPLOY_NICE)}\n${spec.command}`], spec.command, {
         cwd: spec.cwd,
         env,
         asIds: ids ? { uid: ids.uid, gid: ids.gid } : undefined,
@@ -172,7 +208,12 @@ function startDirect(spec: AppProcessSpec): AppProcess {
         captureStdout: spec.captureStdout,
         timeoutMs: spec.timeoutMs,
         killGroupOnExit: true,
-        onSpawn: (p) => (pid = p),
+        onSpawn: (p) => {
+            pid = p;
+            // And root sets it too: a write without CAP_SYS_ADMIN is refused while another autogroup
+            // write on the machine is less than 100 ms old, and the shell line then says nothing.
+            if (isRoot()) setAutogroupNice(p, DEPLOY_NICE);
+        },
     });
     return {
         get name() {

@@ -1,5 +1,7 @@
 // From one run's per-request records to its figures: windows by the time a request was sent,
-// failures (non-2xx + no response), latency percentiles, per-second series for the chart.
+// failures (non-2xx + no response), latency percentiles, per-second series for the chart. The
+// deploy window is cut into its phases: preparation (until traffic starts to move), shift (until
+// all new requests go to the new release) and drain (until the deploy is done, plus a tail).
 import { ErrorRecord, ResponseRecord } from "../test/integration/load";
 import { percentile } from "../lib/percentile";
 
@@ -7,6 +9,10 @@ import { percentile } from "../lib/percentile";
 export interface RunMarks {
     steadyStart: number;
     deployStart: number;
+    /** Traffic starts to move to the new release (or away from the old one). */
+    shiftStart: number;
+    /** Every new request goes to the new release. */
+    drainStart: number;
     deployEnd: number;
     rollbackStart: number;
     rollbackEnd: number;
@@ -34,14 +40,21 @@ export interface Second {
     failed: number;
 }
 
+export const PHASES = ["preparation", "shift", "drain"] as const;
+export type Phase = (typeof PHASES)[number];
+
 export interface RunFigures {
     steady: WindowFigures;
+    /** The whole deploy window: its start to its end + the tail. */
     deploy: WindowFigures;
+    phases: Record<Phase, WindowFigures>;
     rollback: WindowFigures;
     deployS: number;
+    /** Seconds each phase lasted (drain without the tail). */
+    phaseS: Record<Phase, number>;
     rollbackS: number;
     /** Seconds from the deploy start. */
-    marks: { steadyStart: number; deployEnd: number; rollbackStart: number; rollbackEnd: number; end: number };
+    marks: { steadyStart: number; shiftStart: number; drainStart: number; deployEnd: number; rollbackStart: number; rollbackEnd: number; end: number };
     perSecond: Second[];
 }
 
@@ -95,14 +108,19 @@ export function analyzeRun(records: ResponseRecord[], errors: ErrorRecord[], m: 
         const b = bucket(e.t);
         if (b) b.failed++;
     }
+    const w = (from: number, to: number) => windowFigures(records, errors, from, to);
     return {
-        steady: windowFigures(records, errors, m.steadyStart, m.deployStart),
-        deploy: windowFigures(records, errors, m.deployStart, m.deployEnd + tailMs),
-        rollback: windowFigures(records, errors, m.rollbackStart, m.rollbackEnd + tailMs),
+        steady: w(m.steadyStart, m.deployStart),
+        deploy: w(m.deployStart, m.deployEnd + tailMs),
+        phases: { preparation: w(m.deployStart, m.shiftStart), shift: w(m.shiftStart, m.drainStart), drain: w(m.drainStart, m.deployEnd + tailMs) },
+        rollback: w(m.rollbackStart, m.rollbackEnd + tailMs),
         deployS: (m.deployEnd - m.deployStart) / 1000,
+        phaseS: { preparation: (m.shiftStart - m.deployStart) / 1000, shift: (m.drainStart - m.shiftStart) / 1000, drain: (m.deployEnd - m.drainStart) / 1000 },
         rollbackS: (m.rollbackEnd - m.rollbackStart) / 1000,
         marks: {
             steadyStart: rel(m.steadyStart),
+            shiftStart: rel(m.shiftStart),
+            drainStart: rel(m.drainStart),
             deployEnd: rel(m.deployEnd),
             rollbackStart: rel(m.rollbackStart),
             rollbackEnd: rel(m.rollbackEnd),
@@ -124,4 +142,16 @@ export function spread(values: number[]): Spread {
     const mid = Math.floor(v.length / 2);
     const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
     return { min: v[0], median, max: v[v.length - 1] };
+}
+
+/** Two generators' per-second series of the same run, added up (the load users sent together). */
+export function addSeconds(a: Second[], b: Second[]): Second[] {
+    const byS = new Map<number, Second>();
+    for (const x of [...a, ...b]) {
+        const into = byS.get(x.s) ?? { s: x.s, ok: {}, failed: 0 };
+        for (const [v, n] of Object.entries(x.ok)) into.ok[v] = (into.ok[v] ?? 0) + n;
+        into.failed += x.failed;
+        byS.set(x.s, into);
+    }
+    return [...byS.values()].sort((x, y) => x.s - y.s);
 }

@@ -2,7 +2,9 @@
 // (supervisord, systemd): detached, with an environment from files, as the app user, a pid file
 // per name. The benchmark's naive deploy scripts require() it; the agent runs it as its
 // processControl command (no systemd here), exactly like test/integration/fixtures/slot-ctl.cjs.
-//   node app-ctl.cjs start|stop <slot> <appRoot> <runDir> [user]
+//   node app-ctl.cjs start|stop|pids <slot> <appRoot> <runDir> [user]
+// `pids` lists the slot's processes (gunicorn's master and its workers), so the agent can set their
+// nice level and I/O class as it does a systemd unit's cgroup.
 "use strict";
 const { spawn } = require("child_process");
 const fs = require("fs");
@@ -98,13 +100,35 @@ async function stop({ name, runDir, timeoutMs = STOP_TIMEOUT_MS }) {
     fs.rmSync(pidFile(runDir, name), { force: true });
 }
 
-/** The agent's slot: slots/<slot> -> a release, slots/<slot>.env (PORT, RELEASE_VERSION, SLOT), shared/env. */
+/** `pid` and every process below it, from /proc (the ppid field of each process's stat). */
+function processTree(pid) {
+    const parent = new Map();
+    for (const name of fs.readdirSync("/proc")) {
+        if (!/^[0-9]+$/.test(name)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8");
+            parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+        } catch {
+            // exited meanwhile
+        }
+    }
+    const tree = [pid];
+    for (let i = 0; i < tree.length; i++) for (const [child, ppid] of parent) if (ppid === tree[i]) tree.push(child);
+    return tree.filter(alive);
+}
+
+/**
+ * The agent's slot: slots/<slot> -> a release, slots/<slot>.env (PORT, RELEASE_VERSION, SLOT), and
+ * the app environment the activation snapshotted for it (slots/<slot>.app-env; shared/env before it).
+ */
 function slotSpec(slot, appRoot, runDir, user) {
-    const env = { ...envFile(path.join(appRoot, "shared", "env")), ...envFile(path.join(appRoot, "slots", `${slot}.env`)) };
+    const snapshot = path.join(appRoot, "slots", `${slot}.app-env`);
+    const appEnv = fs.existsSync(snapshot) ? snapshot : path.join(appRoot, "shared", "env");
+    const env = { ...envFile(appEnv), ...envFile(path.join(appRoot, "slots", `${slot}.env`)) };
     return { name: slot, dir: fs.realpathSync(path.join(appRoot, "slots", slot)), port: Number(env.PORT), env, runDir, user };
 }
 
-module.exports = { start, stop, alive, readPid, envFile };
+module.exports = { start, stop, alive, readPid, envFile, processTree };
 
 if (require.main === module) {
     const [cmd, slot, appRoot, runDir, user] = process.argv.slice(2);
@@ -115,8 +139,11 @@ if (require.main === module) {
             if (!(pid && alive(pid))) start(slotSpec(slot, appRoot, runDir, user));
         } else if (cmd === "stop") {
             await stop({ name: slot, runDir });
+        } else if (cmd === "pids") {
+            const pid = readPid(runDir, slot);
+            if (pid && alive(pid)) process.stdout.write(processTree(pid).join("\n") + "\n");
         } else {
-            throw new Error("usage: app-ctl.cjs start|stop <slot> <appRoot> <runDir> [user]");
+            throw new Error("usage: app-ctl.cjs start|stop|pids <slot> <appRoot> <runDir> [user]");
         }
     };
     main().catch((e) => {

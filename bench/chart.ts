@@ -1,7 +1,7 @@
 // The picture in the README: one panel per method (one run of it), per second: answers that
 // succeeded stacked by the release that gave them, failures on top in red, and the new release's
-// share of successes as a line. Shaded: the deploy window and the rollback window. Plain SVG,
-// written here, so the bench needs no charting dependency.
+// share of successes as a line. Shaded: the deploy's phases (preparation, shift, drain) and the
+// rollback. Plain SVG, written here, so the bench needs no charting dependency.
 import { RunFigures } from "./analyze";
 
 export interface Panel {
@@ -11,6 +11,7 @@ export interface Panel {
 }
 
 const COLORS: Record<string, string> = { v1: "#4e79a7", v2: "#59a14f", failed: "#e15759", other: "#bab0ac" };
+const SHADES = { preparation: "#fff4d6", shift: "#ffdca8", drain: "#e4f2dc", rollback: "#ece4f7" };
 const W = 960;
 const PANEL_H = 190;
 const M = { left: 52, right: 52, top: 40, bottom: 30 };
@@ -47,15 +48,17 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
         ["rect", COLORS.v2, "2xx from v2"],
         ["rect", COLORS.failed, "failed (non-2xx, no answer)"],
         ["line", "#222", "v2 share of 2xx (right axis)"],
-        ["rect", "#fff4d6", "deploy"],
-        ["rect", "#ece4f7", "rollback"],
+        ["rect", SHADES.preparation, "preparation"],
+        ["rect", SHADES.shift, "shift"],
+        ["rect", SHADES.drain, "drain"],
+        ["rect", SHADES.rollback, "rollback"],
     ];
     let lx = M.left;
     for (const [kind, color, label] of legend) {
         if (kind === "rect") out.push(`<rect x="${lx}" y="46" width="12" height="10" fill="${color}" stroke="#999" stroke-width="0.5"/>`);
         else out.push(`<line x1="${lx}" y1="51" x2="${lx + 12}" y2="51" stroke="${color}" stroke-width="1.5" stroke-dasharray="3 2"/>`);
         out.push(`<text x="${lx + 16}" y="55">${esc(label)}</text>`);
-        lx += 16 + label.length * 6.2 + 18;
+        lx += 16 + label.length * 6.2 + 12;
     }
 
     panels.forEach((p, i) => {
@@ -67,10 +70,12 @@ export function renderChart(panels: Panel[], heading: string, note: string): str
         out.push(`<text x="${M.left}" y="${top + 16}" font-size="13" font-weight="bold">${esc(p.title)}</text>`);
         out.push(`<text x="${M.left}" y="${top + 31}" fill="#444">${esc(p.subtitle)}</text>`);
         // Windows
-        out.push(`<rect x="${sx(0)}" y="${top + M.top}" width="${Math.max(1, sx(marks.deployEnd) - sx(0))}" height="${plotH}" fill="#fff4d6"/>`);
-        out.push(
-            `<rect x="${sx(marks.rollbackStart)}" y="${top + M.top}" width="${Math.max(1, sx(marks.rollbackEnd) - sx(marks.rollbackStart))}" height="${plotH}" fill="#ece4f7"/>`,
-        );
+        const shade = (from: number, to: number, color: string) =>
+            out.push(`<rect x="${sx(from)}" y="${top + M.top}" width="${Math.max(1, sx(to) - sx(from))}" height="${plotH}" fill="${color}"/>`);
+        shade(0, marks.shiftStart, SHADES.preparation);
+        shade(marks.shiftStart, marks.drainStart, SHADES.shift);
+        shade(marks.drainStart, marks.deployEnd, SHADES.drain);
+        shade(marks.rollbackStart, marks.rollbackEnd, SHADES.rollback);
         // Grid and axes
         for (let v = 0; v <= yMax; v += yMax / 4) {
             out.push(`<line x1="${M.left}" y1="${y(v)}" x2="${W - M.right}" y2="${y(v)}" stroke="#e6e6e6"/>`);

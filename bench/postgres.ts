@@ -10,6 +10,8 @@ import * as path from "path";
 export interface Postgres {
     socketDir: string;
     database: string;
+    /** The database dropped (with any connection still open to it) and created again, empty. */
+    reset(): void;
     stop(): void;
 }
 
@@ -73,12 +75,17 @@ export function startPostgres(dir: string, database: string, appUser: string): P
             // Already gone; the temp dir goes with the stack.
         }
     };
+    const create = () => run("createdb", ["-h", socketDir, "-O", appUser, database]);
     try {
         if (appUser !== server) run("createuser", ["-h", socketDir, appUser]);
-        run("createdb", ["-h", socketDir, "-O", appUser, database]);
+        create();
     } catch (e) {
         stop();
         throw e;
     }
-    return { socketDir, database, stop };
+    const reset = () => {
+        run("dropdb", ["-h", socketDir, "--force", database]);
+        create();
+    };
+    return { socketDir, database, reset, stop };
 }

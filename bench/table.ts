@@ -1,81 +1,85 @@
-// The summary table, for the terminal and (the same cells) as Markdown for the README.
-import { spread, Spread } from "./analyze";
-import type { MethodResult } from "./run";
+// The tables, for the terminal and (the same cells) as Markdown for the README: per method the
+// deploy's figures by phase; the two generators side by side; the capacity search's steps.
+import { Spread } from "./analyze";
+import { CapacityStep } from "./capacity";
+import { MethodResult, summary, Window, WINDOWS } from "./results";
 
 const num = (n: number, digits: number) => (digits ? n.toFixed(digits) : String(Math.round(n)));
 
 /** "median [min–max]", or one figure when every run gave the same. */
 function cell(s: Spread, digits = 0): string {
     const m = num(s.median, digits);
-    return s.min === s.max ? m : `${m} [${num(s.min, digits)}–${num(s.max, digits)}]`;
-}
-
-/** Steady state median → deploy window "median [min–max]". */
-function latencyCell(steady: Spread, deploy: Spread): string {
-    return `${num(steady.median, 0)} → ${cell(deploy)}`;
+    return s.min === s.max || num(s.min, digits) === num(s.max, digits) ? m : `${m} [${num(s.min, digits)}–${num(s.max, digits)}]`;
 }
 
 export const HEADERS = [
     "method",
     "runs",
-    "requests sent",
+    "requests",
     "failed",
-    "p50 ms steady → deploy",
-    "p99 ms steady → deploy",
-    "max ms steady → deploy",
-    "deploy s",
+    "p99 ms steady",
+    "p99 preparation",
+    "p99 shift",
+    "p99 drain",
+    "worst phase ÷ steady",
+    "preparation s",
+    "shift s",
+    "drain s",
     "rollback s",
     "failed in rollback",
 ];
 
 export function tableRows(results: MethodResult[]): string[][] {
     return results.map((m) => {
-        const ok = m.runs.filter((r) => r.figures);
-        const s = (pick: (r: (typeof ok)[number]) => number) => spread(ok.map(pick));
-        const f = (r: (typeof ok)[number]) => r.figures!;
-        if (!ok.length) return [m.title, `0/${m.runs.length}`, "-", "-", "-", "-", "-", "-", "-", "-"];
+        const s = summary(m);
+        if (!s.runs) return [m.title, `0/${m.runs.length}`, ...HEADERS.slice(2).map(() => "-")];
         return [
             m.title,
-            ok.length === m.runs.length ? String(ok.length) : `${ok.length}/${m.runs.length}`,
-            cell(s((r) => f(r).deploy.requests)),
-            cell(s((r) => f(r).deploy.failed)),
-            latencyCell(
-                s((r) => f(r).steady.p50),
-                s((r) => f(r).deploy.p50),
-            ),
-            latencyCell(
-                s((r) => f(r).steady.p99),
-                s((r) => f(r).deploy.p99),
-            ),
-            latencyCell(
-                s((r) => f(r).steady.max),
-                s((r) => f(r).deploy.max),
-            ),
-            cell(
-                s((r) => f(r).deployS),
-                1,
-            ),
-            cell(
-                s((r) => f(r).rollbackS),
-                1,
-            ),
-            cell(s((r) => f(r).rollback.failed)),
+            s.runs === m.runs.length ? String(s.runs) : `${s.runs}/${m.runs.length}`,
+            cell(s.requests),
+            cell(s.failed),
+            ...WINDOWS.map((w) => cell(s.p99[w])),
+            `${cell(s.worstPhaseOverSteady, 1)}x`,
+            cell(s.phaseS.preparation, 1),
+            cell(s.phaseS.shift, 1),
+            cell(s.phaseS.drain, 1),
+            cell(s.rollbackS, 1),
+            cell(s.rollbackFailed),
         ];
     });
 }
 
-export function textTable(results: MethodResult[]): string {
-    const rows = [HEADERS, ...tableRows(results)];
-    const widths = HEADERS.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-    return [line(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
+export const CROSS_HEADERS = ["method", "generator", "requests", "failed", ...WINDOWS.map((w: Window) => `p99 ms ${w}`)];
+
+/** Both generators' figures for the same windows, median over the runs. */
+export function crossRows(results: MethodResult[], names: { own: string; cross: string }): string[][] {
+    return results.flatMap((m) =>
+        (["figures", "cross"] as const).map((which, i) => {
+            const s = summary(m, which);
+            const name = which === "figures" ? names.own : names.cross;
+            if (!s.runs) return [i ? "" : m.title, name, "-", "-", ...WINDOWS.map(() => "-")];
+            return [i ? "" : m.title, name, cell(s.requests), cell(s.failed), ...WINDOWS.map((w) => cell(s.p99[w]))];
+        }),
+    );
 }
 
-export function markdownTable(results: MethodResult[]): string {
-    const rows = tableRows(results);
+export const CAPACITY_HEADERS = ["req/s sent", "answers/s", "requests", "failed", "p50 ms", "p99 ms", "verdict"];
+
+export function capacityRows(steps: CapacityStep[]): string[][] {
+    return steps.map((s) => [String(s.rate), String(s.answeredPerS), String(s.requests), String(s.failed), String(s.p50), String(s.p99), s.broke ?? "holds"]);
+}
+
+export function textTable(headers: string[], rows: string[][]): string {
+    const all = [headers, ...rows];
+    const widths = headers.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+    const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+    return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+export function markdownTable(headers: string[], rows: string[][], textColumns = 1): string {
     return [
-        `| ${HEADERS.join(" | ")} |`,
-        `| ${HEADERS.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+        `| ${headers.join(" | ")} |`,
+        `| ${headers.map((_, i) => (i < textColumns ? "---" : "---:")).join(" | ")} |`,
         ...rows.map((r) => `| ${r.join(" | ")} |`),
     ].join("\n");
 }

@@ -737,8 +737,12 @@ export const ALL_SWITCHES: ReadonlySet<string> = new Set(
 export type ProcessControl =
     /** `systemctl start|stop|is-active <unitTemplate><slot>` */
     | { kind: "systemd" }
-    /** Commands with {slot} placeholders, for hosts without systemd (the integration tests). */
-    | { kind: "command"; start: string; stop: string };
+    /**
+     * Commands with {slot} placeholders, for hosts without systemd (the integration tests). `pids`,
+     * when given, prints the slot's process ids (whitespace separated): the agent then sets their
+     * nice level and I/O class as it does a unit's (there are no cgroup weights here).
+     */
+    | { kind: "command"; start: string; stop: string; pids?: string };
 
 /**
  * Bumped whenever AgentSettings changes shape. The agent refuses settings of another version, so a

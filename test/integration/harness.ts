@@ -1,7 +1,7 @@
 // A real single-host stack on loopback for the agent: HAProxy (master-worker) and NGINX started from
 // the project's own rendered configs, the agent bundle installed under deployDir as on a host, slot
 // processes run by fixtures/slot-ctl.cjs (processControl "command": no systemd here), free ports
-// chosen by the OS. Only processes this harness starts are ever signalled, by their pid.
+// outside the kernel's ephemeral range (free-ports.ts says why). Only processes this harness starts are ever signalled, by their pid.
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
@@ -16,13 +16,12 @@ import { HostLayout, Slot } from "../../lib/host-layout";
 import { renderRollbackScript } from "../../lib/rollback-script";
 import { buildTemplateContext, TemplateContext } from "../../lib/template-context";
 import { HaproxyRuntime } from "../../agent/haproxy-runtime";
+import { freePorts } from "./free-ports";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const FIXTURES = path.join(__dirname, "fixtures");
 /** Node that runs the agent: the host's is 18+; SLOTSHIFT_AGENT_NODE=/path/to/node18 checks the bundle on it. */
 const AGENT_NODE = process.env.SLOTSHIFT_AGENT_NODE || process.execPath;
-/** Ports a colleague's local test host uses; the OS never hands them out from its ephemeral range, but check. */
-const RESERVED = new Set([2024, 80, 443, 2222, 5432, 8001, 8002, 8080, 8514]);
 
 export interface Behaviour {
     failHealth?: boolean;
@@ -98,45 +97,7 @@ export class RunningAgent {
     }
 }
 
-async function listenOn(port: number): Promise<net.Server | undefined> {
-    return new Promise((resolve) => {
-        const s = net.createServer();
-        s.once("error", () => resolve(undefined));
-        s.listen(port, "127.0.0.1", () => resolve(s));
-    });
-}
-
-/** OS-chosen free ports; the first two are consecutive (slot base port and base+1). */
-export async function freePorts(extra: number): Promise<{ base: number; others: number[] }> {
-    const held: net.Server[] = [];
-    try {
-        let base = 0;
-        for (let attempt = 0; attempt < 50 && !base; attempt++) {
-            const a = await listenOn(0);
-            if (!a) continue;
-            held.push(a);
-            const p = (a.address() as net.AddressInfo).port;
-            if (RESERVED.has(p) || RESERVED.has(p + 1)) continue;
-            const b = await listenOn(p + 1);
-            if (b) {
-                held.push(b);
-                base = p;
-            }
-        }
-        if (!base) throw new Error("no two consecutive free ports");
-        const others: number[] = [];
-        while (others.length < extra) {
-            const s = await listenOn(0);
-            if (!s) continue;
-            held.push(s);
-            const p = (s.address() as net.AddressInfo).port;
-            if (!RESERVED.has(p)) others.push(p);
-        }
-        return { base, others };
-    } finally {
-        await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
-    }
-}
+export { freePorts };
 
 export function sleep(ms: number): Promise<void> {
     return new Promise((r) => setTimeout(r, ms));
@@ -162,8 +123,12 @@ export interface StackApp {
     checkCommand?: string;
     /** Response header naming the release that answered. */
     versionHeader: string;
-    /** processControl start/stop commands ({slot} is filled in by the agent). */
-    control(appRoot: string, runDir: string): { start: string; stop: string };
+    /** processControl start/stop (and optionally pids) commands ({slot} is filled in by the agent). */
+    control(appRoot: string, runDir: string): { start: string; stop: string; pids?: string };
+    /** The release's migrate command (agent.json migrations.command); none: no migration step. */
+    migrateCommand?: string;
+    /** Default true (as in the stack config): the migration rehearsal runs before the real migration. */
+    migrationRehearsal?: boolean;
 }
 
 export interface StackOptions {
@@ -347,6 +312,7 @@ export class Stack {
             trafficLogPort: this.ports.trafficLog,
             buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
             checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
+            ...(app?.migrateCommand ? { migrateCommand: app.migrateCommand, migrationRehearsal: app.migrationRehearsal ?? true } : {}),
             keepPreviousWarm: this.opts.keepPreviousWarm,
             releasesToKeep: 5,
             root: this.root,
