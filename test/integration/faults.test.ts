@@ -34,6 +34,22 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         assert.deepStrictEqual(w, { [slot]: 100, [otherSlot(slot)]: 0 }, `${why}: weights ${JSON.stringify(w)}`);
     };
 
+    /**
+     * A SIGKILL takes the requests inside HAProxy with it: a GET is retried by NGINX on its way
+     * around HAProxy, a POST is not (resending it could store it twice). So: 0 failed GETs, and at
+     * most the few POSTs in flight at the kill, as 502, none replayed.
+     */
+    const assertOnlyInFlightPostsFailed = (r: LoadReport) => {
+        assert.strictEqual(r.getFailures, 0, `failed GETs: ${failuresOf(r)}`);
+        assert.ok(r.postFailures <= 3, `more POSTs failed than were in flight at the kill: ${failuresOf(r)}`);
+        assert.deepStrictEqual(
+            Object.keys(r.statusCounts).filter((k) => !/^(200|201|502)$/.test(k)),
+            [],
+            `statuses: ${failuresOf(r)}`,
+        );
+        if (r.postFailures) figures(`${r.postFailures} POST(s) in flight inside HAProxy at the kill got 502 (never resent)`);
+    };
+
     const assertNoReplayedPosts = (r: LoadReport) => {
         const seen = new Map<string, number>();
         for (const p of stack.posts()) seen.set(p.id, (seen.get(p.id) ?? 0) + 1);
@@ -77,20 +93,20 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         await stack.stop();
     });
 
-    it("HAProxy SIGKILL at rest, restarted 1 s later: 0 failed requests (NGINX goes straight to the live slot)", async () => {
+    it("HAProxy SIGKILL at rest, restarted 1 s later: 0 failed GETs (NGINX goes straight to the live slot; only POSTs in flight at the kill may fail)", async () => {
         const l = load("kill-rest");
         await sleep(1500);
         const crash = await stack.crashHaproxy("crash", 1000);
         await sleep(1500);
         const r = await l.stop();
         figures(formatLoad(`HAProxy SIGKILL at rest (down ${crash.downMs} ms)`, r));
-        assert.strictEqual(r.failures, 0, `failed requests: ${failuresOf(r)}`);
+        assertOnlyInFlightPostsFailed(r);
         assert.deepStrictEqual(versionsServed(r), [liveVersion], "only the live release answered");
         assertNoReplayedPosts(r);
         await assertAllOn(liveSlot, "after the restart");
     });
 
-    it("HAProxy SIGKILL at the 50 % step: the shift completes, 0 failed requests", async () => {
+    it("HAProxy SIGKILL at the 50 % step: the shift completes, 0 failed GETs (only POSTs in flight at the kill may fail)", async () => {
         const l = load("kill-shift");
         const agent = stack.spawnAgent(["activate", "--version", "v2", "--plan", "10%:2s,50%:5s,100%", ...GATES]);
         await agent.waitFor(/step 2\/3 \(50%\):/);
@@ -101,7 +117,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
         const r = await l.stop();
         figures(formatLoad(`HAProxy SIGKILL at 50 % (down ${crash.downMs} ms)`, r));
         assert.strictEqual(run.code, 0, describeRun(run));
-        assert.strictEqual(r.failures, 0, `failed requests: ${failuresOf(r)}`);
+        assertOnlyInFlightPostsFailed(r);
         assertNoReplayedPosts(r);
         await assertAllOn("green", "after the shift");
         liveSlot = "green";
