@@ -54,7 +54,9 @@ export function siteRequest(site: Site, path: string, opts: RequestOptions = {})
             },
         );
         req.on("timeout", () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 15_000} ms`)));
-        req.on("error", reject);
+        // Whether the request went out on a kept-alive socket: a server may close one just as a
+        // request is sent (NGINX's old workers do at a reload), which clients retry (see load.ts).
+        req.on("error", (e) => reject(Object.assign(e, { reusedSocket: req.reusedSocket })));
         req.end(opts.body);
     });
 }

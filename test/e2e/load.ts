@@ -27,6 +27,8 @@ export interface Sample {
 
 export interface LoadReport {
     requests: number;
+    /** Requests sent again after the server closed their kept-alive connection unanswered. */
+    retried: number;
     failed: Sample[];
     byVersion: Record<string, number>;
     statusCounts: Record<string, number>;
@@ -53,6 +55,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     const started = Date.now();
     let running = true;
     let seq = 0;
+    let retried = 0;
 
     const worker = async (n: number) => {
         // One socket per worker, reused like a browser's: the proxies' keep-alive handling is part of the test.
@@ -62,15 +65,26 @@ export function startLoad(opts: LoadOptions): RunningLoad {
             const next = Date.now() + interval;
             const post = postEvery > 0 && i % postEvery === 0;
             const text = post ? `${opts.runId}-${n}-${++seq}` : "";
-            try {
-                const r = post
-                    ? await siteRequest(opts.site, "/api/notes", {
+            const send = () =>
+                post
+                    ? siteRequest(opts.site, "/api/notes", {
                           method: "POST",
                           agent,
                           body: new URLSearchParams({ text }).toString(),
                           headers: { "content-type": "application/x-www-form-urlencoded" },
                       })
-                    : await siteRequest(opts.site, "/", { agent });
+                    : siteRequest(opts.site, "/", { agent });
+            try {
+                let r;
+                try {
+                    r = await send();
+                } catch (e) {
+                    // A kept-alive connection the server closed as the request went out, before any
+                    // answer: sent again once on a new connection, as browsers (and Node's docs) do.
+                    if (!(e as { reusedSocket?: boolean }).reusedSocket || !/socket hang up|ECONNRESET/.test((e as Error).message)) throw e;
+                    retried++;
+                    r = await send();
+                }
                 const version = String(r.headers["x-release-version"] ?? "-");
                 samples.push({ t: Date.now(), method: post ? "POST" : "GET", status: r.status, version });
                 latencies.push(r.ms);
@@ -98,6 +112,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
             }
             const sorted = [...latencies].sort((a, b) => a - b);
             return {
+                retried,
                 requests: samples.length,
                 failed: samples.filter((s) => s.error !== undefined || s.status >= 500),
                 byVersion,
