@@ -2,9 +2,9 @@
 // process control, and the abort flag a signal sets in the deploy worker.
 import { AgentSettings } from "../lib/agent-contract";
 import { HostLayout, hostLayout } from "../lib/host-layout";
-import { HaproxyRuntime } from "./haproxy-runtime";
-import { Logger } from "./log";
-import { createProcessControl, ProcessControl } from "./process-control";
+import { HaproxyRuntime } from "./proxy/haproxy-api";
+import { Logger } from "./common/log";
+import { createProcessControl, ProcessControl } from "./processes/process-control";
 
 export interface AgentContext {
     settings: AgentSettings;

@@ -54,11 +54,11 @@ import { rollbackCommand, rollbackIsWarmFlip } from "./commands/rollback";
 import { statusCommand } from "./commands/status";
 import { writeEnvCommand } from "./commands/write-env";
 import { AgentContext, createContext } from "./context";
-import { attachWorker, DetachedRun, runDetached, WORKER_COMMAND } from "./detached";
-import { AgentError, EXIT_FAILED, EXIT_USAGE, errorMessage, LockBusyError } from "./errors";
-import { describeLock, lockStatus } from "./lock";
-import { createLogger } from "./log";
-import { defaultConfigPath, loadSettings } from "./settings";
+import { attachWorker, DetachedRun, runDetached, WORKER_COMMAND } from "./cli/detached-worker";
+import { AgentError, EXIT_FAILED, EXIT_USAGE, errorMessage, LockBusyError } from "./common/errors";
+import { describeLock, lockStatus } from "./state/lock";
+import { createLogger } from "./common/log";
+import { defaultConfigPath, loadSettings } from "./cli/load-settings";
 
 /** One agent command: its contract (flags, usage, parser), how it runs, and whether in a detached worker. */
 interface AgentCommand {

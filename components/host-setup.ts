@@ -7,13 +7,13 @@
 // so rotating the deploy key is an SSH step, not a new instance.
 // Then uploads and installs the bundled agent (again when its hash changes or the host is replaced).
 import * as pulumi from "@pulumi/pulumi";
-import { AgentBundle } from "../lib/agent-bundle";
-import { AgentSettings } from "../lib/agent-settings";
-import { renderAgentSettings, renderDataVolumeScript, renderDebianSetupScript, renderNixosModule } from "../lib/host-files";
+import { AgentBundle } from "../program/agent-bundle";
+import { AgentSettings } from "../program/agent-settings";
+import { renderAgentSettings, renderDataVolumeScript, renderDebianSetupScript, renderNixosModule } from "../program/host-files";
 import { agentStagingPath as agentStagingPathOf, hostLayout, rollbackScriptStagingPath } from "../lib/host-layout";
-import { buildDataVolumeContext, TemplateContext } from "../lib/template-context";
+import { buildDataVolumeContext, TemplateContext } from "../program/template-context";
 import { asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
-import { renderRollbackScript } from "../lib/rollback-script";
+import { renderRollbackScript } from "../program/rollback-script";
 import { contentUpload, fileUpload, sha256Hex, SshCommand } from "./ssh/ssh-command";
 
 export interface HostSetupArgs {
@@ -145,7 +145,7 @@ export function agentStagingPath(appName: string): string {
     return agentStagingPathOf(hostLayout(appName));
 }
 
-/** A script the agent install puts beside the agent, uploaded like it: the rollback command (lib/rollback-script.ts). */
+/** A script the agent install puts beside the agent, uploaded like it: the rollback command (program/rollback-script.ts). */
 export interface StagedScript {
     path: string;
     staged: string;

@@ -13,14 +13,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as ebsTypes from "@pulumi/aws/ebs";
 import type * as ec2Types from "@pulumi/aws/ec2";
-import { effectiveSshUser } from "../lib/config-schema";
+import { effectiveSshUser } from "../program/config-schema";
 import { DATA_VOLUME_DEVICE_NAME } from "../lib/host-layout";
-import { CONFIG_NAMESPACE } from "../lib/load-config";
-import { HostKeyPair } from "../lib/host-files";
-import { PublicSettings } from "../lib/load-config";
+import { CONFIG_NAMESPACE } from "../program/load-config";
+import { HostKeyPair } from "../program/host-files";
+import { PublicSettings } from "../program/load-config";
 import { HostReplacementGuard } from "./host-replacement-guard";
 import { HostHandle } from "./remote";
-import { SshHostKey } from "./ssh-host-key";
+import { SshHostKey } from "./instance-host-key";
 import { fingerprint, parseHostKey } from "./ssh/provider";
 import { SshConnection } from "./ssh/ssh-connection";
 

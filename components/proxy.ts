@@ -3,9 +3,9 @@
 // changed; HAProxy is reloaded through the agent (runtime weights saved first), NGINX with a
 // graceful reload; a bad NGINX site is rolled back before it can take the server down.
 import * as pulumi from "@pulumi/pulumi";
-import { renderProxyFiles } from "../lib/host-files";
+import { renderProxyFiles } from "../program/host-files";
 import { nixosAcmeSuccessMarker } from "../lib/host-layout";
-import { TemplateContext } from "../lib/template-context";
+import { TemplateContext } from "../program/template-context";
 import { agentCommand, asRoot, HostHandle, shellQuote, stagedPath, stageFileScript } from "./remote";
 import { SshCommand } from "./ssh/ssh-command";
 

@@ -5,7 +5,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { formatPrepareArgs, formatWriteEnvArgs } from "../lib/agent-contract";
 import { artifactPath, artifactStagingPath, HostLayout } from "../lib/host-layout";
-import { formatEnvLines } from "../lib/load-config";
+import { formatEnvLines } from "../program/load-config";
 import { shellJoin, shellQuote } from "../lib/shell-quote";
 import { asRoot, HostHandle, remoteAgentCommand } from "./remote";
 

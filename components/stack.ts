@@ -2,12 +2,12 @@
 // shift, each step waiting for the one before. index.ts calls it once; the unit tests call it once
 // per stack under Pulumi mocks.
 import * as pulumi from "@pulumi/pulumi";
-import { AgentBundle, bundleAgent } from "../lib/agent-bundle";
-import { AgentSettings, buildAgentSettings } from "../lib/agent-settings";
-import { effectiveSshUser } from "../lib/config-schema";
-import { renderCloudInit, renderNixosUserData } from "../lib/host-files";
-import { loadStackConfig, PublicSettings } from "../lib/load-config";
-import { buildTemplateContext, TemplateContext } from "../lib/template-context";
+import { AgentBundle, bundleAgent } from "../program/agent-bundle";
+import { AgentSettings, buildAgentSettings } from "../program/agent-settings";
+import { effectiveSshUser } from "../program/config-schema";
+import { renderCloudInit, renderNixosUserData } from "../program/host-files";
+import { loadStackConfig, PublicSettings } from "../program/load-config";
+import { buildTemplateContext, TemplateContext } from "../program/template-context";
 import { Host } from "./host";
 import { HostSetup, publicKeyOf } from "./host-setup";
 import { Proxy } from "./proxy";
@@ -31,7 +31,7 @@ export interface StackOutputs {
     lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
-    /** Rollback to the previous release: a weight flip before any Node.js starts when it is warm (lib/rollback-script.ts). */
+    /** Rollback to the previous release: a weight flip before any Node.js starts when it is warm (program/rollback-script.ts). */
     rollbackCommand: pulumi.Output<string>;
     /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
     dashboardCommand: pulumi.Output<string>;

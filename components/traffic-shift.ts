@@ -5,7 +5,7 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { formatEnvLines } from "../lib/env-lines";
 import { formatActivateArgs, formatRetireArgs, formatStatusArgs } from "../lib/agent-contract";
-import type { StackSettings } from "../lib/config-schema";
+import type { StackSettings } from "../program/config-schema";
 import { HostLayout } from "../lib/host-layout";
 import { ShiftStep } from "../lib/shift-plan";
 import { HostHandle, remoteAgentCommand } from "./remote";
@@ -42,7 +42,7 @@ export interface TrafficShiftArgs {
     gates: ShiftGates;
     keepPreviousWarm: boolean;
     /**
-     * The settings a running slot depends on besides its release (lib/slot-runtime.ts). A change
+     * The settings a running slot depends on besides its release (lib/slot-activation.ts). A change
      * of any of them replaces the shift: the agent then starts the same version on the idle slot
      * with them and shifts to it, gated like a new release (unchanged ones make that a no-op).
      */

@@ -438,7 +438,7 @@ export function parseActivateArgs(args: RawArgs): ActivateRequest {
 // rollback
 
 export interface RollbackRequest extends ShiftRequest {
-    /** deploy/rollback (lib/rollback-script.ts) holds the lock and flipped the weights: when it started and flipped (ms since the epoch). */
+    /** deploy/rollback (program/rollback-script.ts) holds the lock and flipped the weights: when it started and flipped (ms since the epoch). */
     scriptFlip?: { startedAt: number; flippedAt: number };
 }
 
@@ -776,7 +776,7 @@ export interface AgentSettings {
     };
     /**
      * The slots' ports, health check, start command: what the next activation starts a slot with.
-     * A running slot keeps what it was started with (recorded in slots.json, lib/slot-runtime.ts).
+     * A running slot keeps what it was started with (recorded in slots.json, lib/slot-activation.ts).
      */
     health: {
         path: string;

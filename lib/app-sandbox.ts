@@ -1,6 +1,6 @@
 // The sandbox every process of the app runs in: the slot unit (templates/app@.service.njk) and the
 // transient units the agent starts for a release's build, check, migration gate and migrate
-// (agent/transient-unit.ts). One list, so the two can never drift apart. `systemd-analyze security`
+// (agent/processes/transient-unit.ts). One list, so the two can never drift apart. `systemd-analyze security`
 // must stay at or below 2.0 for both (test/configs pins the slot unit, test/e2e the transient ones).
 import { HostLayout } from "./host-layout";
 

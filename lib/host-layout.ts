@@ -54,7 +54,7 @@ export interface HostLayout {
     haproxyConfigFile: string;
     /**
      * /etc/haproxy/<app>-health-paths.map and -health-hosts.map — slot -> health path, slot -> Host
-     * of its checks: each slot is checked as its activation asked (lib/slot-runtime.ts). Written by
+     * of its checks: each slot is checked as its activation asked (lib/slot-activation.ts). Written by
      * the agent when it starts a slot, read by haproxy.cfg's http-check.
      */
     haproxyHealthPathMap: string;
@@ -92,11 +92,11 @@ export interface HostLayout {
      */
     releaseDigestsDir: string;
     /**
-     * <deployDir>/rollback — the rollback command (lib/rollback-script.ts): flips to the warm
+     * <deployDir>/rollback — the rollback command (program/rollback-script.ts): flips to the warm
      * previous release itself, before any Node.js starts, else runs the agent's rollback.
      */
     rollbackScript: string;
-    /** <deployDir>/warm-flip — what that script flips (agent/warm-flip.ts), while a warm flip is possible. */
+    /** <deployDir>/warm-flip — what that script flips (agent/state/warm-flip.ts), while a warm flip is possible. */
     warmFlipFile: string;
     /** <deployDir>/haproxy-save-state — saves HAProxy's runtime state before a reload (ExecReload). */
     haproxySaveStateScript: string;
@@ -282,7 +282,7 @@ export function agentStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-agent.js`;
 }
 
-/** The rollback script's (lib/rollback-script.ts), uploaded with the agent. */
+/** The rollback script's (program/rollback-script.ts), uploaded with the agent. */
 export function rollbackScriptStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-rollback.sh`;
 }
@@ -317,7 +317,7 @@ export function slotEnvFile(layout: HostLayout, slot: Slot): string {
     return `${layout.slotsDir}/${slot}.env`;
 }
 
-/** slots/<slot>.start: the start script of the slot's activation (see lib/slot-runtime.ts). */
+/** slots/<slot>.start: the start script of the slot's activation (see lib/slot-activation.ts). */
 export function slotStartScript(layout: HostLayout, slot: Slot): string {
     return `${layout.slotsDir}/${slot}.start`;
 }

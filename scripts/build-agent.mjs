@@ -1,12 +1,12 @@
 // Bundles the host agent (agent/main.ts and the lib/ files it imports) into one file, dist/agent.js,
-// that runs on the host's Node 18+ with nothing installed: lib/agent-bundle.ts, the same function
+// that runs on the host's Node 18+ with nothing installed: program/agent-bundle.ts, the same function
 // the program calls at `pulumi up`, so both produce the same bytes.
 import { chmodSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 require("ts-node").register({ transpileOnly: true });
-const { bundleAgent } = require("../lib/agent-bundle.ts");
+const { bundleAgent } = require("../program/agent-bundle.ts");
 
 try {
     const bundle = bundleAgent();

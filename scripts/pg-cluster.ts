@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { isRoot, lookupUser } from "../agent/run-command";
+import { isRoot, lookupUser } from "../agent/common/run-command";
 
 export const PYTHON = "/usr/bin/python3";
 

@@ -5,11 +5,11 @@
 import * as fs from "fs";
 import { NoRequest } from "../../lib/agent-contract";
 import { AgentContext, sleep } from "../context";
-import { WORKER_COMMAND } from "../detached";
-import { AgentError } from "../errors";
-import { describeLock, lockStatus } from "../lock";
-import { readSlotsState } from "../slots-state";
-import { SHIFTING_COMMANDS } from "../status-report";
+import { WORKER_COMMAND } from "../cli/detached-worker";
+import { AgentError } from "../common/errors";
+import { describeLock, lockStatus } from "../state/lock";
+import { readSlotsState } from "../state/slots-file";
+import { SHIFTING_COMMANDS } from "../status/status-report";
 
 /** How long abort waits for the worker to put traffic back and let go of the lock. */
 const WAIT_MS = 120_000;

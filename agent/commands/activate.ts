@@ -1,11 +1,11 @@
-// activate VERSION: the migration step, then the gated deploy into the idle slot (agent/deploy.ts):
+// activate VERSION: the migration step, then the gated deploy into the idle slot (agent/deploy/deploy.ts):
 // start, readiness, smoke, the weight steps with a gate each, commit, retire the old slot. Any
 // failed gate puts all traffic back on the old slot and stops the new one.
 import { ActivateRequest } from "../../lib/agent-contract";
 import { AgentContext } from "../context";
-import { deployRelease } from "../deploy";
-import { resolveShiftOptions } from "../shift-options";
-import { withDeployLock } from "../with-lock";
+import { deployRelease } from "../deploy/deploy";
+import { resolveShiftOptions } from "../deploy/shift-options";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function activateCommand(ctx: AgentContext, req: ActivateRequest): Promise<void> {
     const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm);

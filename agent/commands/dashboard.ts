@@ -1,5 +1,5 @@
 // dashboard: the resident web dashboard on 127.0.0.1:<port> (the <app>-dashboard service runs it).
-// It reads what `status` reads (agent/status-report.ts) on a timer, serves the page and the events,
+// It reads what `status` reads (agent/status/status-report.ts) on a timer, serves the page and the events,
 // and runs the actions as the agent's own commands (agent/dashboard/actions.ts). It changes nothing
 // itself and runs until SIGTERM/SIGINT.
 import * as path from "path";
@@ -9,7 +9,7 @@ import { dashboardAssets } from "../dashboard/assets";
 import { DEFAULT_SAMPLER, Sampler } from "../dashboard/sampler";
 import { DashboardServer, readToken } from "../dashboard/server";
 import { AgentContext } from "../context";
-import { AgentError, errorMessage } from "../errors";
+import { AgentError, errorMessage } from "../common/errors";
 
 export async function dashboardCommand(ctx: AgentContext, req: DashboardRequest): Promise<void> {
     const { layout, log, settings } = ctx;

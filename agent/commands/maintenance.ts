@@ -3,10 +3,10 @@
 // Under the deploy lock, so it never lands in the middle of a shift, and audited.
 import * as fs from "fs";
 import { MaintenanceRequest } from "../../lib/agent-contract";
-import { appendAudit } from "../audit";
+import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
-import { writeFileAtomic } from "../fs-atomic";
-import { withDeployLock } from "../with-lock";
+import { writeFileAtomic } from "../common/fs-atomic";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function maintenanceCommand(ctx: AgentContext, req: MaintenanceRequest): Promise<void> {
     await withDeployLock(ctx, "maintenance", undefined, async () => {

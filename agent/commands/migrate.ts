@@ -3,13 +3,13 @@
 // migrates nothing. Under the deploy lock, like every state-changing command.
 import { MigrateRequest } from "../../lib/agent-contract";
 import { releaseDir } from "../../lib/host-layout";
-import { appendAudit } from "../audit";
+import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
-import { AgentError, errorMessage, GateError } from "../errors";
-import { runMigrationStep } from "../migrate";
-import { isPrepared } from "../releases";
-import { liveVersion, readSlotsState } from "../slots-state";
-import { withDeployLock } from "../with-lock";
+import { AgentError, errorMessage, GateError } from "../common/errors";
+import { runMigrationStep } from "../migrations/migration-step";
+import { isPrepared } from "../release/releases";
+import { liveVersion, readSlotsState } from "../state/slots-file";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function migrateCommand(ctx: AgentContext, req: MigrateRequest): Promise<void> {
     const { version, checkOnly } = req;

@@ -8,14 +8,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { PrepareRequest } from "../../lib/agent-contract";
 import { artifactPath, buildDir, parsePrepareTempName, prepareTempDir, RELEASE_MARKER, releaseDir as releaseDirOf } from "../../lib/host-layout";
-import { appOwner, appProcessBase, releaseEnv } from "../app-user";
+import { appOwner, appProcessBase, releaseEnv } from "../processes/app-process";
 import { AgentContext } from "../context";
-import { download, redactUrl } from "../download";
-import { AgentError, UsageError } from "../errors";
-import { isProcessAlive } from "../lock";
-import { seconds } from "../log";
-import { checkTree, extractChecked, sealTree } from "../release-archive";
-import { isPrepared, linkShared, mergeStatic, ReleaseMarker, staticSources, writeReleaseMarker } from "../releases";
+import { download, redactUrl } from "../release/download";
+import { AgentError, UsageError } from "../common/errors";
+import { isProcessAlive } from "../state/lock";
+import { seconds } from "../common/log";
+import { checkTree, extractChecked, sealTree } from "../release/archive";
+import { isPrepared, linkShared, mergeStatic, ReleaseMarker, staticSources, writeReleaseMarker } from "../release/releases";
 import {
     DownloadLimits,
     downloadLimits,
@@ -25,9 +25,9 @@ import {
     resolveSource,
     sha256OfFile,
     verifyArchive,
-} from "../release-integrity";
-import { describeExit } from "../run-command";
-import { runAppProcess } from "../transient-unit";
+} from "../release/integrity";
+import { describeExit } from "../common/run-command";
+import { runAppProcess } from "../processes/transient-unit";
 
 export async function prepareCommand(ctx: AgentContext, req: PrepareRequest): Promise<void> {
     const { version } = req;

@@ -2,8 +2,8 @@
 // live release, the previous one, or anything a slot still points at.
 import { PruneRequest } from "../../lib/agent-contract";
 import { AgentContext } from "../context";
-import { pruneReleases } from "../prune-releases";
-import { withDeployLock } from "../with-lock";
+import { pruneReleases } from "../release/prune";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function pruneCommand(ctx: AgentContext, req: PruneRequest): Promise<void> {
     const keep = req.keep ?? ctx.settings.releasesToKeep;

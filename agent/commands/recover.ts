@@ -6,11 +6,11 @@
 // again when they differ.
 import { NoRequest } from "../../lib/agent-contract";
 import { Slot, SLOTS } from "../../lib/host-layout";
-import { appendAudit } from "../audit";
+import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
-import { applyWeights, pointNginxAtLive } from "../slot-ops";
-import { committedWeights, readSlotsState, SlotsState } from "../slots-state";
-import { withDeployLock } from "../with-lock";
+import { applyWeights, pointNginxAtLive } from "../deploy/slot-lifecycle";
+import { committedWeights, readSlotsState, SlotsState } from "../state/slots-file";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function recoverCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
     await withDeployLock(ctx, "recover", undefined, async (recovered) => {

@@ -4,12 +4,12 @@
 import { NoRequest } from "../../lib/agent-contract";
 import { SLOTS } from "../../lib/host-layout";
 import { AgentContext, sleep } from "../context";
-import { AgentError, errorMessage } from "../errors";
-import { lockStatus } from "../lock";
-import { seconds } from "../log";
-import { runChecked } from "../run-command";
-import { applyWeights } from "../slot-ops";
-import { committedWeights, readSlotsState } from "../slots-state";
+import { AgentError, errorMessage } from "../common/errors";
+import { lockStatus } from "../state/lock";
+import { seconds } from "../common/log";
+import { runChecked } from "../common/run-command";
+import { applyWeights } from "../deploy/slot-lifecycle";
+import { committedWeights, readSlotsState } from "../state/slots-file";
 
 export async function reloadProxyCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
     const { log, runtime, settings } = ctx;

@@ -2,12 +2,12 @@
 // without touching it) or the warm previous release that the settings keep; then prune.
 import { DEFAULTS, RetireRequest } from "../../lib/agent-contract";
 import { SLOTS } from "../../lib/host-layout";
-import { appendAudit } from "../audit";
+import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
-import { pruneReleases } from "../prune-releases";
-import { drainAndStop } from "../slot-ops";
-import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
-import { withDeployLock } from "../with-lock";
+import { pruneReleases } from "../release/prune";
+import { drainAndStop } from "../deploy/slot-lifecycle";
+import { isPreviousWarm, readSlotsState, writeSlotsState } from "../state/slots-file";
+import { withDeployLock } from "../deploy/with-lock";
 
 export async function retireCommand(ctx: AgentContext, req: RetireRequest): Promise<void> {
     const { version } = req;

@@ -3,18 +3,18 @@
 // time to 100 % on the previous release is what an operator waits for). Otherwise it is started
 // again and passes the same gates as an activation, in a detached worker like an activation.
 import { RollbackRequest } from "../../lib/agent-contract";
-import { appendAudit, slotLabel } from "../audit";
+import { appendAudit, slotLabel } from "../state/audit";
 import { AgentContext } from "../context";
-import { deployRelease } from "../deploy";
-import { AgentError } from "../errors";
-import { classifyHealth } from "../gates";
-import { seconds, secondsOf } from "../log";
-import { isPrepared } from "../releases";
-import { resolveShiftOptions } from "../shift-options";
-import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../slot-ops";
-import { isPreviousWarm, readSlotsState, writeSlotsState } from "../slots-state";
-import { withAdoptedDeployLock, withDeployLock } from "../with-lock";
-import { withoutPort } from "../slot-runtime";
+import { deployRelease } from "../deploy/deploy";
+import { AgentError } from "../common/errors";
+import { classifyHealth } from "../deploy/gates";
+import { seconds, secondsOf } from "../common/log";
+import { isPrepared } from "../release/releases";
+import { resolveShiftOptions } from "../deploy/shift-options";
+import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../deploy/slot-lifecycle";
+import { isPreviousWarm, readSlotsState, writeSlotsState } from "../state/slots-file";
+import { withAdoptedDeployLock, withDeployLock } from "../deploy/with-lock";
+import { withoutPort } from "../deploy/slot-launch";
 
 /**
  * Whether a rollback now would be a pure weight flip (the previous release warm on its slot and

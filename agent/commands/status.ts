@@ -1,10 +1,10 @@
 // status: what each slot runs, its weight, HAProxy's view of it, requests in flight, the live
-// release, the lock and a running deploy's phase (agent/status-report.ts, which the dashboard
+// release, the lock and a running deploy's phase (agent/status/status-report.ts, which the dashboard
 // serves too). Read-only: it never takes the lock (it reports a stale one).
 import { NoRequest } from "../../lib/agent-contract";
 import { AgentContext } from "../context";
-import { describeLock } from "../lock";
-import { readStatusReport } from "../status-report";
+import { describeLock } from "../state/lock";
+import { readStatusReport } from "../status/status-report";
 
 export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: boolean): Promise<void> {
     const { settings } = ctx;

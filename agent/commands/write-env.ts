@@ -4,11 +4,11 @@
 // names and counts are ever printed.
 import * as fs from "fs";
 import { NoRequest } from "../../lib/agent-contract";
-import { appOwner } from "../app-user";
+import { appOwner } from "../processes/app-process";
 import { AgentContext } from "../context";
 import { formatSystemdEnvFile, parseEnvLines } from "../../lib/env-lines";
-import { AgentError, errorMessage } from "../errors";
-import { writeFileAtomic } from "../fs-atomic";
+import { AgentError, errorMessage } from "../common/errors";
+import { writeFileAtomic } from "../common/fs-atomic";
 
 export function readStdin(): Promise<string> {
     return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 // The dashboard page and what it loads: its own HTML, script and style (agent/dashboard/page/) and
 // the uPlot charting library from its npm package. The agent bundle carries them as strings
-// (lib/agent-bundle.ts defines SLOTSHIFT_DASHBOARD_ASSETS as what this function returns at build
+// (program/agent-bundle.ts defines SLOTSHIFT_DASHBOARD_ASSETS as what this function returns at build
 // time), so the host serves them itself: no CDN, nothing fetched at run time, nothing installed
 // there. Run from source (the unit tests), they are read from disk.
 import * as fs from "fs";

@@ -1,14 +1,14 @@
-// The dashboard's view over time: it reads the status report (agent/status-report.ts, the same one
+// The dashboard's view over time: it reads the status report (agent/status/status-report.ts, the same one
 // `agent status` prints) on a timer and turns HAProxy's cumulative counters into rates per slot,
 // kept for the last minutes for the chart. While a shift runs, the current step's gate figures
-// come from the same arithmetic the gate itself uses (agent/gates.ts) over the step so far.
+// come from the same arithmetic the gate itself uses (agent/deploy/gates.ts) over the step so far.
 import { Slot, SLOTS } from "../../lib/host-layout";
 import { AgentContext } from "../context";
-import { errorMessage } from "../errors";
-import { ErrorFigures, errorFigures, errorRatioGate } from "../gates";
-import { SlotStats } from "../haproxy-runtime";
-import { collectStatus, StatusReport } from "../status-report";
-import { ServerStats } from "../stats";
+import { errorMessage } from "../common/errors";
+import { ErrorFigures, errorFigures, errorRatioGate } from "../deploy/gates";
+import { SlotStats } from "../proxy/haproxy-api";
+import { collectStatus, StatusReport } from "../status/status-report";
+import { ServerStats } from "../proxy/haproxy-stats";
 
 export interface SlotSample {
     version: string | null;

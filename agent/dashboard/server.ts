@@ -2,7 +2,7 @@
 //   GET  /                        the page (assets bundled into the agent: no CDN, nothing fetched)
 //   POST /api/login               {token} -> a session cookie and the session's CSRF token
 //   GET  /api/session             the CSRF token of the current session
-//   GET  /api/status              the status report (agent/status-report.ts), rates, the step's gate
+//   GET  /api/status              the status report (agent/status/status-report.ts), rates, the step's gate
 //   GET  /api/history             the audit log's last records
 //   GET  /api/events              server-sent events: `snapshot` every sample, `samples` at connect
 //   POST /api/actions/<name>      rollback, abort, maintenance-on, maintenance-off (session + CSRF)
@@ -13,9 +13,9 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
-import { readAuditTail } from "../audit";
-import { errorMessage } from "../errors";
-import { Logger } from "../log";
+import { readAuditTail } from "../state/audit";
+import { errorMessage } from "../common/errors";
+import { Logger } from "../common/log";
 import { ActionName, ACTIONS, ActionRunner } from "./actions";
 import { DashboardAssets } from "./assets";
 import { Sampler } from "./sampler";

@@ -2,8 +2,8 @@
 import * as assert from "assert";
 import { utils } from "ssh2";
 import { parseDocument } from "yaml";
-import { renderCloudInit } from "../../lib/host-files";
-import { TemplateInputs } from "../../lib/template-context";
+import { renderCloudInit } from "../../program/host-files";
+import { TemplateInputs } from "../../program/template-context";
 import { BASE_INPUTS, CASES, contextFor } from "./helpers";
 
 interface CloudConfig {

@@ -2,7 +2,7 @@
 // analysis, as the slot unit is.
 import * as assert from "assert";
 import * as path from "path";
-import { renderDashboardUnit } from "../../lib/host-files";
+import { renderDashboardUnit } from "../../program/host-files";
 import { APP, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
 
 /** The highest `systemd-analyze security` exposure the dashboard unit may have (it runs as root, without capabilities). */

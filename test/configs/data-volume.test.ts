@@ -7,8 +7,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { renderDataVolumeScript } from "../../lib/host-files";
-import { buildDataVolumeContext } from "../../lib/template-context";
+import { renderDataVolumeScript } from "../../program/host-files";
+import { buildDataVolumeContext } from "../../program/template-context";
 import { contextFor, run, tempDir } from "./helpers";
 
 describe("data volume setup on a real block device", function () {

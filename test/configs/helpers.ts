@@ -4,8 +4,8 @@ import { spawnSync, SpawnSyncOptions } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
-import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../lib/template-context";
+import { AgentSettings, buildAgentSettings } from "../../program/agent-settings";
+import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
 export interface RunResult {
     status: number | null;

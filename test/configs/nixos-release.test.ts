@@ -4,9 +4,9 @@
 // of the nixpkgs module sources listed in docs/nixos.md; a full nixpkgs evaluation only happens on
 // a real NixOS host.
 import * as assert from "assert";
-import { stackConfigSchema } from "../../lib/config-schema";
-import { renderNixosModule, renderProxyFiles } from "../../lib/host-files";
-import { TemplateInputs } from "../../lib/template-context";
+import { stackConfigSchema } from "../../program/config-schema";
+import { renderNixosModule, renderProxyFiles } from "../../program/host-files";
+import { TemplateInputs } from "../../program/template-context";
 import { amiNamePattern } from "../../components/host";
 import { agentFor, APP, CASES, contextFor, requireTools } from "./helpers";
 import { embeddedScripts, embeddedTexts, evaluateModule, Evaluated, EvaluatedService, STUB_RELEASE } from "./nixos-eval";

@@ -9,8 +9,8 @@ import * as http from "http";
 import * as https from "https";
 import * as net from "net";
 import * as path from "path";
-import { renderProxyFiles } from "../../lib/host-files";
-import { TemplateContext } from "../../lib/template-context";
+import { renderProxyFiles } from "../../program/host-files";
+import { TemplateContext } from "../../program/template-context";
 import { freePorts } from "../integration/harness";
 import { contextFor, requireTools, run, tempDir, writeFile } from "./helpers";
 

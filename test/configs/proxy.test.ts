@@ -2,8 +2,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { renderProxyFiles } from "../../lib/host-files";
-import { TemplateContext } from "../../lib/template-context";
+import { renderProxyFiles } from "../../program/host-files";
+import { TemplateContext } from "../../program/template-context";
 import { CASES, contextFor, requireTools, run, tempDir, writeFile } from "./helpers";
 
 /** A throwaway self-signed pair where the site expects its certificate (certbot's path for ACME). */

@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { renderDebianSetupScript, renderSlotUnit } from "../../lib/host-files";
+import { renderDebianSetupScript, renderSlotUnit } from "../../program/host-files";
 import { agentFor, CASES, contextFor, requireTools, run, tempDir, writeFile } from "./helpers";
 
 /** The body of the heredoc `<<'DELIM'` ... `DELIM` (quoted, so bash writes it verbatim). */

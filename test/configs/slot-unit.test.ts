@@ -2,8 +2,8 @@
 import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as path from "path";
-import { renderSlotUnit } from "../../lib/host-files";
-import { renderStartScript } from "../../lib/slot-runtime";
+import { renderSlotUnit } from "../../program/host-files";
+import { renderStartScript } from "../../lib/slot-activation";
 import { APP, CASES, contextFor, requireTools, run, tempDir, unitDirectives, writeFile } from "./helpers";
 
 /** The highest `systemd-analyze security` exposure the slot unit may have (0..10; lower is safer). */

@@ -2,8 +2,8 @@
 // (see stack.ts): host setup, agent, proxy, v1; then v2 under load; then the never-ready v3.
 import * as assert from "assert";
 import * as fs from "fs";
-import { autogroupNiceShellLine } from "../../agent/cpu-scheduling";
-import { AGENT_OUTFILE } from "../../lib/agent-bundle";
+import { autogroupNiceShellLine } from "../../agent/processes/cpu-scheduling";
+import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { DEPLOY_PROCESS_PROPERTIES } from "../../lib/app-sandbox";
 import { useLocalHost } from "./fixture";
 import { siteRequest, Site, submitNoteForm } from "./http";
@@ -51,7 +51,7 @@ describe("deploy of the example Django app to the local host", function () {
 
     it("a deploy's processes run behind the live release: CPU shares of a burner set up like a transient unit against a slot-like one", async () => {
         // Both on one CPU for a few seconds (bash: $SECONDS): each mechanism alone, then all of them as
-        // agent/transient-unit.ts sets them.
+        // agent/processes/transient-unit.ts sets them.
         const burn = "end=$((SECONDS+9)); while [ $SECONDS -lt $end ]; do :; done";
         const nice = DEPLOY_PROCESS_PROPERTIES.map((p) => `-p ${p.name}=${p.value}`).join(" ");
         const pairs: [string, string, string][] = [

@@ -9,8 +9,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as https from "https";
-import { AGENT_OUTFILE } from "../../lib/agent-bundle";
-import { StackConfigInput } from "../../lib/config-schema";
+import { AGENT_OUTFILE } from "../../program/agent-bundle";
+import { StackConfigInput } from "../../program/config-schema";
 import { useLocalHost } from "./fixture";
 import { siteRequest, Site } from "./http";
 import { describeLoad, LoadReport, startLoad } from "./load";

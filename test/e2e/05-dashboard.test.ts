@@ -12,7 +12,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import type { Browser, Page } from "puppeteer-core";
-import { AGENT_OUTFILE } from "../../lib/agent-bundle";
+import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { useLocalHost } from "./fixture";
 import { siteRequest, Site } from "./http";
 import { describeLoad, startLoad } from "./load";

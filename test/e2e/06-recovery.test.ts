@@ -6,7 +6,7 @@
 // again once it is back; every request of both must succeed (the reboot itself is down time).
 import * as assert from "assert";
 import * as fs from "fs";
-import { AGENT_OUTFILE } from "../../lib/agent-bundle";
+import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { useLocalHost } from "./fixture";
 import { siteRequest, Site } from "./http";
 import { describeLoad, LoadReport, startLoad } from "./load";

@@ -13,12 +13,12 @@ import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../componen
 import { sha256Hex } from "../../components/ssh/ssh-command";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { activateArgs, shiftGates } from "../../components/traffic-shift";
-import { AGENT_OUTFILE } from "../../lib/agent-bundle";
-import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../lib/config-schema";
-import { renderDebianSetupScript } from "../../lib/host-files";
+import { AGENT_OUTFILE } from "../../program/agent-bundle";
+import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../program/config-schema";
+import { renderDebianSetupScript } from "../../program/host-files";
 import { rollbackScriptStagingPath } from "../../lib/host-layout";
-import { formatEnvLines } from "../../lib/load-config";
-import { renderRollbackScript } from "../../lib/rollback-script";
+import { formatEnvLines } from "../../program/load-config";
+import { renderRollbackScript } from "../../program/rollback-script";
 import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "./local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");

@@ -7,13 +7,13 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { buildAgentSettings } from "../../lib/agent-settings";
+import { buildAgentSettings } from "../../program/agent-settings";
 import { prepareCommand } from "../../agent/commands/prepare";
 import { AgentContext, createContext } from "../../agent/context";
-import { GateError } from "../../agent/errors";
-import { Logger } from "../../agent/log";
-import { readMigrationMarker, runMigrationStep } from "../../agent/migrate";
-import { isRoot, lookupUser } from "../../agent/run-command";
+import { GateError } from "../../agent/common/errors";
+import { Logger } from "../../agent/common/log";
+import { readMigrationMarker, runMigrationStep } from "../../agent/migrations/migration-step";
+import { isRoot, lookupUser } from "../../agent/common/run-command";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const PYTHON = "/usr/bin/python3";

@@ -9,13 +9,13 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { AgentSettings, buildAgentSettings } from "../../lib/agent-settings";
+import { AgentSettings, buildAgentSettings } from "../../program/agent-settings";
 import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
-import { renderProxyFiles } from "../../lib/host-files";
+import { renderProxyFiles } from "../../program/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../lib/rollback-script";
-import { buildTemplateContext, TemplateContext } from "../../lib/template-context";
-import { HaproxyRuntime } from "../../agent/haproxy-runtime";
+import { renderRollbackScript } from "../../program/rollback-script";
+import { buildTemplateContext, TemplateContext } from "../../program/template-context";
+import { HaproxyRuntime } from "../../agent/proxy/haproxy-api";
 import { freePorts } from "./free-ports";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -138,7 +138,7 @@ export interface StackOptions {
     app?: StackApp;
 }
 
-/** The stack config keys a slot depends on (lib/slot-runtime.ts) that a test may change on a live stack. */
+/** The stack config keys a slot depends on (lib/slot-activation.ts) that a test may change on a live stack. */
 export interface StackConfig {
     healthPath: string;
     startCommand: string;
@@ -427,7 +427,7 @@ export class Stack {
         return this.spawnAgent(args, input).done;
     }
 
-    /** deploy/rollback (lib/rollback-script.ts) with `args`; its `node` is the agent's. */
+    /** deploy/rollback (program/rollback-script.ts) with `args`; its `node` is the agent's. */
     rollbackScript(args: string[]): Promise<AgentRun> {
         const child = spawn(this.layout.rollbackScript, args, {
             stdio: ["ignore", "pipe", "pipe"],

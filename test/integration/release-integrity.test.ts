@@ -10,7 +10,7 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { buildAgentSettings } from "../../lib/agent-settings";
+import { buildAgentSettings } from "../../program/agent-settings";
 import { HostLayout, hostLayout, releaseDigestPath } from "../../lib/host-layout";
 
 const REPO = path.resolve(__dirname, "..", "..");

@@ -7,7 +7,7 @@ import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { buildAgentSettings } from "../../lib/agent-settings";
+import { buildAgentSettings } from "../../program/agent-settings";
 import { HostLayout, hostLayout } from "../../lib/host-layout";
 import { TarMember, tarGz } from "../unit/helpers/tar-archive";
 

@@ -43,10 +43,10 @@ import {
     RollbackRequest,
     tokenize,
 } from "../../lib/agent-contract";
-import { buildAgentSettings } from "../../lib/agent-settings";
+import { buildAgentSettings } from "../../program/agent-settings";
 import { formatSystemdEnvFile, parseEnvLines, parseSystemdEnvFile } from "../../lib/env-lines";
 import { parseShiftPlan } from "../../lib/shift-plan";
-import { parseStackConfig } from "../../lib/config-schema";
+import { parseStackConfig } from "../../program/config-schema";
 import { AGENT_COMMAND_NAMES } from "../../agent/main";
 
 /** What the agent does with the program's argv: the command word first, then the arguments. */

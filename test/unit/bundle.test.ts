@@ -4,7 +4,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { AGENT_ENTRY, bundleAgent, sha256File } from "../../lib/agent-bundle";
+import { AGENT_ENTRY, bundleAgent, sha256File } from "../../program/agent-bundle";
 
 describe("agent bundle", () => {
     let dir: string;

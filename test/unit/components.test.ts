@@ -12,7 +12,7 @@ import { artifactUploadPath, prepareCommand } from "../../components/release";
 import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
 import { activateArgs, deploySummary } from "../../components/traffic-shift";
 import { hostLayout } from "../../lib/host-layout";
-import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../lib/template-context";
+import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
 function tempDir(prefix: string): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), `slotshift-${prefix}-`));

@@ -3,8 +3,8 @@
 // one message that names the key and the reason (and never a secret).
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { CONFIG_KEY_TYPES, parseStackConfig, SECRET_KEYS, stackConfigSchema } from "../../lib/config-schema";
-import { decodeConfigValue } from "../../lib/load-config";
+import { CONFIG_KEY_TYPES, parseStackConfig, SECRET_KEYS, stackConfigSchema } from "../../program/config-schema";
+import { decodeConfigValue } from "../../program/load-config";
 import { runProgram } from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, projectFile, ProgramConfig, stackFile, TEST_APP_ENV, TEST_PRIVATE_KEY } from "./helpers/stack-config";
 

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { agentSettingsFor } from "../../components/stack";
 import { activateArgs } from "../../components/traffic-shift";
 import { diffInputs } from "../../components/ssh/provider";
-import { parseStackConfig, StackConfigError, StackConfigInput } from "../../lib/config-schema";
+import { parseStackConfig, StackConfigError, StackConfigInput } from "../../program/config-schema";
 import { djangoManageCommand, formatContractOperation, parseContractOperation, parseMigrationCheck } from "../../lib/migrations";
 import { reveal, runProgram } from "./helpers/mock-program";
 import { cliConfig, TEST_PRIVATE_KEY } from "./helpers/stack-config";

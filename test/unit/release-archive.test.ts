@@ -4,7 +4,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { checkMembers, listArchive, parseListingLine } from "../../agent/release-archive";
+import { checkMembers, listArchive, parseListingLine } from "../../agent/release/archive";
 import { TarMember, tarGz } from "./helpers/tar-archive";
 
 const RULES = { reserved: [".slotshift-release.json"], linkedOut: ["media", ".env"] };

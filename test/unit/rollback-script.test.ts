@@ -1,4 +1,4 @@
-// deploy/rollback (lib/rollback-script.ts) in a temporary layout, with stand-ins for the two programs
+// deploy/rollback (program/rollback-script.ts) in a temporary layout, with stand-ins for the two programs
 // it runs: `node` (records how it was started and the lock it found; the script execs it, so it has
 // the script's pid) and `socat` (answers HAProxy's runtime API from a file). The real flip against
 // HAProxy is in test/integration/deploy.test.ts and test/e2e/02-deploy.test.ts.
@@ -8,8 +8,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { HostLayout, hostLayout } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../lib/rollback-script";
-import { readLock } from "../../agent/lock";
+import { renderRollbackScript } from "../../program/rollback-script";
+import { readLock } from "../../agent/state/lock";
 
 const HEADER = "# pxname,svname,qcur,status,weight,check_status";
 
@@ -63,7 +63,7 @@ describe("rollback script", () => {
         assert.ok(m, ran.argv);
         const [started, flipped] = [Number(m[1]), Number(m[2])];
         assert.ok(before <= started && started <= flipped && flipped <= Date.now(), `${before} ${started} ${flipped}`);
-        // The lock as agent/lock.ts reads it, naming the process the agent runs in.
+        // The lock as agent/state/lock.ts reads it, naming the process the agent runs in.
         const lock = JSON.parse(ran.lock);
         assert.strictEqual(lock.pid, ran.pid);
         assert.deepStrictEqual([lock.command, lock.host, typeof lock.procStart], ["rollback", os.hostname(), "string"]);

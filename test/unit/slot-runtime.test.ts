@@ -1,7 +1,7 @@
-// The pure half of a slot's runtime (lib/slot-runtime.ts): what changed, the start script, the
+// The pure half of a slot's runtime (lib/slot-activation.ts): what changed, the start script, the
 // health maps HAProxy reads.
 import * as assert from "assert";
-import { renderHealthMaps, renderStartScript, runtimeChanges, SlotRuntime } from "../../lib/slot-runtime";
+import { renderHealthMaps, renderStartScript, runtimeChanges, SlotRuntime } from "../../lib/slot-activation";
 
 const base: SlotRuntime = { port: 8001, healthPath: "/healthz", healthHost: "app.example.com", startCommand: "gunicorn app:wsgi", envSha256: "a".repeat(64) };
 

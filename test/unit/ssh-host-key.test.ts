@@ -7,8 +7,8 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { utils } from "ssh2";
 import { parseHostKey } from "../../components/ssh/host-key";
-import { sshHostKeyProvider } from "../../components/ssh-host-key";
-import { renderNixosUserData } from "../../lib/host-files";
+import { sshHostKeyProvider } from "../../components/instance-host-key";
+import { renderNixosUserData } from "../../program/host-files";
 
 /** The provider as the engine loads it; `dir` holds its text (and, as the project does, node_modules). */
 async function serializedProvider(dir: string): Promise<{ text: string; provider: typeof sshHostKeyProvider }> {

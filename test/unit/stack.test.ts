@@ -19,15 +19,15 @@ import {
     runProgram,
 } from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
-import { renderDebianSetupScript } from "../../lib/host-files";
+import { renderDebianSetupScript } from "../../program/host-files";
 import { hostLayout } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../lib/rollback-script";
-import { buildDataVolumeContext } from "../../lib/template-context";
+import { renderRollbackScript } from "../../program/rollback-script";
+import { buildDataVolumeContext } from "../../program/template-context";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { hostReplacementGuardProvider } from "../../components/host-replacement-guard";
 import { diffInputs } from "../../components/ssh/provider";
 import { sha256Hex, SSH_COMMAND_TYPE } from "../../components/ssh/ssh-command";
-import { parseStackConfig } from "../../lib/config-schema";
+import { parseStackConfig } from "../../program/config-schema";
 
 const HOST_TYPES = /^(aws:|slotshift:host:Host$|pulumi-nodejs:dynamic\/ssh:HostKey$|pulumi-nodejs:dynamic\/host:ReplacementGuard$)/;
 const DEPLOY_TYPES = /^slotshift:release:|^pulumi-nodejs:dynamic\/ssh:Command$/;
@@ -400,7 +400,7 @@ describe("deploy steps", () => {
             ),
         );
         assert.match(install.create, /^cd && sudo -n sh -c /);
-        // The rollback command beside it, root only, from lib/rollback-script.ts.
+        // The rollback command beside it, root only, from program/rollback-script.ts.
         assert.match(
             install.create,
             /\.slotshift-shop-rollback\.sh'\\'' \| sha256sum -c --quiet - && install -m 0700 -o root -g root \.slotshift-shop-rollback\.sh \/srv\/shop\/deploy\/\.rollback\.slotshift-new && mv -f \/srv\/shop\/deploy\/\.rollback\.slotshift-new \/srv\/shop\/deploy\/rollback && /,

@@ -6,7 +6,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { CONFIG_NAMESPACE } from "../../lib/load-config";
+import { CONFIG_NAMESPACE } from "../../program/load-config";
 
 interface DeclaredKey {
     type: string;

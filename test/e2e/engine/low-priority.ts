@@ -6,13 +6,13 @@
 //   with CPUWeight= and IOWeight=. A weight counts against the scope's siblings in system.slice.
 // - otherwise nice 19, the idle IO class (when ionice exists) and a session of its own whose
 //   autogroup gets nice 19 too: with autogroup scheduling, a process's nice level counts only
-//   within its session (agent/cpu-scheduling.ts), and the local host's services are sessions of
+//   within its session (agent/processes/cpu-scheduling.ts), and the local host's services are sessions of
 //   their own. Measured on this project's machines (legacy cgroup hierarchy, no systemd as init):
 //   nice 19 vs 0 in one session 4/316 CPU ticks, in two sessions 256/243; this priority against a
 //   CPU burner unit on the local host, both on one CPU, 11/737 (1.5 %), none 397/396.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import { setAutogroupNice } from "../../../agent/cpu-scheduling";
+import { setAutogroupNice } from "../../../agent/processes/cpu-scheduling";
 
 export const ENGINE_CPU_WEIGHT = 10;
 export const ENGINE_NICE = 19;

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import type { AgentBundle } from "../../../lib/agent-bundle";
+import type { AgentBundle } from "../../../program/agent-bundle";
 import type { StackOutputs } from "../../../components/stack";
 import { ProgramConfig } from "./stack-config";
 

@@ -1,0 +1,25 @@
+// Loads agent.json (written by the program; its shape and schema version are in
+// lib/agent-contract.ts), so a mismatched program/agent pair fails with a clear message, not a
+// TypeError half way through a deploy.
+import * as fs from "fs";
+import * as path from "path";
+import { AgentSettings, checkAgentSettings } from "../../lib/agent-contract";
+import { UsageError } from "../common/errors";
+
+export function defaultConfigPath(): string {
+    return path.join(path.dirname(process.argv[1] ?? "."), "agent.json");
+}
+
+export function loadSettings(file: string): AgentSettings {
+    let raw: unknown;
+    try {
+        raw = JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch (e) {
+        throw new UsageError(`cannot read agent settings ${file}: ${(e as Error).message}`);
+    }
+    try {
+        return checkAgentSettings(raw, file);
+    } catch (e) {
+        throw new UsageError((e as Error).message);
+    }
+}
