@@ -2,7 +2,7 @@
 // failures (non-2xx + no response), latency percentiles, per-second series for the chart. The
 // deploy window is cut into its phases: preparation (until traffic starts to move), shift (until
 // all new requests go to the new release) and drain (until the deploy is done, plus a tail).
-import { ErrorRecord, ResponseRecord } from "../test/integration/load";
+import { ErrorRecord, ResponseRecord } from "../dev/loopback/load";
 import { percentile } from "../lib/percentile";
 
 /** Wall-clock marks of one run (ms since the epoch). */

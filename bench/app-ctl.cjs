@@ -1,7 +1,7 @@
 // Starts and stops one gunicorn serving the example Django app, the way a process supervisor does
 // (supervisord, systemd): detached, with an environment from files, as the app user, a pid file
 // per name. The benchmark's naive deploy scripts require() it; the agent runs it as its
-// processControl command (no systemd here), exactly like test/integration/fixtures/slot-ctl.cjs.
+// processControl command (no systemd here), exactly like dev/loopback/fixtures/slot-ctl.cjs.
 //   node app-ctl.cjs start|stop|pids <slot> <appRoot> <runDir> [user]
 // `pids` lists the slot's processes (gunicorn's master and its workers), so the agent can set their
 // nice level and I/O class as it does a systemd unit's cgroup.

@@ -1,8 +1,8 @@
-// The load of every window: the project's own generator (test/integration/load.ts: autocannon, a
+// The load of every window: the project's own generator (dev/loopback/load.ts: autocannon, a
 // fixed set of keep-alive connections) and vegeta beside it (an open model), each with its share
 // of the rate and the same request mix, both through NGINX. Their records are kept apart, so each
 // gives its own figures for the same windows: the second one checks the first.
-import { ErrorRecord, ResponseRecord, startLoad } from "../test/integration/load";
+import { ErrorRecord, ResponseRecord, startLoad } from "../dev/loopback/load";
 import { startVegeta } from "./vegeta";
 
 export interface Records {

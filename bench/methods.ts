@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as path from "path";
 import { migrationMarkerPath } from "../lib/host-layout";
-import { AgentRun, Stack } from "../test/integration/harness";
+import { AgentRun, Stack } from "../dev/loopback/harness";
 import { Postgres } from "./postgres";
 import { ProgramDriver } from "./program-driver";
 import { TimedLine } from "./program-steps";

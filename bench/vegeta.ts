@@ -1,5 +1,5 @@
 // The second load generator: vegeta (Go; open model: requests go out at the set rate whether or not
-// earlier ones were answered), beside the project's own (test/integration/load.ts, autocannon). It
+// earlier ones were answered), beside the project's own (dev/loopback/load.ts, autocannon). It
 // sends the same mix through NGINX (GET /, every Nth request a POST) and its per-request results
 // are decoded into the same records, so both are cut into the same phases and compared.
 // Installed by `scripts/install-deps.sh --bench` (go install, pinned version).
@@ -7,7 +7,7 @@ import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ErrorRecord, ResponseRecord } from "../test/integration/load";
+import { ErrorRecord, ResponseRecord } from "../dev/loopback/load";
 
 export const VEGETA_MODULE = "github.com/tsenart/vegeta/v12@v12.13.0";
 

@@ -46,7 +46,7 @@ function lazyBuiltinAliases(): Record<string, string> {
         const file = path.join(LAZY_BUILTINS_DIR, `${name.replace(/\//g, "__")}.js`);
         const names = Object.getOwnPropertyNames(require(`node:${name}`)).sort();
         const content = [
-            `// Stand-in for node:${name}, written by lib/agent-bundle.ts: the real module loads at the first use of an export.`,
+            `// Stand-in for node:${name}, written by program/agent-bundle.ts: the real module loads at the first use of an export.`,
             "let real;",
             `const load = () => (real ??= require(${JSON.stringify(`node:${name}`)}));`,
             "module.exports = Object.defineProperties({}, {",

@@ -1,6 +1,6 @@
 // deploy/rollback: the rollback command an operator runs (`sudo /srv/<app>/deploy/rollback`),
 // installed with the agent. When the previous release is warm (deploy/warm-flip names it, see
-// agent/warm-flip.ts) and HAProxy's checks pass on it, the script itself gives it all traffic with
+// agent/state/warm-flip.ts) and HAProxy's checks pass on it, the script itself gives it all traffic with
 // one runtime API line, under the deploy lock, before any Node.js starts (Debian's Node 18 takes
 // longer to start than the whole flip); then it execs the agent in the same process, which so
 // keeps the lock, and the agent records the flip as its own warm rollback would (slots.json,
@@ -21,7 +21,7 @@ export function renderRollbackScript(layout: HostLayout, opts: RollbackScriptOpt
     const agent = ["node", layout.agentPath, "rollback", "--config", layout.agentConfigPath].map(q).join(" ");
     return `#!/bin/sh
 # ${layout.appName}: rollback to the previous release (instant when it is warm). Installed with the
-# agent by slotshift (lib/rollback-script.ts); edits are overwritten.
+# agent by slotshift (program/rollback-script.ts); edits are overwritten.
 set -u
 agent() {
     exec ${agent} "$@"
@@ -42,7 +42,7 @@ now=$(date -u '+%s%3N %Y-%m-%dT%H:%M:%S.%3NZ') || agent "$@"
 started=\${now%% *}
 started_at=\${now#* }
 
-# The deploy lock as agent/lock.ts takes it: written whole, then hard-linked into place. This
+# The deploy lock as agent/state/lock.ts takes it: written whole, then hard-linked into place. This
 # process's id and start time are the agent's after the exec below.
 read -r stat </proc/$$/stat
 stat=\${stat##*) }
@@ -79,7 +79,7 @@ case $version in "" | *[!A-Za-z0-9._-]*) fallback "$@" ;; esac
 # shells /bin/sh is on Debian (dash) and NixOS (bash).
 # shellcheck disable=SC3013
 [ "$slots/$to" -ef "$releases/$version" ] || fallback "$@"
-# The agent's own test of a warm slot (agent/gates.ts): HAProxy has it UP and its last check L7OK.
+# The agent's own test of a warm slot (agent/deploy/gates.ts): HAProxy has it UP and its last check L7OK.
 # Both columns come before any text a check's answer can bring in (last_chk and after), so a comma
 # there cannot shift them.
 checks=$(printf 'show stat %s 4 -1\\n' "$backend" | socat -t 2 - "UNIX-CONNECT:$socket" | awk -F, -v server="$to" '

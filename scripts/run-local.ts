@@ -18,7 +18,7 @@
 //   npm run local -- pulumi ARGS...     any pulumi command on the local stack, e.g.
 //                                       `npm run local -- pulumi preview --diff`
 //
-// The engine runs at a low CPU and IO priority (test/e2e/engine/low-priority.ts), as if it ran on
+// The engine runs at a low CPU and IO priority (dev/engine/low-priority.ts), as if it ran on
 // another machine as in production, and the output says which mechanism took effect.
 //
 // The host keeps running afterwards (https://shop.localhost/, curl -k); `scripts/local-host.sh stop`
@@ -27,12 +27,12 @@
 import { spawn } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
-import { EnginePriority, enginePriority } from "../test/e2e/engine/low-priority";
-import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, trackedConfig } from "../test/e2e/engine/pulumi";
-import { siteRequest, Site } from "../test/e2e/http";
-import { describeLoad, LoadReport, RunningLoad, startLoad } from "../test/e2e/load";
-import { LOCAL_HOST_SCRIPT, LocalHost, REPO, run } from "../test/e2e/local-host";
-import { localStackSettings, RELEASES_DIR, STACK_FILE } from "../test/e2e/stack";
+import { EnginePriority, enginePriority } from "../dev/engine/low-priority";
+import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, trackedConfig } from "../dev/engine/pulumi";
+import { siteRequest, Site } from "../dev/site/http";
+import { describeLoad, LoadReport, RunningLoad, startLoad } from "../dev/site/load";
+import { LOCAL_HOST_SCRIPT, LocalHost, REPO, run } from "../dev/local-host";
+import { localStackSettings, RELEASES_DIR, STACK_FILE } from "../dev/site/replayed-stack";
 
 const PULUMI_DIR = path.join(REPO, ".local", "pulumi");
 const HOST_DIR = path.resolve(process.env.SLOTSHIFT_LOCAL_DIR ?? path.join(REPO, ".local", "host"));

@@ -1,4 +1,4 @@
-// activate VERSION: the migration step, then the gated deploy into the idle slot (agent/deploy/deploy.ts):
+// activate VERSION: the migration step, then the gated deploy into the idle slot (agent/deploy/deploy/deploy.ts):
 // start, readiness, smoke, the weight steps with a gate each, commit, retire the old slot. Any
 // failed gate puts all traffic back on the old slot and stops the new one.
 import { ActivateRequest } from "../../lib/agent-contract";

@@ -1,4 +1,4 @@
-// Runs commands (process control, proxy reload, and, through agent/transient-unit.ts, the app's
+// Runs commands (process control, proxy reload, and, through agent/processes/transient-unit.ts, the app's
 // build/check/migrations) with their output streamed into the progress log, each in a process group
 // of its own so a timeout kills all of it.
 import { spawn } from "child_process";

@@ -1,7 +1,7 @@
 // The dashboard's view over time: it reads the status report (agent/status/status-report.ts, the same one
 // `agent status` prints) on a timer and turns HAProxy's cumulative counters into rates per slot,
 // kept for the last minutes for the chart. While a shift runs, the current step's gate figures
-// come from the same arithmetic the gate itself uses (agent/deploy/gates.ts) over the step so far.
+// come from the same arithmetic the gate itself uses (agent/deploy/deploy/gates.ts) over the step so far.
 import { Slot, SLOTS } from "../../lib/host-layout";
 import { AgentContext } from "../context";
 import { errorMessage } from "../common/errors";

@@ -1,4 +1,4 @@
-// The agent's side of lib/slot-runtime.ts: what a slot is started with, written where systemd and
+// The agent's side of lib/slot-activation.ts: what a slot is started with, written where systemd and
 // HAProxy read it, and the app environment snapshots a rollback returns to.
 import * as crypto from "crypto";
 import * as fs from "fs";

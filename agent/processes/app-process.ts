@@ -1,4 +1,4 @@
-// The app user: who release code runs as (build, check, migrations; agent/transient-unit.ts), and
+// The app user: who release code runs as (build, check, migrations; agent/processes/transient-unit.ts), and
 // the variables a release's steps get besides the app's own env file.
 import * as fs from "fs";
 import { parseSystemdEnvFile } from "../../lib/env-lines";

@@ -74,7 +74,7 @@ async function setProcessPriority(pids: readonly number[], priority: SlotPriorit
         } catch {
             // exited meanwhile
         }
-        // The session's autogroup is what weighs against other services (agent/cpu-scheduling.ts).
+        // The session's autogroup is what weighs against other services (agent/processes/cpu-scheduling.ts).
         if (setAutogroupNice(pid, p.nice)) autogroups++;
     }
     if (pids.length) await runArgv(["ionice", "-c", p.ioClass, "-p", ...pids.map(String)], "ionice", { env, timeoutMs: 30_000 }).catch(() => undefined);

@@ -131,7 +131,7 @@ describe("release code outside systemd: timeouts, leftovers and the environment"
             [`Environment=PATH=${process.env.PATH}`],
             "only the default PATH, which the env file may override",
         );
-        // The command itself, after the line that lowers the unit's autogroup (agent/cpu-scheduling.ts).
+        // The command itself, after the line that lowers the unit's autogroup (agent/processes/cpu-scheduling.ts).
         assert.deepStrictEqual(argv.slice(-3), ["/bin/sh", "-c", `${autogroupNiceShellLine(15)}\nmake`]);
     });
 });

@@ -11,7 +11,7 @@
 // fixed PATH, the env file's values, the step's own variables), in a process group of its own that
 // is killed on timeout and once the command exits, at the transient unit's nice level and I/O class
 // (there is no deploy slice to weigh it down), its session's autogroup at that nice level too
-// (agent/cpu-scheduling.ts).
+// (agent/processes/cpu-scheduling.ts).
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -106,7 +106,7 @@ export function transientUnitArgv(spec: AppProcessSpec, unit: string, envFile: s
         "/bin/sh",
         "-c",
         // Nice= alone weighs nothing against the live slot where each service is an autogroup of
-        // its own (agent/cpu-scheduling.ts): the unit's session gets the same nice level first.
+        // its own (agent/processes/cpu-scheduling.ts): the unit's session gets the same nice level first.
         `${autogroupNiceShellLine(DEPLOY_NICE)}\n${spec.command}`,
     ];
 }

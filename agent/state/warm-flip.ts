@@ -1,5 +1,5 @@
-// deploy/warm-flip: what the rollback script (lib/rollback-script.ts) flips, as `key=value` lines
-// it reads without running anything. Written with every slots.json (agent/slots-state.ts), under
+// deploy/warm-flip: what the rollback script (program/rollback-script.ts) flips, as `key=value` lines
+// it reads without running anything. Written with every slots.json (agent/state/slots-file.ts), under
 // the deploy lock, so it is current whenever the script holds the lock; present only while
 // slots.json has a live slot, a warm previous release and no deploy in progress. The script still
 // checks the slot's release and HAProxy's verdict on it itself.

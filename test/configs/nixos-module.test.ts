@@ -121,7 +121,7 @@ describe("NixOS module", () => {
             it("brings the slots back at boot through the recover unit, which runs as Debian's does (the slot unit is wanted by nothing)", () => {
                 // On Debian the agent enables the slots it starts; here nothing can: the slot unit is
                 // the store's, without an [Install] section. `agent recover` at boot starts the slots
-                // slots.json records as running (agent/deploy/recovery.test.ts), so its unit must run at every boot.
+                // slots.json records as running (agent/deploy/deploy/recovery.test.ts), so its unit must run at every boot.
                 const slot = m.systemd.services[`${APP}@`];
                 assert.strictEqual(slot.wantedBy, undefined, "a wanted slot would be started by a switch, behind the agent");
                 const script = renderDebianSetupScript(debianCtx, agentFor(c.inputs));

@@ -11,7 +11,7 @@ import * as net from "net";
 import * as path from "path";
 import { renderProxyFiles } from "../../program/host-files";
 import { TemplateContext } from "../../program/template-context";
-import { freePorts } from "../integration/harness";
+import { freePorts } from "../../dev/loopback/harness";
 import { contextFor, requireTools, run, tempDir, writeFile } from "./helpers";
 
 interface Answer {

@@ -6,10 +6,10 @@ import { autogroupNiceShellLine } from "../../agent/processes/cpu-scheduling";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { DEPLOY_PROCESS_PROPERTIES } from "../../lib/app-sandbox";
 import { useLocalHost } from "./fixture";
-import { siteRequest, Site, submitNoteForm } from "./http";
-import { describeLoad, startLoad } from "./load";
-import { REPO, run, shellQuote } from "./local-host";
-import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR } from "./stack";
+import { siteRequest, Site, submitNoteForm } from "../../dev/site/http";
+import { describeLoad, startLoad } from "../../dev/site/load";
+import { REPO, run, shellQuote } from "../../dev/local-host";
+import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR } from "../../dev/site/replayed-stack";
 
 /** The highest `systemd-analyze security` exposure a deploy's transient unit may have (as the slot unit's). */
 const MAX_TRANSIENT_EXPOSURE = 2.0;

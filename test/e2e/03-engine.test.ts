@@ -15,12 +15,12 @@ import * as os from "os";
 import * as path from "path";
 import { configureLocalStack, servedVersion, setReleaseVersion, upUnderLoad } from "./engine/local-stack";
 import { changedSteps, parsePreviewDiff } from "./engine/preview-diff";
-import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, tail } from "./engine/pulumi";
+import { EngineStack, parseShiftTimes, provideToolchain, PulumiRun, tail } from "../../dev/engine/pulumi";
 import { useLocalHost } from "./fixture";
-import { Site } from "./http";
-import { describeLoad, LoadReport } from "./load";
-import { REPO, run } from "./local-host";
-import { localStackSettings, RELEASES_DIR, STACK_FILE } from "./stack";
+import { Site } from "../../dev/site/http";
+import { describeLoad, LoadReport } from "../../dev/site/load";
+import { REPO, run } from "../../dev/local-host";
+import { localStackSettings, RELEASES_DIR, STACK_FILE } from "../../dev/site/replayed-stack";
 
 const RELEASE_COMPONENTS = ["slotshift:release:Release", "slotshift:release:TrafficShift"];
 

@@ -12,10 +12,10 @@ import * as https from "https";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { StackConfigInput } from "../../program/config-schema";
 import { useLocalHost } from "./fixture";
-import { siteRequest, Site } from "./http";
-import { describeLoad, LoadReport, startLoad } from "./load";
-import { REPO, run } from "./local-host";
-import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR, StepResult } from "./stack";
+import { siteRequest, Site } from "../../dev/site/http";
+import { describeLoad, LoadReport, startLoad } from "../../dev/site/load";
+import { REPO, run } from "../../dev/local-host";
+import { archiveFor, LocalStack, localStackSettings, RELEASES_DIR, StepResult } from "../../dev/site/replayed-stack";
 
 const RELEASES = ["v1", "v2", "v2-drop", "v2b", "v2c", "v2-failing"];
 const DROP_AUTHOR = "notes.0004_drop_note_author:drop_column:notes_note.author";

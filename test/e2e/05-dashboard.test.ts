@@ -14,10 +14,10 @@ import * as path from "path";
 import type { Browser, Page } from "puppeteer-core";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { useLocalHost } from "./fixture";
-import { siteRequest, Site } from "./http";
-import { describeLoad, startLoad } from "./load";
-import { REPO, run } from "./local-host";
-import { archiveFor, LocalStack, RELEASES_DIR, StepResult } from "./stack";
+import { siteRequest, Site } from "../../dev/site/http";
+import { describeLoad, startLoad } from "../../dev/site/load";
+import { REPO, run } from "../../dev/local-host";
+import { archiveFor, LocalStack, RELEASES_DIR, StepResult } from "../../dev/site/replayed-stack";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** The tunnel's local end (dashboardCommand uses 9090; another port keeps a developer's tunnel out of the way). */

@@ -8,10 +8,10 @@ import * as assert from "assert";
 import * as fs from "fs";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { useLocalHost } from "./fixture";
-import { siteRequest, Site } from "./http";
-import { describeLoad, LoadReport, startLoad } from "./load";
-import { REPO, run } from "./local-host";
-import { archiveFor, LocalStack, RELEASES_DIR } from "./stack";
+import { siteRequest, Site } from "../../dev/site/http";
+import { describeLoad, LoadReport, startLoad } from "../../dev/site/load";
+import { REPO, run } from "../../dev/local-host";
+import { archiveFor, LocalStack, RELEASES_DIR } from "../../dev/site/replayed-stack";
 
 interface Status {
     live: { slot: string; version: string } | null;

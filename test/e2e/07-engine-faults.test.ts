@@ -15,12 +15,12 @@ import * as path from "path";
 import { configureLocalStack, servedVersion, setReleaseVersion, upUnderLoad } from "./engine/local-stack";
 import { diagnosticLines } from "./engine/diagnostics";
 import { killTree } from "./engine/process-tree";
-import { EngineStack, provideToolchain, PulumiRun, tail } from "./engine/pulumi";
+import { EngineStack, provideToolchain, PulumiRun, tail } from "../../dev/engine/pulumi";
 import { useLocalHost } from "./fixture";
-import { Site } from "./http";
-import { describeLoad, LoadReport, startLoad } from "./load";
-import { REPO, run } from "./local-host";
-import { LocalStack, localStackSettings, RELEASES_DIR } from "./stack";
+import { Site } from "../../dev/site/http";
+import { describeLoad, LoadReport, startLoad } from "../../dev/site/load";
+import { REPO, run } from "../../dev/local-host";
+import { LocalStack, localStackSettings, RELEASES_DIR } from "../../dev/site/replayed-stack";
 
 /** Cuts the SSH session of the shift on the host (see the script). */
 const CUT_SHIFT_SESSION = fs.readFileSync(path.join(__dirname, "engine", "cut-shift-session.sh"), "utf8");

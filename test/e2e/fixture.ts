@@ -4,7 +4,7 @@
 //   SLOTSHIFT_E2E_KEEP_HOST=1   leave the host running afterwards (inspect it: scripts/local-host.sh ssh)
 //   SLOTSHIFT_E2E_REQUIRED=1    fail instead of skipping when this machine cannot run the tests
 //   SLOTSHIFT_E2E_VERBOSE=1     show local-host.sh output as it runs
-import { LocalHost, missingPrerequisite } from "./local-host";
+import { LocalHost, missingPrerequisite } from "../../dev/local-host";
 
 const host = new LocalHost();
 let booting: Promise<void> | undefined;

@@ -5,8 +5,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as http from "http";
-import { freePorts, RunningAgent, Stack } from "./harness";
-import { formatLoad, startLoad } from "./load";
+import { freePorts, RunningAgent, Stack } from "../../dev/loopback/harness";
+import { formatLoad, startLoad } from "../../dev/loopback/load";
 
 // No load in most steps here: a step passes without traffic.
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "30s", "--min-requests", "0"];

@@ -6,8 +6,8 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { otherSlot, Slot } from "../../lib/host-layout";
-import { formatLoad, LoadReport, startLoad } from "./load";
-import { describeRun, figures, sleep, Stack } from "./harness";
+import { formatLoad, LoadReport, startLoad } from "../../dev/loopback/load";
+import { describeRun, figures, sleep, Stack } from "../../dev/loopback/harness";
 
 const PLAN = "10%:2s,50%:2s,100%";
 const RATE = 100;

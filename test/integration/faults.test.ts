@@ -6,8 +6,8 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { otherSlot, Slot } from "../../lib/host-layout";
-import { describeRun, figures, sleep, Stack } from "./harness";
-import { formatLoad, LoadReport, startLoad } from "./load";
+import { describeRun, figures, sleep, Stack } from "../../dev/loopback/harness";
+import { formatLoad, LoadReport, startLoad } from "../../dev/loopback/load";
 
 const RATE = 80;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s"];

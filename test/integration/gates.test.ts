@@ -2,8 +2,8 @@
 // a bad release is rolled back as soon as the evidence is there, a step nobody used is not waved
 // through, and a release much slower than the live one does not take the traffic.
 import * as assert from "assert";
-import { formatLoad, startLoad } from "./load";
-import { describeRun, figures, Stack } from "./harness";
+import { formatLoad, startLoad } from "../../dev/loopback/load";
+import { describeRun, figures, Stack } from "../../dev/loopback/harness";
 
 const RATE = 100;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s", "--min-requests", "10"];

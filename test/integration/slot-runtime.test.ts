@@ -7,8 +7,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import { otherSlot, Slot } from "../../lib/host-layout";
-import { describeRun, figures, sleep, Stack } from "./harness";
-import { formatLoad, LoadReport, RunningLoad, startLoad } from "./load";
+import { describeRun, figures, sleep, Stack } from "../../dev/loopback/harness";
+import { formatLoad, LoadReport, RunningLoad, startLoad } from "../../dev/loopback/load";
 
 const RATE = 60;
 const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "8s", "--drain-timeout", "10s", "--min-requests", "0"];

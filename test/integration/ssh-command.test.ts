@@ -18,7 +18,7 @@ import type { SshCommandInputs } from "../../components/ssh/inputs";
 import { runStep } from "../../components/ssh/provider";
 import { sha256Hex } from "../../components/ssh/ssh-command";
 import { SshConnection } from "../../components/ssh/ssh-connection";
-import { Stack } from "./harness";
+import { Stack } from "../../dev/loopback/harness";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const PROGRAM = path.join(__dirname, "fixtures", "ssh-program");

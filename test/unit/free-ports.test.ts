@@ -2,8 +2,8 @@
 // port can be made from that same port (to itself) and keep it bound for a minute.
 import * as assert from "assert";
 import * as net from "net";
-import { candidateRange, ephemeralRange, RESERVED_PORTS } from "../integration/free-ports";
-import { freePorts } from "../integration/harness";
+import { candidateRange, ephemeralRange, RESERVED_PORTS } from "../../dev/loopback/free-ports";
+import { freePorts } from "../../dev/loopback/harness";
 
 describe("free loopback ports for test servers", () => {
     it("come from outside the ephemeral range, the slots' two consecutive, all distinct and free", async () => {

@@ -4,11 +4,11 @@
 // site serves.
 import * as assert from "assert";
 import * as path from "path";
-import { siteRequest, Site } from "../http";
-import { LoadReport, startLoad } from "../load";
-import { LocalHost, REPO } from "../local-host";
-import { RELEASES_DIR, STACK_FILE } from "../stack";
-import { EngineStack, PulumiRun, trackedConfig } from "./pulumi";
+import { siteRequest, Site } from "../../../dev/site/http";
+import { LoadReport, startLoad } from "../../../dev/site/load";
+import { LocalHost, REPO } from "../../../dev/local-host";
+import { RELEASES_DIR, STACK_FILE } from "../../../dev/site/replayed-stack";
+import { EngineStack, PulumiRun, trackedConfig } from "../../../dev/engine/pulumi";
 
 /** The stack's config from the tracked file, with this host's key, host key and the app secret. */
 export async function configureLocalStack(stack: EngineStack, host: LocalHost, version: string, appSecret: string): Promise<void> {

@@ -274,7 +274,7 @@ export class EngineStack {
 
     private writeStackFile(doc: StackFile): void {
         const header =
-            "# Written by test/e2e/engine/pulumi.ts from the tracked stack file, plus the passphrase salt and\n" +
+            "# Written by dev/engine/pulumi.ts from the tracked stack file, plus the passphrase salt and\n" +
             "# the encrypted secrets. Rewritten on every run and only the secrets carry over: change other\n" +
             "# values in the tracked file.\n";
         const tmp = `${this.configFile}.tmp`;

@@ -19,7 +19,7 @@ import { renderDebianSetupScript } from "../../program/host-files";
 import { rollbackScriptStagingPath } from "../../lib/host-layout";
 import { formatEnvLines } from "../../program/load-config";
 import { renderRollbackScript } from "../../program/rollback-script";
-import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "./local-host";
+import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "../local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
 /** Where scripts/build-example-releases.sh puts v1/v2/v3.tar.gz by default. */

@@ -12,7 +12,7 @@
 //   CPU burner unit on the local host, both on one CPU, 11/737 (1.5 %), none 397/396.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import { setAutogroupNice } from "../../../agent/processes/cpu-scheduling";
+import { setAutogroupNice } from "../../agent/processes/cpu-scheduling";
 
 export const ENGINE_CPU_WEIGHT = 10;
 export const ENGINE_NICE = 19;

@@ -3,10 +3,10 @@
 // ours and is only ever signalled through its own handle (its PID), never by name.
 import { spawn } from "child_process";
 import * as fs from "fs";
-import { shellQuote } from "../../lib/shell-quote";
+import { shellQuote } from "../lib/shell-quote";
 import * as path from "path";
 
-export const REPO = path.resolve(__dirname, "..", "..");
+export const REPO = path.resolve(__dirname, "..");
 export const LOCAL_HOST_SCRIPT = path.join(REPO, "scripts", "local-host.sh");
 
 export interface RunResult {
@@ -224,7 +224,7 @@ export class LocalHost {
     }
 }
 
-export { shellQuote } from "../../lib/shell-quote";
+export { shellQuote } from "../lib/shell-quote";
 
 /** Why this machine cannot run the end-to-end tests, or undefined when it can. */
 export function missingPrerequisite(): string | undefined {
