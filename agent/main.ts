@@ -2,44 +2,8 @@
 // Bundled by scripts/build-agent.mjs into one file that runs on the host's Node 18+ with no install.
 import * as fs from "fs";
 import * as path from "path";
-import {
-    ABORT,
-    ACTIVATE,
-    ArgsError,
-    ATTACH,
-    AttachRequest,
-    CommandSpec,
-    DASHBOARD,
-    GLOBAL_FLAGS,
-    MAINTENANCE,
-    MIGRATE,
-    parseAbortArgs,
-    parseActivateArgs,
-    parseAttachArgs,
-    parseDashboardArgs,
-    parseMaintenanceArgs,
-    parseMigrateArgs,
-    parsePrepareArgs,
-    parsePruneArgs,
-    parseRecoverArgs,
-    parseReloadProxyArgs,
-    parseRetireArgs,
-    parseRollbackArgs,
-    parseStatusArgs,
-    parseWriteEnvArgs,
-    PREPARE,
-    PRUNE,
-    RawArgs,
-    rawFlag,
-    RECOVER,
-    rawSwitch,
-    RELOAD_PROXY,
-    RETIRE,
-    ROLLBACK,
-    STATUS,
-    tokenize,
-    WRITE_ENV,
-} from "../lib/agent-contract";
+import { AgentCommandName, ArgsError, COMMANDS, parseCommand, RawArgs, RequestFor, tokenizeArgs, usageText } from "../lib/contract/commands";
+import { formatAgentMessage } from "../lib/contract/messages";
 import { abortCommand } from "./commands/abort";
 import { activateCommand } from "./commands/activate";
 import { dashboardCommand } from "./commands/dashboard";
@@ -60,70 +24,61 @@ import { describeLock, lockStatus } from "./state/lock";
 import { createLogger } from "./common/log";
 import { defaultConfigPath, loadSettings } from "./cli/load-settings";
 
-/** One agent command: its contract (flags, usage, parser), how it runs, and whether in a detached worker. */
-interface AgentCommand {
-    spec: CommandSpec;
+/** How one agent command runs (its flags, usage and parser are the contract's, lib/contract/commands.ts), and whether in a detached worker. */
+interface AgentCommand<C extends AgentCommandName = AgentCommandName> {
+    name: C;
     /**
      * Runs in a detached worker that completes or rolls back even if the SSH session drops. A
      * function decides per run (rollback: a warm flip needs no worker).
      */
-    detached: boolean | ((ctx: AgentContext, request: unknown) => Promise<boolean>);
-    /** Parses and checks the command line; throws ArgsError. */
-    parse(args: RawArgs): unknown;
-    run(ctx: AgentContext, request: unknown, json: boolean): Promise<void>;
+    detached: boolean | ((ctx: AgentContext, request: RequestFor<C>) => Promise<boolean>);
+    run(ctx: AgentContext, request: RequestFor<C>, json: boolean): Promise<void>;
     /** Names the worker's log file (detached commands). */
-    label?(request: unknown): string;
+    label?(request: RequestFor<C>): string;
 }
 
-function command<R>(
-    spec: CommandSpec,
-    parse: (args: RawArgs) => R,
-    run: (ctx: AgentContext, request: R, json: boolean) => Promise<void>,
-    detached?: { label: (request: R) => string; unless?: (ctx: AgentContext, request: R) => Promise<boolean> },
+function command<C extends AgentCommandName>(
+    name: C,
+    run: (ctx: AgentContext, request: RequestFor<C>, json: boolean) => Promise<void>,
+    detached?: { label: (request: RequestFor<C>) => string; unless?: (ctx: AgentContext, request: RequestFor<C>) => Promise<boolean> },
 ): AgentCommand {
     const unless = detached?.unless;
-    return {
-        spec,
-        detached: unless ? async (ctx, request) => !(await unless(ctx, request as R)) : !!detached,
-        parse,
-        run: (ctx, request, json) => run(ctx, request as R, json),
-        label: detached ? (request) => detached.label(request as R) : undefined,
+    const runner: AgentCommand<C> = {
+        name,
+        detached: unless ? async (ctx, request) => !(await unless(ctx, request)) : !!detached,
+        run,
+        label: detached ? (request) => detached.label(request) : undefined,
     };
+    return runner as unknown as AgentCommand;
 }
 
-const COMMANDS: readonly AgentCommand[] = [
-    command(PREPARE, parsePrepareArgs, prepareCommand),
-    command(ACTIVATE, parseActivateArgs, activateCommand, { label: (r) => `activate-${r.version}` }),
-    command(MIGRATE, parseMigrateArgs, migrateCommand),
-    command(ROLLBACK, parseRollbackArgs, rollbackCommand, { label: () => "rollback", unless: rollbackIsWarmFlip }),
-    command(STATUS, parseStatusArgs, statusCommand),
-    command(RETIRE, parseRetireArgs, retireCommand),
-    command(PRUNE, parsePruneArgs, pruneCommand),
-    command(WRITE_ENV, parseWriteEnvArgs, (ctx, r) => writeEnvCommand(ctx, r)),
-    command(RELOAD_PROXY, parseReloadProxyArgs, reloadProxyCommand),
-    command(ABORT, parseAbortArgs, abortCommand),
-    command(MAINTENANCE, parseMaintenanceArgs, maintenanceCommand),
-    command(DASHBOARD, parseDashboardArgs, dashboardCommand),
-    command(RECOVER, parseRecoverArgs, recoverCommand),
+/** How each of the contract's commands runs, in the contract's order. */
+const RUNNERS: { [C in AgentCommandName]: AgentCommand } = {
+    prepare: command("prepare", prepareCommand),
+    activate: command("activate", activateCommand, { label: (r) => `activate-${r.version}` }),
+    migrate: command("migrate", migrateCommand),
+    rollback: command("rollback", rollbackCommand, { label: () => "rollback", unless: rollbackIsWarmFlip }),
+    status: command("status", statusCommand),
+    retire: command("retire", retireCommand),
+    prune: command("prune", pruneCommand),
+    "write-env": command("write-env", (ctx, r) => writeEnvCommand(ctx, r)),
+    "reload-proxy": command("reload-proxy", reloadProxyCommand),
+    abort: command("abort", abortCommand),
+    maintenance: command("maintenance", maintenanceCommand),
+    dashboard: command("dashboard", dashboardCommand),
+    recover: command("recover", recoverCommand),
     // Handled in main() like a detached command's foreground (it reports a worker's result).
-    command(ATTACH, parseAttachArgs, async () => undefined),
-];
+    attach: command("attach", async () => undefined),
+};
 
-/** The commands this agent runs, in the contract's order (a unit test compares them with COMMAND_SPECS). */
-export const AGENT_COMMAND_NAMES: readonly string[] = COMMANDS.map((c) => c.spec.name);
+/** The commands this agent runs, in the contract's order (a unit test compares them with the contract). */
+export const AGENT_COMMAND_NAMES: readonly string[] = Object.keys(RUNNERS);
 
 function usage(): string {
-    const lines = ["usage: agent.js <command> --config <deployDir>/agent.json [options]", ""];
-    for (const c of COMMANDS) {
-        lines.push(`  ${c.spec.name.padEnd(13)}${c.spec.synopsis}`);
-        const how = typeof c.detached === "function" ? " (detached worker unless a warm flip)" : c.detached ? " (detached worker)" : "";
-        lines.push(`  ${"".padEnd(13)}${c.spec.summary}${how}`);
-        for (const f of c.spec.flags) lines.push(`  ${"".padEnd(15)}--${f.name}${f.value ? ` ${f.value}` : ""}: ${f.help}`);
-    }
-    lines.push("", "every command:");
-    for (const f of GLOBAL_FLAGS) lines.push(`  --${f.name}${f.value ? ` ${f.value}` : ""}: ${f.help}`);
-    lines.push("", "Exit codes: 0 ok, 1 failed (traffic restored), 2 usage, 3 another deploy holds the lock.", "");
-    return lines.join("\n");
+    return usageText((name) => {
+        const c = RUNNERS[name as AgentCommandName];
+        return typeof c.detached === "function" ? " (detached worker unless a warm flip)" : c.detached ? " (detached worker)" : "";
+    });
 }
 
 /** Foreground half of a detached command: fail fast, then stream the detached worker. */
@@ -132,7 +87,7 @@ async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown
     const lock = lockStatus(ctx.layout.lockFile);
     if (lock.state === "held") throw new LockBusyError(`another deploy holds the lock ${ctx.layout.lockFile}: ${describeLock(lock.info)}`);
 
-    const label = cmd.label?.(request) ?? cmd.spec.name;
+    const label = cmd.label?.(request as never) ?? cmd.name;
     // The worker runs in deployDir: a relative --config must not change meaning (the last one wins).
     const workerArgv = [...argv, "--config", path.resolve(configPath)];
     const run = await runDetached(ctx.layout, label, workerArgv, json ? process.stderr : process.stdout, process.stderr, ctx.log, {
@@ -142,7 +97,11 @@ async function foreground(ctx: AgentContext, cmd: AgentCommand, request: unknown
     return reportWorker(run, json);
 }
 
-/** A worker's outcome, reported the way its foreground would: the result (--json) and the exit code. */
+/**
+ * A worker's outcome, reported the way its foreground would: the result as the last line (a
+ * message the program reads, lib/contract/messages.ts; with --json the plain result object) and
+ * the exit code.
+ */
 function reportWorker(run: DetachedRun, json: boolean): number {
     let result: Record<string, unknown> | undefined;
     try {
@@ -156,12 +115,13 @@ function reportWorker(run: DetachedRun, json: boolean): number {
         result = { ok: false, error: message };
     }
     if (json) process.stdout.write(JSON.stringify({ ...result, log: run.logFile }) + "\n");
+    else process.stdout.write(formatAgentMessage({ ...result, type: "result", ok: result.ok === true, log: run.logFile }) + "\n");
     return run.exitCode === 0 && result.ok === false ? EXIT_FAILED : run.exitCode;
 }
 
 /** attach: follow a worker an earlier (dropped) connection started, from where that one was. */
-async function attach(ctx: AgentContext, req: AttachRequest, json: boolean): Promise<number> {
-    const run = await attachWorker(ctx.layout, req.worker, req.skipLines, json ? process.stderr : process.stdout, process.stderr);
+async function attach(ctx: AgentContext, req: RequestFor<"attach">, json: boolean): Promise<number> {
+    const run = await attachWorker(ctx.layout, req.worker, req.skipLines ?? 0, json ? process.stderr : process.stdout, process.stderr);
     return reportWorker(run, json);
 }
 
@@ -184,18 +144,18 @@ export async function main(rawArgv: string[]): Promise<number> {
     let cmd: AgentCommand | undefined;
     let request: unknown;
     try {
-        args = tokenize(argv);
-        json = rawSwitch(args, "json");
+        args = tokenizeArgs(argv);
+        json = args.flags.get("json") === true || args.flags.get("json") === "true";
         if (!args.command || args.command === "help" || args.flags.has("help")) {
             process.stdout.write(usage());
             return args.command ? 0 : EXIT_USAGE;
         }
-        cmd = COMMANDS.find((c) => c.spec.name === args.command);
-        if (!cmd) {
+        if (!Object.hasOwn(COMMANDS, args.command)) {
             process.stderr.write(`error: unknown command "${args.command}"\n${usage()}`);
             return EXIT_USAGE;
         }
-        request = cmd.parse(args);
+        cmd = RUNNERS[args.command as AgentCommandName];
+        request = parseCommand(cmd.name, args);
     } catch (e) {
         process.stderr.write(`error: ${errorMessage(e)}\n`);
         return EXIT_USAGE;
@@ -217,17 +177,18 @@ export async function main(rawArgv: string[]): Promise<number> {
 
     let ctx: AgentContext | undefined;
     try {
-        const configPath = rawFlag(args, "config") ?? defaultConfigPath();
+        const configFlag = args.flags.get("config");
+        const configPath = typeof configFlag === "string" ? configFlag : defaultConfigPath();
         const settings = loadSettings(configPath);
         ctx = createContext(settings, log, () => abort);
-        if (cmd.spec.name === ATTACH.name) return await attach(ctx, request as AttachRequest, json);
+        if (cmd.name === "attach") return await attach(ctx, request as RequestFor<"attach">, json);
         if (!worker) {
-            const detached = typeof cmd.detached === "function" ? await cmd.detached(ctx, request) : cmd.detached;
+            const detached = typeof cmd.detached === "function" ? await cmd.detached(ctx, request as never) : cmd.detached;
             if (detached) return await foreground(ctx, cmd, request, argv, configPath, json);
             // A command that could have run detached runs here: a dropped session must not cut it short either.
             if (typeof cmd.detached === "function") process.on("SIGHUP", () => log.warn("SIGHUP ignored: the rollback continues"));
         }
-        await cmd.run(ctx, request, json);
+        await cmd.run(ctx, request as never, json);
         const result = { ok: true, command: args.command, ...ctx.result };
         if (resultFile) fs.writeFileSync(resultFile, JSON.stringify(result) + "\n");
         else if (json && args.command !== "status") process.stdout.write(JSON.stringify(result) + "\n");

@@ -386,7 +386,7 @@ export function gatedShift(ctx: MethodContext, lines: TimedLine[] = []): Method 
             }
             for (const d of [path.join(layout.releasesDir, "v2"), path.join(layout.buildsDir, "v2")]) fs.rmSync(d, { recursive: true, force: true });
             await reloadAndWait(ctx, ctx.projectConfig);
-            agentOk(await stack.agent(["activate", "--version", "v1", "--plan", "100", "--min-requests", "0"]), "activate v1");
+            agentOk(await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", "--min-requests-per-step", "0"]), "activate v1");
             await waitServedBy(ctx, "v1");
         },
         async deploy(mark) {

@@ -20,7 +20,7 @@ export interface Options {
 
 export const USAGE =
     "usage: npm run bench -- [--runs N | --quick] [--rate R | --capacity-start R] [--load-factor F] [--connections C] [--post-every N] " +
-    "[--cross-share S | --no-cross-check] [--methods 1,2,3,4] [--plan 10%:3s,50%:3s,100%] [--out DIR]";
+    "[--cross-share S | --no-cross-check] [--methods 1,2,3,4] [--shift-plan 10%:3s,50%:3s,100%] [--out DIR]";
 
 export function usage(message?: string): never {
     if (message) console.error(`bench: ${message}`);
@@ -64,7 +64,7 @@ export function parseArgs(argv: string[], repo: string): Options {
         else if (a === "--cross-share") o.crossShare = share(next(), a, 0.05, 0.95);
         else if (a === "--no-cross-check") o.crossShare = 0;
         else if (a === "--methods") o.methods = (next() ?? "").split(",").filter(Boolean);
-        else if (a === "--plan") o.plan = next() ?? usage("--plan needs a value");
+        else if (a === "--shift-plan") o.plan = next() ?? usage("--shift-plan needs a value");
         else if (a === "--out") o.out = path.resolve(next() ?? usage("--out needs a directory"));
         else if (a === "--help" || a === "-h") usage();
         else usage(`unknown argument ${a}`);

@@ -1,6 +1,6 @@
 // A deploy of a new version the way `pulumi up` drives it, minus the engine: the program's own
-// command lines (components/release.ts, components/traffic-shift.ts, built with the contract's
-// formatXArgs) sent over SSH by the SshCommand provider's own step function (components/ssh), in
+// command lines (components/release.ts, components/traffic-shift.ts, built with the contract,
+// lib/contract/commands.ts) sent over SSH by the SshCommand provider's own step function (components/ssh), in
 // the order the engine runs the resources:
 //   Release env       agent write-env            (the app environment on stdin)
 //   Release prepare   SFTP upload, agent prepare (sha256 checked, unpack, check, seal, static)
@@ -10,24 +10,20 @@
 // would take CPU from the two cores the host has. What the provider does on its side (the SSH
 // client, the uploads, following the detached worker) runs in this process.
 import { formatEnvLines } from "../lib/env-lines";
-import { formatRetireArgs, formatRollbackArgs, formatWriteEnvArgs } from "../lib/agent-contract";
 import { HostLayout } from "../lib/host-layout";
-import { ShiftStep } from "../lib/shift-plan";
 import { artifactUploadPath, prepareCommand } from "../components/release";
-import { remoteAgentCommand } from "../components/remote";
+import { remoteAgentCommand, remoteAttachTemplate } from "../components/remote";
 import { fileUpload } from "../components/ssh/ssh-command";
 import { runStep } from "../components/ssh/provider";
 import type { SshCommandInputs } from "../components/ssh/provider";
 import type { SshConnection } from "../components/ssh/ssh-connection";
-import { activateArgs, ShiftGates } from "../components/traffic-shift";
+import { activateRequest, ShiftSettings } from "../components/traffic-shift";
 
 export interface ProgramTarget {
     connection: SshConnection;
     layout: HostLayout;
     appEnv: Record<string, string>;
-    plan: readonly ShiftStep[];
-    gates: ShiftGates;
-    keepPreviousWarm: boolean;
+    shift: ShiftSettings;
 }
 
 /** One line the agent printed, and when it arrived here. */
@@ -63,12 +59,7 @@ export async function deployVersion(
     const { layout } = target;
     const user = target.connection.user;
     const { version } = release;
-    await step(
-        target,
-        "env",
-        { create: remoteAgentCommand(user, layout, "write-env", formatWriteEnvArgs({})), stdin: formatEnvLines(target.appEnv), logging: "stderr" },
-        onLine,
-    );
+    await step(target, "env", { create: remoteAgentCommand(user, layout, "write-env", {}), stdin: formatEnvLines(target.appEnv), logging: "stderr" }, onLine);
     await step(
         target,
         "prepare",
@@ -82,27 +73,17 @@ export async function deployVersion(
         target,
         "activate",
         {
-            create: remoteAgentCommand(
-                user,
-                layout,
-                "activate",
-                activateArgs({ version, plan: target.plan, gates: target.gates, keepPreviousWarm: target.keepPreviousWarm }),
-            ),
-            reattach: remoteAgentCommand(user, layout, "attach", ["--worker", "{worker}", "--skip-lines", "{lines}"]),
+            create: remoteAgentCommand(user, layout, "activate", activateRequest({ version, shift: target.shift })),
+            reattach: remoteAttachTemplate(user, layout),
         },
         onLine,
     );
-    await step(target, "retire", { create: remoteAgentCommand(user, layout, "retire", formatRetireArgs({ version: release.previous })) }, onLine);
+    await step(target, "retire", { create: remoteAgentCommand(user, layout, "retire", { version: release.previous }) }, onLine);
 }
 
 /** Rolling back by hand, as the README says: `ssh host sudo node .../agent.js rollback --config ...`, with --json for its result. */
 export async function rollBack(target: ProgramTarget, onLine: (l: TimedLine) => void): Promise<{ mode?: string }> {
-    const out = await step(
-        target,
-        "rollback",
-        { create: `${remoteAgentCommand(target.connection.user, target.layout, "rollback", formatRollbackArgs({}))} --json` },
-        onLine,
-    );
+    const out = await step(target, "rollback", { create: remoteAgentCommand(target.connection.user, target.layout, "rollback", {}, { json: true }) }, onLine);
     try {
         return JSON.parse(out.trim().split("\n").pop() ?? "{}");
     } catch {

@@ -18,7 +18,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULTS } from "../lib/agent-contract";
+import { resolveShiftOptions } from "../agent/deploy/shift-options";
+import { slotPorts } from "../lib/host-layout";
 import { parseShiftPlan } from "../lib/shift-plan";
 import { Stack, StackApp } from "../dev/loopback/harness";
 import { LoopbackSshd } from "../dev/loopback/sshd";
@@ -159,16 +160,7 @@ async function main(): Promise<void> {
             connection: sshd.connection(),
             layout: stack.layout,
             appEnv,
-            plan: parseShiftPlan(opts.plan.split(",")),
-            gates: {
-                maxErrorRatio: DEFAULTS.maxErrorRatio,
-                minRequestsPerStep: DEFAULTS.minRequestsPerStep,
-                maxStepExtensionSeconds: DEFAULTS.maxStepExtensionSeconds,
-                maxLatencyRatio: DEFAULTS.maxLatencyRatio,
-                healthTimeoutSeconds: 60,
-                drainTimeoutSeconds: 30,
-            },
-            keepPreviousWarm: true,
+            shift: resolveShiftOptions({ shiftPlan: parseShiftPlan(opts.plan.split(",")), healthTimeout: 60, drainTimeout: 30 }, true),
         };
         // Started (and compiled) before anything is measured.
         driver = await startProgramDriver(target);
@@ -250,7 +242,7 @@ async function main(): Promise<void> {
                     const load = mix;
                     probe = startProbe({
                         root: stack.root,
-                        slotPorts: stack.settings.slots,
+                        slotPorts: slotPorts(stack.settings.app.slotBasePort),
                         loadPids: () => ({
                             [process.pid]: "bench (load)",
                             [driver!.pid]: "deployer (SSH client)",
@@ -340,7 +332,7 @@ async function main(): Promise<void> {
                 warmupS: WARMUP_MS / 1000,
                 steadyS: STEADY_MS / 1000,
                 tailS: TAIL_MS / 1000,
-                gatedShift: { plan: opts.plan, gates: target.gates, keepWarm: true, over: "SSH (loopback sshd, the SshCommand provider's step function)" },
+                gatedShift: { ...target.shift, plan: opts.plan, over: "SSH (loopback sshd, the SshCommand provider's step function)" },
                 haproxyReloadHoldS: HOLD_MS / 1000,
                 app: app.startCommand,
                 targets: { worstPhaseOverSteady: TARGET_RATIO, failed: 0 },

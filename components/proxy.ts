@@ -72,7 +72,7 @@ export function proxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "ni
         `if ${swapIn(L.haproxyConfigFile)}; then haproxy_changed=yes; fi`,
         'if [ "$haproxy_changed" = yes ]; then',
         "    if systemctl is-active --quiet haproxy; then",
-        `        ${agentCommand(L, "reload-proxy")}`,
+        `        ${agentCommand(L, "reload-proxy", {})}`,
         "    else",
         "        systemctl start haproxy",
         "    fi",

@@ -3,8 +3,8 @@
 // archive's sha256, unpack, build and check the release beside the live one. An https source goes
 // on stdin too (a presigned URL is a credential). No traffic moves here.
 import * as pulumi from "@pulumi/pulumi";
-import { formatPrepareArgs, formatWriteEnvArgs } from "../lib/agent-contract";
 import { artifactPath, artifactStagingPath, HostLayout } from "../lib/host-layout";
+import { GroupSettings } from "../lib/settings/table";
 import { formatEnvLines } from "../program/load-config";
 import { shellJoin, shellQuote } from "../lib/shell-quote";
 import { asRoot, HostHandle, remoteAgentCommand } from "./remote";
@@ -35,11 +35,8 @@ export function artifactUploadPath(sshUser: string, layout: HostLayout, version:
     return sshUser === "root" ? artifactPath(layout, version) : artifactStagingPath(layout, version);
 }
 
-/** Limits of an https download on the host. */
-export interface DownloadBounds {
-    maxMiB: number;
-    timeoutSeconds: number;
-}
+/** Limits of an https download on the host: the release group's settings. */
+export type DownloadBounds = Pick<GroupSettings<"release">, "releaseDownloadMaxMiB" | "releaseDownloadTimeout">;
 
 export interface PrepareInvocation {
     version: string;
@@ -52,13 +49,14 @@ export interface PrepareInvocation {
 export function prepareCommand(sshUser: string, layout: HostLayout, p: PrepareInvocation): string {
     const { version, uploaded } = p;
     const target = artifactPath(layout, version);
-    const args = formatPrepareArgs({
+    const prepare = remoteAgentCommand(sshUser, layout, "prepare", {
         version,
-        ...(uploaded ? { source: target } : { sourceOnStdin: true }),
+        ...(uploaded ? { source: target } : { sourceStdin: true }),
         sha256: p.sha256,
-        ...(!uploaded && p.download ? { maxDownloadBytes: p.download.maxMiB * 1024 * 1024, downloadTimeoutSeconds: p.download.timeoutSeconds } : {}),
+        ...(!uploaded && p.download
+            ? { releaseDownloadMaxMiB: p.download.releaseDownloadMaxMiB, releaseDownloadTimeout: p.download.releaseDownloadTimeout }
+            : {}),
     });
-    const prepare = remoteAgentCommand(sshUser, layout, "prepare", args);
     const staged = artifactUploadPath(sshUser, layout, version);
     if (!uploaded || staged === target) return prepare;
     // Only when the staged copy is there: a re-run after a failed prepare finds it moved already.
@@ -87,7 +85,7 @@ export class Release extends pulumi.ComponentResource {
             `${name}-env`,
             {
                 connection: host.connection,
-                create: remoteAgentCommand(host.sshUser, layout, "write-env", formatWriteEnvArgs({})),
+                create: remoteAgentCommand(host.sshUser, layout, "write-env", {}),
                 stdin: pulumi.secret(pulumi.output(args.appEnv).apply(formatEnvLines)),
                 triggers: [host.hostId],
                 logging: "stderr",

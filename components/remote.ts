@@ -2,6 +2,7 @@
 // command lines are built. Everything here is plain string work, so it is safe to unit test.
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { AgentCommandName, agentInvocation, attachInvocationTemplate, InvocationOptions, RequestFor } from "../lib/contract/commands";
 import { HostLayout } from "../lib/host-layout";
 import { shellJoin, shellQuote } from "../lib/shell-quote";
 import { SshConnection } from "./ssh/ssh-connection";
@@ -40,14 +41,25 @@ export function asRoot(sshUser: string, command: string): string {
  */
 export const ROLLBACK_SSH_OPTIONS: readonly string[] = ["-o", "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org"];
 
-/** `node <agent.js> <command> --config <agent.json> [args]` (see docs/architecture.md). */
-export function agentCommand(layout: HostLayout, command: string, args: readonly string[] = []): string {
-    return shellJoin(["node", layout.agentPath, command, "--config", layout.agentConfigPath, ...args]);
+/** `node <agent.js> <command> --config <agent.json> [flags]`, formatted by the contract (lib/contract/commands.ts). */
+export function agentCommand<C extends AgentCommandName>(layout: HostLayout, command: C, request: RequestFor<C>, opts?: InvocationOptions): string {
+    return shellJoin(agentInvocation(layout, command, request, opts));
 }
 
 /** The agent command run as root over SSH. */
-export function remoteAgentCommand(sshUser: string, layout: HostLayout, command: string, args: readonly string[] = []): string {
-    return asRoot(sshUser, agentCommand(layout, command, args));
+export function remoteAgentCommand<C extends AgentCommandName>(
+    sshUser: string,
+    layout: HostLayout,
+    command: C,
+    request: RequestFor<C>,
+    opts?: InvocationOptions,
+): string {
+    return asRoot(sshUser, agentCommand(layout, command, request, opts));
+}
+
+/** `attach` as root over SSH, with the placeholders the SSH step fills in after a dropped connection. */
+export function remoteAttachTemplate(sshUser: string, layout: HostLayout): string {
+    return asRoot(sshUser, shellJoin(attachInvocationTemplate(layout)));
 }
 
 /**

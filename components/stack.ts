@@ -14,7 +14,8 @@ import { Proxy } from "./proxy";
 import { Release } from "./release";
 import { shellJoin } from "../lib/shell-quote";
 import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS, shellQuote } from "./remote";
-import { shiftGates, TrafficShift } from "./traffic-shift";
+import { TrafficShift } from "./traffic-shift";
+import { pickGroup } from "../lib/settings/table";
 
 export interface DefineStackOptions {
     /** Prebuilt agent (tests); default: bundle agent/main.ts now. */
@@ -65,28 +66,9 @@ export function templateContextFor(s: PublicSettings): TemplateContext {
     });
 }
 
+/** agent.json of the stack: the settings bound for it, in their groups (program/agent-settings.ts). */
 export function agentSettingsFor(s: PublicSettings): AgentSettings {
-    return buildAgentSettings({
-        appName: s.appName,
-        domain: s.domain,
-        healthPath: s.healthPath,
-        smokePaths: s.smokePaths,
-        slotBasePort: s.slotBasePort,
-        haproxyPort: s.haproxyPort,
-        buildCommand: s.buildCommand,
-        checkCommand: s.checkCommand,
-        migrateCommand: s.migrateCommand,
-        migrationCheck: s.migrationCheck,
-        dbLockTimeoutSeconds: s.dbLockTimeout,
-        dbStatementTimeoutSeconds: s.dbStatementTimeout,
-        dbLockRetries: s.dbLockRetries,
-        migrationRehearsal: s.migrationRehearsal,
-        startCommand: s.startCommand,
-        keepPreviousWarm: s.keepPreviousWarm,
-        releasesToKeep: s.releasesToKeep,
-        // NixOS's reload checks the configuration itself, and its `nginx -t` lacks the -c.
-        nginxReloadCommand: s.osFlavour === "nixos" ? "systemctl reload nginx" : undefined,
-    });
+    return buildAgentSettings(s, { osFlavour: s.osFlavour });
 }
 
 export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
@@ -124,7 +106,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             source: s.releaseSource,
             localArtifact,
             sha256: releaseSha256,
-            download: { maxMiB: s.releaseDownloadMaxMiB, timeoutSeconds: s.releaseDownloadTimeout },
+            download: { releaseDownloadMaxMiB: s.releaseDownloadMaxMiB, releaseDownloadTimeout: s.releaseDownloadTimeout },
             appEnv: secrets.appEnv,
         },
         { dependsOn: [proxy] },
@@ -135,10 +117,8 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
             host,
             layout,
             version: s.releaseVersion,
-            plan: s.shiftPlan,
-            gates: shiftGates(s),
-            keepPreviousWarm: s.keepPreviousWarm,
-            slotRuntime: { healthPath: s.healthPath, domain: s.domain, startCommand: s.startCommand, slotBasePort: s.slotBasePort },
+            shift: pickGroup(s, "shift"),
+            activation: { healthPath: s.healthPath, domain: s.domain, startCommand: s.startCommand, slotBasePort: s.slotBasePort },
             appEnv: secrets.appEnv,
             envDigestKey: secrets.sshPrivateKey,
             allowContractOperations: s.allowContractOperations,
@@ -153,7 +133,7 @@ export function defineStack(opts: DefineStackOptions = {}): StackOutputs {
         liveVersion: shift.liveVersion,
         lastDeploy: shift.lastDeploy,
         sshCommand: sshPrefix,
-        agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status")}`,
+        agentStatusCommand: pulumi.interpolate`${sshPrefix} ${remoteAgentCommand(host.sshUser, layout, "status", {})}`,
         rollbackCommand: pulumi.interpolate`ssh ${shellJoin(ROLLBACK_SSH_OPTIONS)}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address} ${asRoot(host.sshUser, shellQuote(layout.rollbackScript))}`,
         dashboardCommand: pulumi.interpolate`ssh -N -L ${DASHBOARD_LOCAL_PORT}:127.0.0.1:${s.dashboardPort}${s.sshPort === 22 ? "" : ` -p ${s.sshPort}`} ${host.sshUser}@${host.address}`,
         dashboardTokenCommand: pulumi.interpolate`${sshPrefix} ${asRoot(host.sshUser, shellJoin(["cat", layout.dashboardTokenFile]))}`,

@@ -4,49 +4,27 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { formatEnvLines } from "../lib/env-lines";
-import { formatActivateArgs, formatRetireArgs, formatStatusArgs } from "../lib/agent-contract";
-import type { StackSettings } from "../program/config-schema";
+import { ActivateRequest } from "../lib/contract/commands";
+import { formatDeployTraffic, lastResult } from "../lib/contract/messages";
 import { HostLayout } from "../lib/host-layout";
-import { ShiftStep } from "../lib/shift-plan";
-import { HostHandle, remoteAgentCommand } from "./remote";
+import { GroupSettings } from "../lib/settings/table";
+import { HostHandle, remoteAgentCommand, remoteAttachTemplate } from "./remote";
 import { SshCommand } from "./ssh/ssh-command";
 
-export interface ShiftGates {
-    maxErrorRatio: number;
-    minRequestsPerStep: number;
-    maxStepExtensionSeconds: number;
-    maxLatencyRatio: number;
-    healthTimeoutSeconds: number;
-    drainTimeoutSeconds: number;
-}
-
-/** The gates of the stack's settings, as TrafficShift takes them. */
-export function shiftGates(
-    s: Pick<StackSettings, "maxErrorRatio" | "minRequestsPerStep" | "maxStepExtension" | "maxLatencyRatio" | "healthTimeout" | "drainTimeout">,
-): ShiftGates {
-    return {
-        maxErrorRatio: s.maxErrorRatio,
-        minRequestsPerStep: s.minRequestsPerStep,
-        maxStepExtensionSeconds: s.maxStepExtension,
-        maxLatencyRatio: s.maxLatencyRatio,
-        healthTimeoutSeconds: s.healthTimeout,
-        drainTimeoutSeconds: s.drainTimeout,
-    };
-}
+/** The shift and its gates: the shift group of the settings, under their own keys and units. */
+export type ShiftSettings = GroupSettings<"shift">;
 
 export interface TrafficShiftArgs {
     host: HostHandle;
     layout: HostLayout;
     version: string;
-    plan: readonly ShiftStep[];
-    gates: ShiftGates;
-    keepPreviousWarm: boolean;
+    shift: ShiftSettings;
     /**
      * The settings a running slot depends on besides its release (lib/slot-activation.ts). A change
      * of any of them replaces the shift: the agent then starts the same version on the idle slot
      * with them and shifts to it, gated like a new release (unchanged ones make that a no-op).
      */
-    slotRuntime: SlotRuntimeSettings;
+    activation: SlotActivationSettings;
     /** Secret: the app environment; only a keyed digest of it is a trigger (see shiftTriggers). */
     appEnv: pulumi.Input<Record<string, string>>;
     /** Secret: the key of that digest (the stack's SSH private key: every stack has one, and it never leaves the stack). */
@@ -59,7 +37,7 @@ export interface TrafficShiftArgs {
 }
 
 /** What of the stack config a running slot was started with (its environment aside). */
-export interface SlotRuntimeSettings {
+export interface SlotActivationSettings {
     healthPath: string;
     domain: string;
     startCommand: string;
@@ -72,8 +50,8 @@ export interface SlotRuntimeSettings {
  * secret element would hide the whole list); keyed, so that the digest tells nothing of a value,
  * however guessable.
  */
-export function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "slotRuntime" | "appEnv" | "envDigestKey">): pulumi.Input<unknown>[] {
-    const r = a.slotRuntime;
+export function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "activation" | "appEnv" | "envDigestKey">): pulumi.Input<unknown>[] {
+    const r = a.activation;
     const envDigest = pulumi.unsecret(
         pulumi
             .all([a.appEnv, a.envDigestKey])
@@ -82,25 +60,19 @@ export function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "sl
     return [a.host.hostId, a.version, `healthPath=${r.healthPath} domain=${r.domain} slotBasePort=${r.slotBasePort} startCommand=${r.startCommand}`, envDigest];
 }
 
-export function activateArgs(a: Pick<TrafficShiftArgs, "version" | "plan" | "gates" | "keepPreviousWarm" | "allowContractOperations">): string[] {
-    return formatActivateArgs({
+/** The activate request: the version, the whole shift group, and the acknowledged contract operations. */
+export function activateRequest(a: Pick<TrafficShiftArgs, "version" | "shift" | "allowContractOperations">): ActivateRequest {
+    return {
         version: a.version,
-        plan: [...a.plan],
-        maxErrorRatio: a.gates.maxErrorRatio,
-        minRequests: a.gates.minRequestsPerStep,
-        maxStepExtensionSeconds: a.gates.maxStepExtensionSeconds,
-        maxLatencyRatio: a.gates.maxLatencyRatio,
-        healthTimeoutSeconds: a.gates.healthTimeoutSeconds,
-        drainTimeoutSeconds: a.gates.drainTimeoutSeconds,
-        keepWarm: a.keepPreviousWarm,
-        allowContract: [...(a.allowContractOperations ?? [])],
-    });
+        ...a.shift,
+        ...(a.allowContractOperations?.length ? { allowContractOperations: [...a.allowContractOperations] } : {}),
+    };
 }
 
-/** The agent's "this deploy: ..." figures from an activate's output; a placeholder when the output has none. */
+/** The agent's count of the deploy's own traffic, from the activate's result message; a placeholder when the output has none. */
 export function deploySummary(stdout: string | undefined): string {
-    const m = /this deploy: [^\n]*/.exec(stdout ?? "");
-    return m ? m[0] : "no deploy figures (the last update did not shift traffic)";
+    const traffic = lastResult(stdout ?? "")?.traffic;
+    return traffic ? formatDeployTraffic(traffic) : "no deploy figures (the last update did not shift traffic)";
 }
 
 export class TrafficShift extends pulumi.ComponentResource {
@@ -117,19 +89,19 @@ export class TrafficShift extends pulumi.ComponentResource {
             `${name}-activate`,
             {
                 connection: host.connection,
-                create: remoteAgentCommand(host.sshUser, layout, "activate", activateArgs(args)),
+                create: remoteAgentCommand(host.sshUser, layout, "activate", activateRequest(args)),
                 // A changed plan or gate alone must not shift again to the live version; it applies
                 // to the next version. The update only reports where things stand.
-                update: remoteAgentCommand(host.sshUser, layout, "status", formatStatusArgs({})),
+                update: remoteAgentCommand(host.sshUser, layout, "status", {}),
                 // Runs from the old state after the new version went live (create-before-delete).
                 // It drains as long as the activation did (slots.json records it) and keeps the
                 // warm previous per agent.json, both from the same stack config as the activation.
-                delete: remoteAgentCommand(host.sshUser, layout, "retire", formatRetireArgs({ version })),
+                delete: remoteAgentCommand(host.sshUser, layout, "retire", { version }),
                 triggers: shiftTriggers(args),
                 logging: "stdoutAndStderr",
                 // The shift runs in a detached worker on the host: a dropped connection reconnects
                 // and follows it to its end, so `pulumi up` reports the shift's real outcome.
-                reattach: remoteAgentCommand(host.sshUser, layout, "attach", ["--worker", "{worker}", "--skip-lines", "{lines}"]),
+                reattach: remoteAttachTemplate(host.sshUser, layout),
             },
             // The migrations run here: their output (and a failing migration's error) may carry
             // data or secrets, so the tails in the state are secrets (the console still streams them).

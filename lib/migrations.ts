@@ -105,7 +105,7 @@ export function parseContractOperation(text: string): ContractOperationRef {
     return { migration, operation: op, target };
 }
 
-/** Acknowledgements as the agent's --allow-contract value (they never contain a comma). */
+/** Acknowledgements as the agent's --allow-contract-operations value (they never contain a comma). */
 export function joinContractOperations(list: readonly string[]): string {
     return list.join(",");
 }

@@ -1,5 +1,5 @@
 // The shift plan: ordered steps of "percent of traffic on the new release" and a pause to watch it.
-// Shared by the program (stack config) and the host agent (its --plan argument).
+// Shared by the program (stack config) and the host agent (its --shift-plan argument).
 
 export interface ShiftStep {
     /** Share of traffic on the new release after this step, 1..100. */

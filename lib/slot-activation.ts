@@ -7,7 +7,7 @@
 // No npm dependency: the agent bundles this file.
 import { Slot, SLOTS } from "./host-layout";
 
-export interface SlotRuntime {
+export interface SlotActivation {
     port: number;
     healthPath: string;
     /** Host header of the health checks (and of the agent's readiness and smoke requests). */
@@ -18,7 +18,7 @@ export interface SlotRuntime {
     envSha256: string;
 }
 
-const FIELDS: readonly { key: keyof SlotRuntime; name: string; secret?: boolean }[] = [
+const FIELDS: readonly { key: keyof SlotActivation; name: string; secret?: boolean }[] = [
     { key: "port", name: "port (slotBasePort)" },
     { key: "healthPath", name: "healthPath" },
     { key: "healthHost", name: "Host of the checks (domain)" },
@@ -31,7 +31,7 @@ const FIELDS: readonly { key: keyof SlotRuntime; name: string; secret?: boolean 
  * ("healthPath /healthz -> /db"); empty when they are the same. The environment's values are
  * secrets: only the fact that it changed is said.
  */
-export function runtimeChanges(running: SlotRuntime, wanted: SlotRuntime): string[] {
+export function activationChanges(running: SlotActivation, wanted: SlotActivation): string[] {
     const out: string[] = [];
     for (const f of FIELDS) {
         if (running[f.key] === wanted[f.key]) continue;
@@ -55,8 +55,8 @@ export function renderStartScript(startCommand: string): string {
  * HAProxy's health maps (slot -> health path, slot -> Host), which haproxy.cfg's http-check reads
  * through `srv_name,map(...)`. Slots without an entry fall back to the configured defaults there.
  */
-export function renderHealthMaps(entries: Partial<Record<Slot, Pick<SlotRuntime, "healthPath" | "healthHost">>>): { paths: string; hosts: string } {
-    const lines = (pick: (r: Pick<SlotRuntime, "healthPath" | "healthHost">) => string) =>
+export function renderHealthMaps(entries: Partial<Record<Slot, Pick<SlotActivation, "healthPath" | "healthHost">>>): { paths: string; hosts: string } {
+    const lines = (pick: (r: Pick<SlotActivation, "healthPath" | "healthHost">) => string) =>
         SLOTS.flatMap((s) => {
             const r = entries[s];
             return r ? [`${s} ${pick(r)}`] : [];

@@ -1,100 +1,62 @@
-// The program's side of agent.json: builds AgentSettings (the shape lives in lib/agent-contract.ts)
-// from the stack settings, and the HAProxy names the templates and the agent share.
-import { AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, DEFAULTS, LIVE_SLOT_PORT_PLACEHOLDER, ProcessControl } from "../lib/agent-contract";
-import { hostLayout, slotPorts } from "../lib/host-layout";
-import { renderNginxLiveSlot } from "./host-files";
-import { parseMigrationCheck } from "../lib/migrations";
+// The program's side of agent.json (its shape is lib/contract/agent-json.ts): the settings table's
+// rows bound for agent.json, in their groups and under their own keys, plus how this host runs
+// HAProxy, NGINX and the slots.
+import { AGENT_JSON_GROUPS, AGENT_SETTINGS_SCHEMA_VERSION, AgentSettings, LIVE_SLOT_PORT_PLACEHOLDER, ProcessControl } from "../lib/contract/agent-json";
+import { hostLayout } from "../lib/host-layout";
+import { SettingRow, Settings, SETTINGS, withDefaults } from "../lib/settings/table";
 import { shellQuote } from "../lib/shell-quote";
+import { renderNginxLiveSlot } from "./host-files";
+import { HAPROXY_BACKEND, SLOT_HEADER, TRAFFIC_LOG_PORT } from "./haproxy-names";
 
-export type { AgentSettings, ProcessControl } from "../lib/agent-contract";
+export type { AgentSettings, ProcessControl } from "../lib/contract/agent-json";
 
-export const HAPROXY_BACKEND = "app";
-export const HAPROXY_FRONTEND = "public";
-/** Header that forces a request to one slot (pre-traffic smoke tests); NGINX strips it. */
-export const SLOT_HEADER = "X-Slot";
-/** Weight both servers carry in haproxy.cfg; runtime weights are set relative to it (0..100 = percent). */
-export const CONFIG_WEIGHT = 100;
-
-export interface AgentSettingsInputs {
-    appName: string;
-    domain: string;
-    healthPath: string;
-    smokePaths: string[];
-    slotBasePort: number;
-    haproxyPort: number;
-    /** Default DEFAULTS.trafficLogPort. */
-    trafficLogPort?: number;
-    buildCommand?: string;
-    checkCommand?: string;
-    migrateCommand?: string;
-    /** "django", "none" or a command; default DEFAULTS.migrationCheck. */
-    migrationCheck?: string;
-    /** Default DEFAULTS.dbLockTimeoutSeconds. */
-    dbLockTimeoutSeconds?: number;
-    /** Default DEFAULTS.dbStatementTimeoutSeconds. */
-    dbStatementTimeoutSeconds?: number;
-    /** Default DEFAULTS.dbLockRetries. */
-    dbLockRetries?: number;
-    /** Default DEFAULTS.migrationRehearsal; needs startCommand. */
-    migrationRehearsal?: boolean;
-    /**
-     * The slots' start command (the next activation's); with a migrateCommand it also enables the
-     * rehearsal, which starts the live release with the live slot's own. Default "" (settings for
-     * commands that never start a slot).
-     */
-    startCommand?: string;
-    keepPreviousWarm: boolean;
-    releasesToKeep: number;
+/** How this host runs what agent.json describes: a real host's defaults, or a test's stand-ins. */
+export interface AgentHostOptions {
     /** Prefix for every path (tests). */
     root?: string;
     processControl?: ProcessControl;
     /** Default: `haproxy -c -f <cfg> && systemctl reload haproxy`. */
     reloadCommand?: string;
-    /** Default: `nginx -t -q && systemctl reload nginx` (NixOS: its reload checks by itself). */
+    /** Default: `nginx -t -q && systemctl reload nginx`; NixOS's reload checks by itself. */
     nginxReloadCommand?: string;
+    /** Default TRAFFIC_LOG_PORT. */
+    trafficLogPort?: number;
+    osFlavour?: "debian" | "nixos";
 }
 
-export function buildAgentSettings(inputs: AgentSettingsInputs): AgentSettings {
-    const root = inputs.root ?? "";
-    const layout = hostLayout(inputs.appName, { root });
-    const slots = slotPorts(inputs.slotBasePort);
+/** The groups of agent.json: each group's rows bound for it, by key. */
+function agentGroups(s: Settings): Pick<AgentSettings, (typeof AGENT_JSON_GROUPS)[number]> {
+    const groups: Record<string, Record<string, unknown>> = {};
+    for (const group of AGENT_JSON_GROUPS) groups[group] = {};
+    for (const row of SETTINGS as readonly SettingRow[]) {
+        if (!row.to.includes("agent.json")) continue;
+        const value = s[row.key as keyof Settings];
+        if (value !== undefined) groups[row.group][row.key] = value;
+    }
+    return groups as unknown as Pick<AgentSettings, (typeof AGENT_JSON_GROUPS)[number]>;
+}
+
+export function buildAgentSettings(settings: Partial<Settings> & Pick<Settings, "appName" | "domain">, host: AgentHostOptions = {}): AgentSettings {
+    const s = withDefaults(settings);
+    const root = host.root ?? "";
+    const layout = hostLayout(s.appName, { root });
+    const groups = agentGroups(s);
     return {
         schemaVersion: AGENT_SETTINGS_SCHEMA_VERSION,
-        appName: inputs.appName,
         root,
-        slots,
+        ...groups,
+        release: { ...groups.release, staticSubdir: "static", sharedLinks: { media: layout.mediaDir, ".env": layout.envFile } },
         haproxy: {
             backend: HAPROXY_BACKEND,
-            reloadCommand: inputs.reloadCommand ?? `haproxy -c -q -f ${shellQuote(layout.haproxyConfigFile)} && systemctl reload haproxy`,
-            frontend: { host: "127.0.0.1", port: inputs.haproxyPort },
-            trafficLogPort: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
+            reloadCommand: host.reloadCommand ?? `haproxy -c -q -f ${shellQuote(layout.haproxyConfigFile)} && systemctl reload haproxy`,
+            trafficLogPort: host.trafficLogPort ?? TRAFFIC_LOG_PORT,
+            slotHeader: SLOT_HEADER,
         },
-        health: { path: inputs.healthPath, host: inputs.domain },
-        startCommand: inputs.startCommand ?? "",
-        smokePaths: inputs.smokePaths,
-        slotHeader: SLOT_HEADER,
         nginx: {
-            liveSlotConf: renderNginxLiveSlot(inputs.appName, LIVE_SLOT_PORT_PLACEHOLDER),
-            reloadCommand: inputs.nginxReloadCommand ?? "nginx -t -q && systemctl reload nginx",
+            liveSlotConf: renderNginxLiveSlot(s.appName, LIVE_SLOT_PORT_PLACEHOLDER),
+            // NixOS's reload checks the configuration itself, and its `nginx -t` lacks the -c.
+            reloadCommand: host.nginxReloadCommand ?? (host.osFlavour === "nixos" ? "systemctl reload nginx" : "nginx -t -q && systemctl reload nginx"),
         },
-        processControl: inputs.processControl ?? { kind: "systemd" },
-        release: {
-            buildCommand: inputs.buildCommand,
-            checkCommand: inputs.checkCommand,
-            staticSubdir: "static",
-            sharedLinks: { media: layout.mediaDir, ".env": layout.envFile },
-        },
-        migrations: {
-            command: inputs.migrateCommand || undefined,
-            check: parseMigrationCheck(inputs.migrationCheck ?? DEFAULTS.migrationCheck),
-            lockTimeoutMs: Math.round((inputs.dbLockTimeoutSeconds ?? DEFAULTS.dbLockTimeoutSeconds) * 1000),
-            statementTimeoutMs: Math.round((inputs.dbStatementTimeoutSeconds ?? DEFAULTS.dbStatementTimeoutSeconds) * 1000),
-            lockRetries: inputs.dbLockRetries ?? DEFAULTS.dbLockRetries,
-            ...(inputs.migrateCommand && inputs.startCommand && (inputs.migrationRehearsal ?? DEFAULTS.migrationRehearsal)
-                ? { rehearsal: { startCommand: inputs.startCommand } }
-                : {}),
-        },
-        keepPreviousWarm: inputs.keepPreviousWarm,
-        releasesToKeep: inputs.releasesToKeep,
+        processControl: host.processControl ?? { kind: "systemd" },
     };
 }

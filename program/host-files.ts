@@ -1,6 +1,6 @@
 // Every file the program puts on a host, rendered from templates/. The components upload these;
 // the config tests check them with the real tools; the end-to-end tests copy them to a local host.
-import { AgentSettings } from "./agent-settings";
+import type { AgentSettings } from "../lib/contract/agent-json";
 import { renderTemplate } from "./render";
 import { renderHealthMaps } from "../lib/slot-activation";
 import { TemplateContext } from "./template-context";

@@ -1,7 +1,7 @@
 // The one context object every template renders from. The program builds it from stack settings;
 // the config and integration tests build it with test ports and a temp root.
-import { DEFAULTS } from "../lib/agent-contract";
-import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER } from "./agent-settings";
+import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER, TRAFFIC_LOG_PORT } from "./haproxy-names";
+import { settingDefault } from "../lib/settings/table";
 import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "../lib/app-sandbox";
 import { HAPROXY_STOP_SIGNAL } from "../lib/haproxy-stop";
 import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "../lib/host-layout";
@@ -24,11 +24,11 @@ export interface TemplateInputs {
     acmeEmail?: string;
     slotBasePort: number;
     haproxyPort: number;
-    /** Loopback port of the dashboard (default DEFAULTS.dashboardPort). */
+    /** Loopback port of the dashboard (default: the setting's). */
     dashboardPort?: number;
     httpPort: number;
     httpsPort: number;
-    /** Loopback UDP port of HAProxy's per-request log (default DEFAULTS.trafficLogPort). */
+    /** Loopback UDP port of HAProxy's per-request log (default TRAFFIC_LOG_PORT). */
     trafficLogPort?: number;
     /** SSH port the host listens on (firewall, sshd). */
     sshPort?: number;
@@ -128,8 +128,8 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             haproxy: inputs.haproxyPort,
             http: inputs.httpPort,
             https: inputs.httpsPort,
-            dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort,
-            trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
+            dashboard: inputs.dashboardPort ?? settingDefault("dashboardPort"),
+            trafficLog: inputs.trafficLogPort ?? TRAFFIC_LOG_PORT,
         },
         tls: {
             mode: inputs.tlsMode,
@@ -139,7 +139,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             acmeEmail: inputs.acmeEmail ?? "",
         },
         ssh: {
-            port: inputs.sshPort ?? DEFAULTS.sshPort,
+            port: inputs.sshPort ?? settingDefault("sshPort"),
             allowedCidrs: inputs.allowedSshCidrs ?? [],
             publicKey: inputs.sshPublicKey ?? "",
             user: inputs.sshUser ?? "admin",

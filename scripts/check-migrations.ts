@@ -1,4 +1,4 @@
-// `npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract LIST] [--json]`
+// `npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract-operations LIST] [--json]`
 //
 // The deploy's migration gate, offline (a pull request check): starts a throwaway PostgreSQL
 // cluster, prepares both releases the way the agent does (unpack, buildCommand), applies the live
@@ -10,7 +10,7 @@
 //
 // The app's commands default to the example app's; --stack NAME reads them from Pulumi.NAME.yaml
 // (slotshift:migrateCommand, startCommand, buildCommand, healthPath, smokePaths, migrationCheck,
-// and its allowContractOperations on top of --allow-contract), and flags override either.
+// and its allowContractOperations on top of --allow-contract-operations), and flags override either.
 // --markdown FILE also writes the report as a pull request comment. Needs PostgreSQL's server binaries and what the app's commands need
 // (for the example app, Debian's python3-django, python3-psycopg2 and gunicorn).
 import * as crypto from "crypto";
@@ -19,7 +19,7 @@ import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
 import { parse as parseYaml } from "yaml";
-import { VERSION_PATTERN } from "../lib/agent-contract";
+import { VERSION_PATTERN } from "../lib/contract/names";
 import { buildAgentSettings } from "../program/agent-settings";
 import { CONTRACT_OPERATIONS, parseContractOperation, SAFE_RECIPES, splitContractOperations } from "../lib/migrations";
 import { prepareCommand } from "../agent/commands/prepare";
@@ -62,7 +62,7 @@ export interface CheckReport {
     rehearsal: { ok: boolean; probes: { path: string; status: number; error?: string }[] } | null;
 }
 
-const USAGE = `usage: npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract M:OP:T,...] [--json] [--markdown FILE]
+const USAGE = `usage: npm run check-migrations -- --live LIVE.tar.gz --release NEW.tar.gz [--allow-contract-operations M:OP:T,...] [--json] [--markdown FILE]
        [--stack NAME] [--migrate-command CMD] [--start-command CMD] [--build-command CMD] [--health-path P] [--smoke-path P]... [--no-rehearsal]`;
 
 class Usage extends Error {}
@@ -174,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
         try {
             parseContractOperation(a);
         } catch (e) {
-            throw new Usage(`--allow-contract: ${errorMessage(e)} (operations: ${Object.keys(CONTRACT_OPERATIONS).join(", ")})`);
+            throw new Usage(`--allow-contract-operations: ${errorMessage(e)} (operations: ${Object.keys(CONTRACT_OPERATIONS).join(", ")})`);
         }
     }
     const app = { ...EXAMPLE };
@@ -212,24 +212,28 @@ async function main(argv: string[]): Promise<number> {
         pg = PgCluster.start(root);
         pg.createdb("app");
         // As root the app's commands run as an app user; the cluster's own user is the one that exists.
-        const settings = buildAgentSettings({
-            appName: isRoot() ? "postgres" : "app",
-            domain: "localhost",
-            healthPath: app.healthPath,
-            smokePaths: app.smokePaths,
-            slotBasePort: 18001,
-            haproxyPort: 18080,
-            keepPreviousWarm: true,
-            releasesToKeep: 5,
-            root: path.join(root, "host"),
-            processControl: { kind: "command", start: "true", stop: "true" },
-            buildCommand: app.buildCommand || undefined,
-            migrateCommand: app.migrateCommand,
-            migrationCheck: app.migrationCheck,
-            startCommand: app.startCommand,
-            migrationRehearsal: !values["no-rehearsal"],
-            dbLockRetries: 0,
-        });
+        const settings = buildAgentSettings(
+            {
+                appName: isRoot() ? "postgres" : "app",
+                domain: "localhost",
+                healthPath: app.healthPath,
+                smokePaths: app.smokePaths,
+                slotBasePort: 18001,
+                haproxyPort: 18080,
+                keepPreviousWarm: true,
+                releasesToKeep: 5,
+                buildCommand: app.buildCommand || undefined,
+                migrateCommand: app.migrateCommand,
+                migrationCheck: app.migrationCheck,
+                startCommand: app.startCommand,
+                migrationRehearsal: !values["no-rehearsal"],
+                dbLockRetries: 0,
+            },
+            {
+                root: path.join(root, "host"),
+                processControl: { kind: "command", start: "true", stop: "true" },
+            },
+        );
         const ctx = createContext(settings, log);
         fs.mkdirSync(path.dirname(ctx.layout.envFile), { recursive: true });
         fs.mkdirSync(ctx.layout.deployDir, { recursive: true });

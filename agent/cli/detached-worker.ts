@@ -5,6 +5,7 @@
 // streams that log and exits with the worker's result, so a dropped SSH connection (SIGHUP, EPIPE,
 // SIGKILL of the foreground) never leaves traffic split: the worker finishes or rolls back on its
 // own, holding the deploy lock meanwhile, and `attach` follows it again from another connection.
+import { formatAgentMessage, WorkerAnnouncement } from "../../lib/contract/messages";
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
@@ -62,9 +63,14 @@ export async function runDetached(
             const pid = started.pid;
             if (pid)
                 fs.writeFileSync(workerFile, JSON.stringify({ pid, procStart: processStartTime(pid), unit } satisfies WorkerIdentity) + "\n", { mode: 0o640 });
-            log.info(
-                `deploy worker pid ${pid} (log ${logFile}); it completes or rolls back even if this session drops (systemd unit ${unit}.service: systemctl status ${unit}, journalctl -u ${unit})`,
-            );
+            announce(out, {
+                type: "worker",
+                worker: name,
+                pid: pid ?? 0,
+                log: logFile,
+                unit: `${unit}.service`,
+                text: `deploy worker pid ${pid} (log ${logFile}); it completes or rolls back even if this session drops (systemd unit ${unit}.service: systemctl status ${unit}, journalctl -u ${unit})`,
+            });
             const gone = pid ? untilGone(pid, processStartTime(pid)) : Promise.resolve(-1);
             await followLog(logFile, 0, out, err, gone);
             return { logFile, resultFile, exitCode: exitCodeOf(resultFile) };
@@ -83,7 +89,13 @@ export async function runDetached(
         const identity: WorkerIdentity = { pid: child.pid, procStart: processStartTime(child.pid) };
         fs.writeFileSync(workerFile, JSON.stringify(identity) + "\n", { mode: 0o640 });
     }
-    log.info(`deploy worker pid ${child.pid} (log ${logFile}); it completes or rolls back even if this session drops`);
+    announce(out, {
+        type: "worker",
+        worker: name,
+        pid: child.pid ?? 0,
+        log: logFile,
+        text: `deploy worker pid ${child.pid} (log ${logFile}); it completes or rolls back even if this session drops`,
+    });
 
     const exited = new Promise<number>((resolve) => {
         child.on("error", (e) => {
@@ -94,6 +106,14 @@ export async function runDetached(
     });
     const exitCode = await followLog(logFile, 0, out, err, exited);
     return { logFile, resultFile, exitCode };
+}
+
+/**
+ * The first line of a detached command (the only one before the worker's log): the worker, for a
+ * program that must follow it again after a dropped session, with the same for a person.
+ */
+function announce(out: NodeJS.WritableStream, message: WorkerAnnouncement): void {
+    out.write(formatAgentMessage(message) + "\n");
 }
 
 /** systemd is PID 1 (sd_booted's test) and systemd-run is there. */

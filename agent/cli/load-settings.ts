@@ -3,7 +3,7 @@
 // TypeError half way through a deploy.
 import * as fs from "fs";
 import * as path from "path";
-import { AgentSettings, checkAgentSettings } from "../../lib/agent-contract";
+import { AgentSettings, checkAgentSettings } from "../../lib/contract/agent-json";
 import { UsageError } from "../common/errors";
 
 export function defaultConfigPath(): string {

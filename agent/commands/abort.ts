@@ -3,7 +3,7 @@
 // to the old release, stops the new slot and writes the audit line, exactly as a failed gate does.
 // A shift that already committed is not undone here: that is what rollback is for.
 import * as fs from "fs";
-import { NoRequest } from "../../lib/agent-contract";
+import { RequestFor } from "../../lib/contract/commands";
 import { AgentContext, sleep } from "../context";
 import { WORKER_COMMAND } from "../cli/detached-worker";
 import { AgentError } from "../common/errors";
@@ -22,7 +22,7 @@ function isDeployWorker(pid: number): boolean {
     }
 }
 
-export async function abortCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
+export async function abortCommand(ctx: AgentContext, _req: RequestFor<"abort">): Promise<void> {
     const { layout, log } = ctx;
     const lock = lockStatus(layout.lockFile);
     if (lock.state !== "held") throw new AgentError("no deploy is running: nothing to abort");

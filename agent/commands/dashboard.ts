@@ -3,7 +3,7 @@
 // and runs the actions as the agent's own commands (agent/dashboard/actions.ts). It changes nothing
 // itself and runs until SIGTERM/SIGINT.
 import * as path from "path";
-import { DashboardRequest } from "../../lib/agent-contract";
+import { DashboardRequest } from "../../lib/contract/commands";
 import { agentActionRunner } from "../dashboard/actions";
 import { dashboardAssets } from "../dashboard/assets";
 import { DEFAULT_SAMPLER, Sampler } from "../dashboard/sampler";
@@ -20,7 +20,7 @@ export async function dashboardCommand(ctx: AgentContext, req: DashboardRequest)
     }
     const sampler = new Sampler(ctx, DEFAULT_SAMPLER);
     const server = new DashboardServer({
-        port: req.port,
+        port: req.dashboardPort ?? settings.dashboard.dashboardPort,
         tokenFile: layout.dashboardTokenFile,
         auditLog: layout.auditLog,
         sampler,
@@ -29,7 +29,6 @@ export async function dashboardCommand(ctx: AgentContext, req: DashboardRequest)
         runAction: agentActionRunner({
             node: process.execPath,
             agentScript: path.resolve(process.argv[1]),
-            configPath: layout.agentConfigPath,
             layout,
             systemd: settings.processControl.kind === "systemd",
         }),

@@ -2,7 +2,7 @@
 // page (the site template tests for it per request, so it takes effect at once, without a reload).
 // Under the deploy lock, so it never lands in the middle of a shift, and audited.
 import * as fs from "fs";
-import { MaintenanceRequest } from "../../lib/agent-contract";
+import { MaintenanceRequest } from "../../lib/contract/commands";
 import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
 import { writeFileAtomic } from "../common/fs-atomic";

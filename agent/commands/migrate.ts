@@ -1,7 +1,7 @@
-// migrate VERSION [--allow-contract ...] [--check-only]: the migration step of activate on its own,
+// migrate VERSION [--allow-contract-operations ...] [--check-only]: the migration step of activate on its own,
 // for an operator or CI: --check-only runs the migration-safety gate against the live release and
 // migrates nothing. Under the deploy lock, like every state-changing command.
-import { MigrateRequest } from "../../lib/agent-contract";
+import { MigrateRequest } from "../../lib/contract/commands";
 import { releaseDir } from "../../lib/host-layout";
 import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
@@ -12,8 +12,9 @@ import { liveVersion, readSlotsState } from "../state/slots-file";
 import { withDeployLock } from "../deploy/with-lock";
 
 export async function migrateCommand(ctx: AgentContext, req: MigrateRequest): Promise<void> {
-    const { version, checkOnly } = req;
-    const allow = req.allowContract;
+    const { version } = req;
+    const checkOnly = req.checkOnly ?? false;
+    const allow = req.allowContractOperations ?? [];
     await withDeployLock(ctx, checkOnly ? "migrate-check" : "migrate", version, async () => {
         if (!isPrepared(ctx, version)) throw new AgentError(`release ${version} is not prepared (no ${releaseDir(ctx.layout, version)}); run prepare first`);
         const live = liveVersion(readSlotsState(ctx.layout.stateFile));

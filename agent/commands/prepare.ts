@@ -6,7 +6,7 @@
 // interrupted run leaves nothing half-made and a re-run converges.
 import * as fs from "fs";
 import * as path from "path";
-import { PrepareRequest } from "../../lib/agent-contract";
+import { PrepareRequest } from "../../lib/contract/commands";
 import { artifactPath, buildDir, parsePrepareTempName, prepareTempDir, RELEASE_MARKER, releaseDir as releaseDirOf } from "../../lib/host-layout";
 import { appOwner, appProcessBase, releaseEnv } from "../processes/app-process";
 import { AgentContext } from "../context";

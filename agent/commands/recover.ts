@@ -4,15 +4,16 @@
 // units are not enabled, as on NixOS), and HAProxy's weights are compared with the committed ones
 // (a HAProxy that came up without its saved state gives both slots their config weight) and set
 // again when they differ.
-import { NoRequest } from "../../lib/agent-contract";
+import { RequestFor } from "../../lib/contract/commands";
 import { Slot, SLOTS } from "../../lib/host-layout";
 import { appendAudit } from "../state/audit";
 import { AgentContext } from "../context";
-import { applyWeights, pointNginxAtLive } from "../deploy/slot-lifecycle";
+import { applyWeights } from "../deploy/slot-lifecycle";
+import { restoreCommitted } from "../deploy/live";
 import { committedWeights, readSlotsState, SlotsState } from "../state/slots-file";
 import { withDeployLock } from "../deploy/with-lock";
 
-export async function recoverCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
+export async function recoverCommand(ctx: AgentContext, _req: RequestFor<"recover">): Promise<void> {
     await withDeployLock(ctx, "recover", undefined, async (recovered) => {
         const { log, layout } = ctx;
         const state = readSlotsState(layout.stateFile);
@@ -20,7 +21,7 @@ export async function recoverCommand(ctx: AgentContext, _req: NoRequest): Promis
         const committed = committedWeights(state);
         let weightsFixed = false;
         if (committed) {
-            const stats = await ctx.runtime.stats();
+            const stats = await ctx.haproxy.stats();
             const now = Object.fromEntries(SLOTS.map((s) => [s, stats[s]?.weight ?? null]));
             if (SLOTS.some((s) => now[s] !== committed[s])) {
                 log.warn(`HAProxy's weights (${SLOTS.map((s) => `${s}=${now[s]}`).join(" ")}) are not the committed ones; setting them again`);
@@ -34,8 +35,8 @@ export async function recoverCommand(ctx: AgentContext, _req: NoRequest): Promis
                 weightsFixed = true;
             }
         }
-        // Also after an upgrade that brought NGINX's backup upstream: it leads to the live slot from now on.
-        if (state.live) await pointNginxAtLive(ctx, state, state.live);
+        // `current` and NGINX's backup upstream follow the live slot (also after an upgrade that brought the backup upstream).
+        await restoreCommitted(ctx, state);
         if (!recovered && !weightsFixed && started.length === 0) log.info("nothing to recover: the host is in its last committed state");
         Object.assign(ctx.result, { ok: true, command: "recover", recovered: recovered || weightsFixed || started.length > 0, live: state.live, started });
     });

@@ -1,7 +1,7 @@
 // reload-proxy: save HAProxy's runtime state (weights, drain/ready) into the server-state file, then
 // run the configured check-and-reload command. The new worker loads the file, so weights survive.
 // It does not take the deploy lock: a running deploy re-asserts its weights on its next poll.
-import { NoRequest } from "../../lib/agent-contract";
+import { RequestFor } from "../../lib/contract/commands";
 import { SLOTS } from "../../lib/host-layout";
 import { AgentContext, sleep } from "../context";
 import { AgentError, errorMessage } from "../common/errors";
@@ -11,16 +11,16 @@ import { runChecked } from "../common/run-command";
 import { applyWeights } from "../deploy/slot-lifecycle";
 import { committedWeights, readSlotsState } from "../state/slots-file";
 
-export async function reloadProxyCommand(ctx: AgentContext, _req: NoRequest): Promise<void> {
-    const { log, runtime, settings } = ctx;
+export async function reloadProxyCommand(ctx: AgentContext, _req: RequestFor<"reload-proxy">): Promise<void> {
+    const { log, haproxy, settings } = ctx;
     const t0 = Date.now();
     let before: Record<string, number> | undefined;
     let oldPid: number | undefined;
     try {
-        const stats = await runtime.stats();
+        const stats = await haproxy.stats();
         before = Object.fromEntries(SLOTS.map((s) => [s, stats[s]?.weight ?? 0]));
-        oldPid = await runtime.pid();
-        await runtime.saveState(ctx.layout.haproxyStateFile);
+        oldPid = await haproxy.pid();
+        await haproxy.saveState(ctx.layout.haproxyStateFile);
         log.info(`saved HAProxy runtime state (${SLOTS.map((s) => `${s}=${before?.[s]}`).join(" ")}) to ${ctx.layout.haproxyStateFile}`);
     } catch (e) {
         // HAProxy down: nothing to save; the reload (start) still has to happen.
@@ -32,7 +32,7 @@ export async function reloadProxyCommand(ctx: AgentContext, _req: NoRequest): Pr
     const deadline = Date.now() + 30_000;
     for (;;) {
         try {
-            const pid = await runtime.pid();
+            const pid = await haproxy.pid();
             if (oldPid === undefined || pid !== oldPid) break;
         } catch {
             // Socket being rebound.
@@ -40,7 +40,7 @@ export async function reloadProxyCommand(ctx: AgentContext, _req: NoRequest): Pr
         if (Date.now() > deadline) throw new AgentError("HAProxy did not come back on its runtime API within 30 s after the reload");
         await sleep(200);
     }
-    const stats = await runtime.stats();
+    const stats = await haproxy.stats();
     const after = Object.fromEntries(SLOTS.map((s) => [s, stats[s]?.weight ?? 0]));
     log.info(`HAProxy reloaded in ${seconds(Date.now() - t0)}; weights ${SLOTS.map((s) => `${s}=${after[s]}`).join(" ")}`);
     if (before && SLOTS.some((s) => before?.[s] !== after[s])) {

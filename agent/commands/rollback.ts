@@ -2,7 +2,7 @@
 // the foreground process itself (no detached worker: the flip is one runtime API line, and the
 // time to 100 % on the previous release is what an operator waits for). Otherwise it is started
 // again and passes the same gates as an activation, in a detached worker like an activation.
-import { RollbackRequest } from "../../lib/agent-contract";
+import { parseScriptFlip, RollbackRequest } from "../../lib/contract/commands";
 import { appendAudit, slotLabel } from "../state/audit";
 import { AgentContext } from "../context";
 import { deployRelease } from "../deploy/deploy";
@@ -11,8 +11,9 @@ import { classifyHealth } from "../deploy/gates";
 import { seconds, secondsOf } from "../common/log";
 import { isPrepared } from "../release/releases";
 import { resolveShiftOptions } from "../deploy/shift-options";
-import { pointNginxAtLive, retireOldSlotSafely, slotTarget, swapCurrent } from "../deploy/slot-lifecycle";
-import { isPreviousWarm, readSlotsState, writeSlotsState } from "../state/slots-file";
+import { retireOldSlotSafely } from "../deploy/slot-lifecycle";
+import { commitLive, previousIsWarm } from "../deploy/live";
+import { readSlotsState } from "../state/slots-file";
 import { withAdoptedDeployLock, withDeployLock } from "../deploy/with-lock";
 import { withoutPort } from "../deploy/slot-launch";
 
@@ -26,33 +27,33 @@ export async function rollbackIsWarmFlip(ctx: AgentContext, req: RollbackRequest
     if (req.scriptFlip) return true;
     const state = readSlotsState(ctx.layout.stateFile);
     const prev = state.previous;
-    if (!state.live || !prev || !isPreviousWarm(state) || slotTarget(ctx, prev.slot) !== prev.version) return false;
-    const stats = await ctx.runtime.stats();
+    if (!state.live || !prev || !previousIsWarm(ctx, state)) return false;
+    const stats = await ctx.haproxy.stats();
     return classifyHealth(stats[prev.slot]).state === "up";
 }
 
 export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): Promise<void> {
     // deploy/rollback flipped the weights and holds the lock, taken before it exec'd this process.
-    const byScript = req.scriptFlip;
+    const byScript = req.scriptFlip ? parseScriptFlip(req.scriptFlip) : undefined;
     const lock = byScript ? withAdoptedDeployLock : withDeployLock;
     await lock(ctx, "rollback", undefined, async () => {
         const { layout, log } = ctx;
         const state = readSlotsState(layout.stateFile);
-        const opts = resolveShiftOptions(req, ctx.settings.keepPreviousWarm, state.lastShift);
+        const opts = resolveShiftOptions(req, ctx.settings.shift.keepPreviousWarm, state.lastShift);
         const live = state.live;
         const prev = state.previous;
         if (!live) throw new AgentError("nothing is live: there is nothing to roll back");
         if (!prev) throw new AgentError(`no previous release is recorded: ${state.slots[live].version} on ${live} stays live`);
         const liveVer = state.slots[live].version;
         const prevName = `${prev.slot} (${prev.version})`;
-        const stats = await ctx.runtime.stats();
+        const stats = await ctx.haproxy.stats();
         const health = classifyHealth(stats[prev.slot]);
-        const warm = isPreviousWarm(state) && slotTarget(ctx, prev.slot) === prev.version;
+        const warm = previousIsWarm(ctx, state);
 
         if (byScript && !(warm && health.state === "up")) {
             // Under the lock nothing changed since the script's checks; should it have, the committed
             // weights come back before anything else.
-            await ctx.runtime.setWeights({ [live]: 100, [prev.slot]: 0 });
+            await ctx.haproxy.setWeights({ [live]: 100, [prev.slot]: 0 });
             throw new AgentError(
                 `the rollback script flipped to ${prevName}, but it is not a warm flip now (${health.detail}); all traffic is back on ${live} (${liveVer}): run the rollback again`,
             );
@@ -64,8 +65,8 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
                 `previous release ${prevName} is ${warm ? `warm but not passing checks (${health.detail})` : "not running"}; starting it and passing the same gates`,
             );
             // Its own health check, start command and app environment, as it ran before.
-            const runtime = prev.runtime ? withoutPort(prev.runtime) : undefined;
-            await deployRelease(ctx, { command: "rollback", version: prev.version, opts, runtime });
+            const activation = prev.activation ? withoutPort(prev.activation) : undefined;
+            await deployRelease(ctx, { command: "rollback", version: prev.version, opts, activation });
             return;
         }
 
@@ -76,18 +77,12 @@ export async function rollbackCommand(ctx: AgentContext, req: RollbackRequest): 
                 : `rollback: ${prevName} is warm (${health.detail}); flipping all traffic to it from ${live} (${liveVer})`,
         );
         // One runtime API line: both weights change together (again after the script: it costs nothing).
-        await ctx.runtime.setWeights({ [prev.slot]: 100, [live]: 0 });
+        await ctx.haproxy.setWeights({ [prev.slot]: 100, [live]: 0 });
         const flipAt = byScript?.flippedAt ?? Date.now();
-        await ctx.runtime.saveState(layout.haproxyStateFile);
+        await ctx.haproxy.saveState(layout.haproxyStateFile);
         log.info(`weights flipped: ${prev.slot} 100%, ${live} 0% (${flipAt - t0} ms)`);
 
-        state.live = prev.slot;
-        state.previous = liveVer ? { slot: live, version: liveVer, runtime: state.slots[live].runtime } : null;
-        state.deploying = null;
-        writeSlotsState(layout.stateFile, state);
-        swapCurrent(ctx, prev.version);
-        log.info(`live: ${prevName}; current -> releases/${prev.version}`);
-        await pointNginxAtLive(ctx, state, prev.slot);
+        await commitLive(ctx, state, prev.slot, liveVer ? live : null);
 
         const durations: Record<string, number> = { flip: flipAt - t0 };
         await retireOldSlotSafely(ctx, state, live, opts, durations);

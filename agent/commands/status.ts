@@ -1,12 +1,12 @@
 // status: what each slot runs, its weight, HAProxy's view of it, requests in flight, the live
 // release, the lock and a running deploy's phase (agent/status/status-report.ts, which the dashboard
 // serves too). Read-only: it never takes the lock (it reports a stale one).
-import { NoRequest } from "../../lib/agent-contract";
+import { RequestFor } from "../../lib/contract/commands";
 import { AgentContext } from "../context";
 import { describeLock } from "../state/lock";
 import { readStatusReport } from "../status/status-report";
 
-export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: boolean): Promise<void> {
+export async function statusCommand(ctx: AgentContext, _req: RequestFor<"status">, json: boolean): Promise<void> {
     const { settings } = ctx;
     const report = await readStatusReport(ctx, { logTailLines: 0 });
     const { slots, lock, haproxyError } = report;
@@ -16,7 +16,7 @@ export async function statusCommand(ctx: AgentContext, _req: NoRequest, json: bo
         return;
     }
     const out: string[] = [];
-    out.push(`${settings.appName}: live ${liveVersion ? `${liveVersion} on ${report.live?.slot}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
+    out.push(`${settings.app.appName}: live ${liveVersion ? `${liveVersion} on ${report.live?.slot}` : "(none)"}; current -> ${report.current ?? "(none)"}`);
     const { previous, deploying, deploy } = report;
     if (previous) out.push(`previous: ${previous.version} on ${previous.slot} (${previous.warm ? "warm" : "cold"})`);
     if (deploying)

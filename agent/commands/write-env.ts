@@ -3,7 +3,7 @@
 // PATH= or LD_PRELOAD= of its own would otherwise reach the next deploy). Values are secrets: only
 // names and counts are ever printed.
 import * as fs from "fs";
-import { NoRequest } from "../../lib/agent-contract";
+import { RequestFor } from "../../lib/contract/commands";
 import { appOwner } from "../processes/app-process";
 import { AgentContext } from "../context";
 import { formatSystemdEnvFile, parseEnvLines } from "../../lib/env-lines";
@@ -19,7 +19,7 @@ export function readStdin(): Promise<string> {
     });
 }
 
-export async function writeEnvCommand(ctx: AgentContext, _req: NoRequest, input?: string): Promise<void> {
+export async function writeEnvCommand(ctx: AgentContext, _req: RequestFor<"write-env">, input?: string): Promise<void> {
     const text = input ?? (await readStdin());
     let env: Map<string, string>;
     try {

@@ -4,24 +4,25 @@
 // transient unit of its own (systemd-run), outside the dashboard's sandbox and cgroup: restarting
 // the dashboard never kills a shift it started.
 import { spawn } from "child_process";
-import { formatMaintenanceArgs } from "../../lib/agent-contract";
+import { agentInvocation } from "../../lib/contract/commands";
 import { HostLayout } from "../../lib/host-layout";
 
 export type ActionName = "rollback" | "abort" | "maintenance-on" | "maintenance-off";
 
 export const ACTIONS: readonly ActionName[] = ["rollback", "abort", "maintenance-on", "maintenance-off"];
 
-/** The agent command line of each action. */
-export function actionArgv(action: ActionName): string[] {
+/** The agent command line of each action, formatted by the contract. */
+export function actionArgv(action: ActionName, o: Pick<RunnerOptions, "node" | "agentScript" | "layout">): string[] {
+    const as = { node: o.node, agentPath: o.agentScript, json: true };
     switch (action) {
         case "rollback":
-            return ["rollback"];
+            return agentInvocation(o.layout, "rollback", {}, as);
         case "abort":
-            return ["abort"];
+            return agentInvocation(o.layout, "abort", {}, as);
         case "maintenance-on":
-            return ["maintenance", ...formatMaintenanceArgs({ on: true })];
+            return agentInvocation(o.layout, "maintenance", { on: true }, as);
         case "maintenance-off":
-            return ["maintenance", ...formatMaintenanceArgs({ on: false })];
+            return agentInvocation(o.layout, "maintenance", { off: true }, as);
     }
 }
 
@@ -38,7 +39,6 @@ export type ActionRunner = (action: ActionName) => Promise<ActionOutcome>;
 export interface RunnerOptions {
     node: string;
     agentScript: string;
-    configPath: string;
     layout: HostLayout;
     /** Through systemd-run (a systemd host), or as a plain child process (tests, hosts without systemd). */
     systemd: boolean;
@@ -46,7 +46,7 @@ export interface RunnerOptions {
 
 export function agentActionRunner(o: RunnerOptions): ActionRunner {
     return (action) => {
-        const agent = [o.node, o.agentScript, ...actionArgv(action), "--json", "--config", o.configPath];
+        const agent = actionArgv(action, o);
         const argv = o.systemd
             ? [
                   "systemd-run",

@@ -95,17 +95,21 @@ describe("dashboard server", function () {
     before(async () => {
         root = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-dashboard-"));
         ctx = createContext(
-            buildAgentSettings({
-                appName: "shop",
-                domain: "shop.localhost",
-                healthPath: "/healthz",
-                smokePaths: ["/"],
-                slotBasePort: 8001,
-                haproxyPort: 8080,
-                keepPreviousWarm: true,
-                releasesToKeep: 5,
-                root,
-            }),
+            buildAgentSettings(
+                {
+                    appName: "shop",
+                    domain: "shop.localhost",
+                    healthPath: "/healthz",
+                    smokePaths: ["/"],
+                    slotBasePort: 8001,
+                    haproxyPort: 8080,
+                    keepPreviousWarm: true,
+                    releasesToKeep: 5,
+                },
+                {
+                    root,
+                },
+            ),
             silentLogger,
         );
         const L = ctx.layout;
@@ -328,17 +332,21 @@ describe("maintenance command", () => {
         const root = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-maintenance-"));
         try {
             const ctx = createContext(
-                buildAgentSettings({
-                    appName: "shop",
-                    domain: "shop.localhost",
-                    healthPath: "/healthz",
-                    smokePaths: ["/"],
-                    slotBasePort: 8001,
-                    haproxyPort: 8080,
-                    keepPreviousWarm: true,
-                    releasesToKeep: 5,
-                    root,
-                }),
+                buildAgentSettings(
+                    {
+                        appName: "shop",
+                        domain: "shop.localhost",
+                        healthPath: "/healthz",
+                        smokePaths: ["/"],
+                        slotBasePort: 8001,
+                        haproxyPort: 8080,
+                        keepPreviousWarm: true,
+                        releasesToKeep: 5,
+                    },
+                    {
+                        root,
+                    },
+                ),
                 silentLogger,
             );
             fs.mkdirSync(ctx.layout.deployDir, { recursive: true });

@@ -10,32 +10,31 @@
 import { otherSlot, releaseDir, Slot } from "../../lib/host-layout";
 import { appendAudit, slotLabel } from "../state/audit";
 import { AgentContext, sleep } from "../context";
-import { DEFAULTS } from "../../lib/agent-contract";
 import { AgentError, errorMessage, GateError } from "../common/errors";
 import { classifyHealth } from "./gates";
 import { SlotStats } from "../proxy/haproxy-api";
 import { percent, seconds, secondsOf } from "../common/log";
 import { runMigrationStep } from "../migrations/migration-step";
 import { isPrepared } from "../release/releases";
-import { ShiftOptions, toShiftSettings } from "./shift-options";
+import { ShiftOptions } from "./shift-options";
 import { walkShift } from "./shift";
-import { DeployTraffic, deployTraffic, formatDeployTraffic, TrafficLog, trafficFigures } from "../proxy/traffic-log";
+import { deployTraffic, TrafficLog, trafficFigures } from "../proxy/traffic-log";
+import { DeployTraffic, formatDeployTraffic } from "../../lib/contract/messages";
+import { commitLive } from "./live";
 import {
     applyWeights,
     drainAndStop,
     drainAndStopProcess,
-    pointNginxAtLive,
     pointSlotAt,
     retireOldSlotSafely,
     slotTarget,
     smokeTest,
-    swapCurrent,
     waitForHaproxyUp,
     waitForReadiness,
 } from "./slot-lifecycle";
 import { idleSlot, liveVersion, readSlotsState, SlotsState, writeSlotsState } from "../state/slots-file";
-import { ActivationRuntime, onSlot, snapshotCurrentEnv, wantedRuntime } from "./slot-launch";
-import { runtimeChanges, SlotRuntime } from "../../lib/slot-activation";
+import { ActivationSettings, onSlot, snapshotCurrentEnv, wantedActivation } from "./slot-launch";
+import { activationChanges, SlotActivation } from "../../lib/slot-activation";
 
 export type DeployCommand = "activate" | "rollback";
 
@@ -49,7 +48,7 @@ export interface DeployRequest {
      * What the new slot starts with apart from its port: a cold rollback passes the runtime the
      * previous release ran with; default (activate) what agent.json and the app environment ask now.
      */
-    runtime?: ActivationRuntime;
+    activation?: ActivationSettings;
 }
 
 /** Everything the phases share about one deploy. */
@@ -60,7 +59,7 @@ interface Deploy extends DeployRequest {
     oldVersion: string | null;
     newSlot: Slot;
     /** What the new slot is started with (its port, health check, start command, environment). */
-    runtime: SlotRuntime;
+    activation: SlotActivation;
     /** "green (v2)" / "blue (v1)" for messages; oldName is "" on a first deploy. */
     newName: string;
     oldName: string;
@@ -93,7 +92,7 @@ class PhaseFailure extends Error {
 export async function deployRelease(ctx: AgentContext, req: DeployRequest): Promise<void> {
     const d = begin(ctx, req);
     if (!d) return;
-    d.traffic = await TrafficLog.open(ctx.settings.haproxy.trafficLogPort ?? DEFAULTS.trafficLogPort, ctx.log);
+    d.traffic = await TrafficLog.open(ctx.settings.haproxy.trafficLogPort, ctx.log);
     try {
         try {
             await migratePhase(ctx, d);
@@ -131,12 +130,12 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
     const state = readSlotsState(layout.stateFile);
     const oldSlot = state.live;
     const oldVersion = liveVersion(state);
-    const wanted = req.runtime ?? wantedRuntime(ctx);
+    const wanted = req.activation ?? wantedActivation(ctx);
     let sameVersionBecause: string[] = [];
     if (oldSlot && oldVersion === version) {
-        const running = state.slots[oldSlot].runtime;
+        const running = state.slots[oldSlot].activation;
         // A slot started before its runtime was recorded runs with what the settings said then.
-        sameVersionBecause = running ? runtimeChanges(running, onSlot(ctx, oldSlot, wanted)) : [];
+        sameVersionBecause = running ? activationChanges(running, onSlot(ctx, oldSlot, wanted)) : [];
         if (sameVersionBecause.length === 0) {
             log.info(`${version} is already live on ${oldSlot}${running ? " with these settings" : ""}; nothing to do`);
             appendAudit(layout.auditLog, { command, version, from: slotLabel(oldVersion, oldSlot), to: slotLabel(version, oldSlot), result: "noop" });
@@ -152,7 +151,7 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
         oldSlot,
         oldVersion,
         newSlot,
-        runtime: onSlot(ctx, newSlot, wanted),
+        activation: onSlot(ctx, newSlot, wanted),
         newName: `${newSlot} (${version})`,
         oldName: oldSlot ? `${oldSlot} (${oldVersion})` : "",
         durations: {},
@@ -169,10 +168,10 @@ function begin(ctx: AgentContext, req: DeployRequest): Deploy | undefined {
     }
     log.info(`${command} ${version}: ${newSlot} gets ${version}; ${oldSlot ? `${d.oldName} serves all traffic` : "nothing is live yet"}`);
     log.info(
-        `plan ${opts.plan.map((s) => `${s.percent}%${s.pauseSeconds ? `:${s.pauseSeconds}s` : ""}`).join(" -> ")}; max 5xx ratio ${percent(opts.maxErrorRatio)}; ` +
-            `at least ${opts.minRequests} requests per step (held up to ${seconds(opts.maxStepExtensionMs)} longer); ` +
+        `plan ${opts.shiftPlan.map((s) => `${s.percent}%${s.pauseSeconds ? `:${s.pauseSeconds}s` : ""}`).join(" -> ")}; max 5xx ratio ${percent(opts.maxErrorRatio)}; ` +
+            `at least ${opts.minRequestsPerStep} requests per step (held up to ${seconds(opts.maxStepExtension * 1000)} longer); ` +
             `max latency ${opts.maxLatencyRatio ? `${opts.maxLatencyRatio}x the old release's` : "not gated"}; ` +
-            `health timeout ${seconds(opts.healthTimeoutMs)}; drain timeout ${seconds(opts.drainTimeoutMs)}; previous kept warm: ${opts.keepWarm ? "yes" : "no"}`,
+            `health timeout ${seconds(opts.healthTimeout * 1000)}; drain timeout ${seconds(opts.drainTimeout * 1000)}; previous kept warm: ${opts.keepPreviousWarm ? "yes" : "no"}`,
     );
     return d;
 }
@@ -186,7 +185,7 @@ async function migratePhase(ctx: AgentContext, d: Deploy): Promise<void> {
             version: d.version,
             liveVersion: d.oldVersion,
             allow: d.migrate.allow,
-            healthTimeoutMs: d.opts.healthTimeoutMs,
+            healthTimeoutMs: d.opts.healthTimeout * 1000,
         });
         if (m.ran) d.durations.migrate = m.durationMs;
         if (m.rehearsal) d.durations.rehearsal = m.rehearsal.durationMs;
@@ -205,20 +204,20 @@ async function migratePhase(ctx: AgentContext, d: Deploy): Promise<void> {
 /** Phase 2: mark the deploy in slots.json, take the idle slot to weight 0, clear it (or reuse it when it already runs this release). */
 async function prepareIdleSlotPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const { log, layout } = ctx;
-    d.initialStats = await ctx.runtime.stats();
+    d.initialStats = await ctx.haproxy.stats();
     if (d.oldSlot) {
         const h = classifyHealth(d.initialStats[d.oldSlot]);
         if (h.state !== "up") log.warn(`the live slot ${d.oldName} is not healthy in HAProxy (${h.detail}); deploying anyway`);
     }
     d.state.deploying = { version: d.version, slot: d.newSlot, pid: process.pid, startedAt: new Date(d.startedAt).toISOString() };
-    d.state.lastShift = toShiftSettings(d.opts);
-    writeSlotsState(layout.stateFile, d.state);
+    d.state.lastShift = d.opts;
+    writeSlotsState(layout, d.state);
     d.slotTouched = true;
 
     await applyWeights(ctx, { [d.newSlot]: 0 });
     const idle = d.state.slots[d.newSlot];
     if (!idle.running) return;
-    const sameRuntime = idle.runtime !== undefined && runtimeChanges(idle.runtime, d.runtime).length === 0;
+    const sameRuntime = idle.activation !== undefined && activationChanges(idle.activation, d.activation).length === 0;
     const warmAndUp =
         idle.version === d.version && sameRuntime && slotTarget(ctx, d.newSlot) === d.version && classifyHealth(d.initialStats[d.newSlot]).state === "up";
     if (warmAndUp) {
@@ -226,7 +225,7 @@ async function prepareIdleSlotPhase(ctx: AgentContext, d: Deploy): Promise<void>
         d.reused = true;
     } else {
         log.info(`stopping ${d.newSlot} (${idle.version}) to make room for ${d.version}`);
-        await drainAndStop(ctx, d.state, d.newSlot, d.opts.drainTimeoutMs);
+        await drainAndStop(ctx, d.state, d.newSlot, d.opts.drainTimeout * 1000);
     }
 }
 
@@ -237,11 +236,11 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
     const tStart = Date.now();
     if (!d.reused) {
         // An activation starts with the app environment as it is now; a rollback with its own.
-        if (d.command === "activate") d.runtime = { ...d.runtime, envSha256: snapshotCurrentEnv(ctx) };
-        d.runtime = await pointSlotAt(ctx, newSlot, d.version, d.runtime);
-        d.state.slots[newSlot] = { version: d.version, running: true, runtime: d.runtime };
-        writeSlotsState(layout.stateFile, d.state);
-        log.info(`starting ${newName} on port ${d.runtime.port} (health check GET ${d.runtime.healthPath}, Host ${d.runtime.healthHost})`);
+        if (d.command === "activate") d.activation = { ...d.activation, envSha256: snapshotCurrentEnv(ctx) };
+        d.activation = await pointSlotAt(ctx, newSlot, d.version, d.activation);
+        d.state.slots[newSlot] = { version: d.version, running: true, activation: d.activation };
+        writeSlotsState(layout, d.state);
+        log.info(`starting ${newName} on port ${d.activation.port} (health check GET ${d.activation.healthPath}, Host ${d.activation.healthHost})`);
         // While a live release serves, the new one boots behind it (a cgroup weight set before the
         // start, a nice level on its processes right after it and again once they have forked).
         if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
@@ -252,16 +251,16 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
         }
         if (d.oldSlot) await ctx.pc.setPriority(newSlot, "deploy");
     }
-    const ready = await waitForReadiness(ctx, d.runtime, opts.healthTimeoutMs);
+    const ready = await waitForReadiness(ctx, d.activation, opts.healthTimeout * 1000);
     if (!ready.ok) {
         throw new PhaseFailure(
             "health",
-            `health gate failed: ${newName} did not answer 200 on ${d.runtime.healthPath} within ${seconds(opts.healthTimeoutMs)} (${ready.detail})`,
+            `health gate failed: ${newName} did not answer 200 on ${d.activation.healthPath} within ${seconds(opts.healthTimeout * 1000)} (${ready.detail})`,
         );
     }
-    log.info(`${newName} is ready: ${d.runtime.healthPath} answered 200 after ${seconds(ready.elapsedMs)}`);
+    log.info(`${newName} is ready: ${d.activation.healthPath} answered 200 after ${seconds(ready.elapsedMs)}`);
     if (d.oldSlot && !d.reused) await ctx.pc.setPriority(newSlot, "deploy");
-    const haproxyBudget = Math.max(15000, opts.healthTimeoutMs - (Date.now() - tStart));
+    const haproxyBudget = Math.max(15000, opts.healthTimeout * 1000 - (Date.now() - tStart));
     const up = await waitForHaproxyUp(ctx, newSlot, haproxyBudget);
     if (!up.ok) {
         throw new PhaseFailure(
@@ -276,7 +275,7 @@ async function startAndReadinessPhase(ctx: AgentContext, d: Deploy): Promise<voi
 /** Phase 4: every smoke path through HAProxy, forced to the new slot, before it gets any public traffic. */
 async function smokePhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const tSmoke = Date.now();
-    const smoke = await smokeTest(ctx, d.newSlot, d.runtime.healthHost);
+    const smoke = await smokeTest(ctx, d.newSlot, d.activation.healthHost);
     if (!smoke.ok) throw new PhaseFailure("smoke", `smoke gate failed: ${smoke.detail} on ${d.newName}`);
     ctx.log.info(`smoke tests passed on ${d.newName}: ${smoke.detail}`);
     d.durations.smoke = Date.now() - tSmoke;
@@ -300,7 +299,7 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
     const outcome = await walkShift(
         {
             setWeights: (w) => applyWeights(ctx, w),
-            stats: () => ctx.runtime.stats(),
+            stats: () => ctx.haproxy.stats(),
             latency: (slot, since) => {
                 if (!d.traffic) return undefined;
                 const f = trafficFigures(d.traffic.window(since, Date.now(), slot).filter((s) => s.responseMs >= 0));
@@ -312,14 +311,14 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
             log,
         },
         {
-            plan: d.opts.plan,
+            shiftPlan: d.opts.shiftPlan,
             newSlot: d.newSlot,
             oldSlot: d.oldSlot,
             newVersion: d.version,
             oldVersion: d.oldVersion ?? "?",
             maxErrorRatio: d.opts.maxErrorRatio,
-            minRequests: d.opts.minRequests,
-            maxExtensionMs: d.opts.maxStepExtensionMs,
+            minRequestsPerStep: d.opts.minRequestsPerStep,
+            maxStepExtension: d.opts.maxStepExtension,
             maxLatencyRatio: d.opts.maxLatencyRatio,
             pollMs: 500,
             settleMs: 3000,
@@ -332,14 +331,7 @@ async function shiftPhase(ctx: AgentContext, d: Deploy): Promise<void> {
 
 /** Phase 6: from here the new release is live, whatever happens to the old slot. */
 async function commitPhase(ctx: AgentContext, d: Deploy): Promise<void> {
-    const { state } = d;
-    state.live = d.newSlot;
-    if (d.oldSlot && d.oldVersion) state.previous = { slot: d.oldSlot, version: d.oldVersion, runtime: state.slots[d.oldSlot].runtime };
-    state.deploying = null;
-    writeSlotsState(ctx.layout.stateFile, state);
-    swapCurrent(ctx, d.version);
-    ctx.log.info(`live: ${d.newName}; current -> releases/${d.version}`);
-    await pointNginxAtLive(ctx, state, d.newSlot);
+    await commitLive(ctx, d.state, d.newSlot, d.oldSlot);
 }
 
 /** Phase 7: drain the old slot, then keep it warm or stop it. It already has weight 0: nothing here fails the deploy. */
@@ -392,16 +384,16 @@ async function failDeploy(ctx: AgentContext, d: Deploy, e: unknown): Promise<nev
         restoreError = await restoreOld(ctx, oldSlot, newSlot);
         if (!restoreError) log.info(`traffic is back on ${oldName}`);
     }
-    await drainAndStopProcess(ctx, newSlot, d.opts.drainTimeoutMs);
+    await drainAndStopProcess(ctx, newSlot, d.opts.drainTimeout * 1000);
     d.state.slots[newSlot].running = false;
     try {
-        await ctx.runtime.saveState(layout.haproxyStateFile);
+        await ctx.haproxy.saveState(layout.haproxyStateFile);
     } catch (err) {
         unsaved.push(`HAProxy's state (${errorMessage(err)})`);
     }
     if (!restoreError && unsaved.length === 0) d.state.deploying = null;
     try {
-        writeSlotsState(layout.stateFile, d.state);
+        writeSlotsState(layout, d.state);
     } catch (err) {
         unsaved.push(`slots.json (${errorMessage(err)})`);
     }
@@ -455,8 +447,8 @@ async function restoreOld(ctx: AgentContext, oldSlot: Slot, newSlot: Slot): Prom
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
         try {
-            await ctx.runtime.setWeights({ [oldSlot]: 100, [newSlot]: 0 });
-            await ctx.runtime.setState(oldSlot, "ready");
+            await ctx.haproxy.setWeights({ [oldSlot]: 100, [newSlot]: 0 });
+            await ctx.haproxy.setState(oldSlot, "ready");
             return undefined;
         } catch (e) {
             lastError = e;

@@ -7,11 +7,11 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import type { AgentSettings } from "../../lib/agent-contract";
-import { hostLayout, Slot } from "../../lib/host-layout";
+import type { AgentSettings } from "../../lib/contract/agent-json";
+import { hostLayout, Slot, slotPorts } from "../../lib/host-layout";
 import { recoverCommand } from "../commands/recover";
 import { AgentContext } from "../context";
-import { HaproxyRuntime } from "../proxy/haproxy-api";
+import { HaproxyApi } from "../proxy/haproxy-api";
 import { Logger } from "../common/log";
 import { createProcessControl } from "../processes/process-control";
 import { emptyState, SlotsState, writeSlotsState } from "../state/slots-file";
@@ -41,18 +41,19 @@ describe("recover after a boot: the slots slots.json records as running", functi
     function context(active: string[], state: SlotsState): AgentContext {
         const layout = hostLayout(APP, { root });
         fs.writeFileSync(path.join(bin, "active.list"), active.map((s) => `${layout.unitTemplate}${s}.service\n`).join(""));
-        writeSlotsState(layout.stateFile, state);
+        writeSlotsState(layout, state);
         const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
         const weight = (slot: Slot) => (state.live === slot ? 100 : 0);
         // HAProxy came back with its saved state: the committed weights.
-        const runtime = {
+        const haproxy = {
             stats: async () => ({ blue: { weight: weight("blue") }, green: { weight: weight("green") } }),
-        } as unknown as HaproxyRuntime;
+        } as unknown as HaproxyApi;
         return {
-            settings: { appName: APP, root, keepPreviousWarm: true } as AgentSettings,
+            settings: { app: { appName: APP }, root, shift: { keepPreviousWarm: true } } as AgentSettings,
             layout,
+            slotPorts: slotPorts(8001),
             log,
-            runtime,
+            haproxy,
             pc: createProcessControl({ kind: "systemd" }, layout.unitTemplate, log),
             abortReason: () => undefined,
             result: {},

@@ -12,7 +12,8 @@ import { appendAudit } from "../state/audit";
 import { AgentContext, sleep } from "../context";
 import { AgentError, errorMessage } from "../common/errors";
 import { describeLock, LockInfo } from "../state/lock";
-import { pointNginxAtLive, stopSlot, swapCurrent } from "./slot-lifecycle";
+import { stopSlot } from "./slot-lifecycle";
+import { restoreCommitted } from "./live";
 import { committedWeights, isPreviousWarm, readSlotsState, SlotsState, writeSlotsState } from "../state/slots-file";
 
 /** What needs recovering, or undefined when the host is in its committed state. */
@@ -31,9 +32,9 @@ async function restoreCommittedWeights(ctx: AgentContext, live: Slot, weights: R
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
         try {
-            await ctx.runtime.setWeights(weights);
-            await ctx.runtime.setState(live, "ready");
-            await ctx.runtime.setState(otherSlot(live), "ready");
+            await ctx.haproxy.setWeights(weights);
+            await ctx.haproxy.setState(live, "ready");
+            await ctx.haproxy.setState(otherSlot(live), "ready");
             return;
         } catch (e) {
             lastError = e;
@@ -62,18 +63,17 @@ export async function recoverInterrupted(ctx: AgentContext, stale?: LockInfo): P
         log.info(`recovered: all traffic on ${state.live} (${state.slots[state.live].version}); ${otherSlot(state.live)} at weight 0`);
     }
     const live = state.live ? state.slots[state.live].version : null;
-    if (live) swapCurrent(ctx, live);
-    if (state.live) await pointNginxAtLive(ctx, state, state.live);
+    await restoreCommitted(ctx, state);
 
     const idle = state.live ? otherSlot(state.live) : undefined;
     const deployingSlot = state.deploying?.slot;
     // The dead deploy's own choice (recorded when it started), else the host's setting; a slot the
     // dead deploy touched is never kept: what runs there is not what slots.json says.
-    const keepWarm = (state.lastShift?.keepWarm ?? ctx.settings.keepPreviousWarm) && isPreviousWarm(state) && deployingSlot !== idle;
+    const keepWarm = (state.lastShift?.keepPreviousWarm ?? ctx.settings.shift.keepPreviousWarm) && isPreviousWarm(state) && deployingSlot !== idle;
     for (const slot of idle ? [idle] : (["blue", "green"] as const)) {
         const info = state.slots[slot];
         if ((info.running || slot === deployingSlot) && !keepWarm) {
-            if (!weights) await ctx.runtime.setWeights({ [slot]: 0 }).catch((e) => log.warn(`weight 0 for ${slot}: ${errorMessage(e)}`));
+            if (!weights) await ctx.haproxy.setWeights({ [slot]: 0 }).catch((e) => log.warn(`weight 0 for ${slot}: ${errorMessage(e)}`));
             // stopSlot records it in slots.json; under a full disk that write fails and the record
             // (still `deploying`) makes the next command stop it again.
             try {
@@ -88,7 +88,7 @@ export async function recoverInterrupted(ctx: AgentContext, stale?: LockInfo): P
 
     // Persist, HAProxy's saved state first: it is what a HAProxy restart or a reboot loads.
     try {
-        await ctx.runtime.saveState(layout.haproxyStateFile);
+        await ctx.haproxy.saveState(layout.haproxyStateFile);
     } catch (e) {
         throw new AgentError(
             `recovery restored the traffic (all on ${state.live ?? "no slot"}) but could not save HAProxy's state: ${errorMessage(e)}; ` +
@@ -98,7 +98,7 @@ export async function recoverInterrupted(ctx: AgentContext, stale?: LockInfo): P
     const abandoned = state.deploying;
     state.deploying = null;
     try {
-        writeSlotsState(layout.stateFile, state);
+        writeSlotsState(layout, state);
     } catch (e) {
         throw new AgentError(
             `recovery restored the traffic but could not write ${layout.stateFile}: ${errorMessage(e)}; the next command (or a reboot) tries again`,

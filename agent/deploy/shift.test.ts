@@ -84,14 +84,14 @@ class FakeProxy {
 
 function params(over: Partial<ShiftParams> = {}): ShiftParams {
     return {
-        plan: parseShiftPlan("10:2,50:2,100:0"),
+        shiftPlan: parseShiftPlan("10:2,50:2,100:0"),
         newSlot: "green",
         oldSlot: "blue",
         newVersion: "v2",
         oldVersion: "v1",
         maxErrorRatio: 0.01,
-        minRequests: 10,
-        maxExtensionMs: 10_000,
+        minRequestsPerStep: 10,
+        maxStepExtension: 10,
         maxLatencyRatio: 3,
         pollMs: 500,
         settleMs: 3000,
@@ -164,7 +164,7 @@ describe("shift: walking the plan", () => {
 
     it("a single 100 % step checks health only", async () => {
         const fake = new FakeProxy("green");
-        const out = await walkShift(fake.io(), params({ plan: parseShiftPlan("100") }));
+        const out = await walkShift(fake.io(), params({ shiftPlan: parseShiftPlan("100") }));
         assert.strictEqual(out.ok, true);
         assert.deepStrictEqual(fake.weightLog, ["0/100"]);
         assert.strictEqual(out.steps[0].figures, undefined);
@@ -173,7 +173,7 @@ describe("shift: walking the plan", () => {
     it("a release failing every request is judged within the first second of its step, whatever the pause", async () => {
         const fake = new FakeProxy("green");
         fake.errorShare = 1;
-        const out = await walkShift(fake.io(), params({ plan: parseShiftPlan("10:60,50:60,100:0") }));
+        const out = await walkShift(fake.io(), params({ shiftPlan: parseShiftPlan("10:60,50:60,100:0") }));
         assert.strictEqual(out.ok, false);
         if (out.ok) return;
         assert.strictEqual(out.gate, "error-rate");
@@ -227,7 +227,7 @@ describe("shift: walking the plan", () => {
 
     it("minRequests 0 lets a silent step pass at the end of its pause", async () => {
         const fake = new FakeProxy("green", 0);
-        const out = await walkShift(fake.io(), params({ minRequests: 0 }));
+        const out = await walkShift(fake.io(), params({ minRequestsPerStep: 0 }));
         assert.strictEqual(out.ok, true);
         assert.strictEqual(fake.now, 4000);
     });

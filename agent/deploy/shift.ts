@@ -33,18 +33,19 @@ export interface ShiftIo {
     log: Logger;
 }
 
+/** The gates of the walk: the shift settings under their own names and units (lib/settings/table.ts). */
 export interface ShiftParams {
-    plan: readonly ShiftStep[];
+    shiftPlan: readonly ShiftStep[];
     newSlot: Slot;
     oldSlot: Slot;
     newVersion: string;
     oldVersion: string;
     maxErrorRatio: number;
     /** Judged requests a step with a pause needs before its gates count; 0 lets a step pass without traffic. */
-    minRequests: number;
-    /** How long a step that reached its pause's end below `minRequests` is held longer before it fails. */
-    maxExtensionMs: number;
-    /** The new slot's average response time over the old slot's that trips the latency gate; 0 turns it off. */
+    minRequestsPerStep: number;
+    /** Seconds a step that reached its pause's end below `minRequestsPerStep` is held longer before it fails. */
+    maxStepExtension: number;
+    /** The new slot's median response time over the old slot's that trips the latency gate; 0 turns it off. */
     maxLatencyRatio: number;
     /** How often the new slot is watched during a pause. */
     pollMs: number;
@@ -71,12 +72,12 @@ export type ShiftOutcome =
 export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutcome> {
     const started = io.now();
     const steps: StepReport[] = [];
-    const n = p.plan.length;
+    const n = p.shiftPlan.length;
     const newName = `${p.newSlot} (${p.newVersion})`;
     const oldName = `${p.oldSlot} (${p.oldVersion})`;
 
     for (let i = 0; i < n; i++) {
-        const { percent, pauseSeconds } = p.plan[i];
+        const { percent, pauseSeconds } = p.shiftPlan[i];
         const label = `step ${i + 1}/${n} (${percent}%)`;
         const fail = (gate: ShiftGate, message: string): ShiftOutcome => ({
             ok: false,
@@ -105,10 +106,10 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
         const figuresNow = (): ErrorFigures | undefined => (judged && before && last ? errorFigures(before, last) : undefined);
         const enoughTraffic = (): boolean => {
             const f = figuresNow();
-            return !judged || p.minRequests === 0 || (f !== undefined && judgedRequests(f) >= p.minRequests);
+            return !judged || p.minRequestsPerStep === 0 || (f !== undefined && judgedRequests(f) >= p.minRequestsPerStep);
         };
         const pauseEnd = stepStart + pauseSeconds * 1000;
-        const extensionEnd = pauseEnd + (judged && p.minRequests > 0 ? p.maxExtensionMs : 0);
+        const extensionEnd = pauseEnd + (judged && p.minRequestsPerStep > 0 ? p.maxStepExtension * 1000 : 0);
         let extending = false;
 
         while (io.now() < pauseEnd || (io.now() < extensionEnd && !enoughTraffic())) {
@@ -116,7 +117,7 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
                 extending = true;
                 const f = figuresNow();
                 io.log.info(
-                    `${label}: ${newName} got ${f ? judgedRequests(f) : 0} requests, fewer than the ${p.minRequests} a gate needs; holding up to ${seconds(p.maxExtensionMs)} longer`,
+                    `${label}: ${newName} got ${f ? judgedRequests(f) : 0} requests, fewer than the ${p.minRequestsPerStep} a gate needs; holding up to ${seconds(p.maxStepExtension * 1000)} longer`,
                 );
             }
             const until = io.now() < pauseEnd ? pauseEnd : extensionEnd;
@@ -142,7 +143,7 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
             // The evidence so far may already settle the step: no need to serve errors to the end of the pause.
             const f = figuresNow();
             if (f) {
-                const early = earlyErrorRatioGate(f, p.maxErrorRatio, p.minRequests);
+                const early = earlyErrorRatioGate(f, p.maxErrorRatio, p.minRequestsPerStep);
                 if (!early.ok)
                     return fail("error-rate", `error-rate gate failed at ${label} after ${seconds(io.now() - stepStart)}: ${newName} ${early.summary}`);
             }
@@ -171,7 +172,7 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
         if (!enoughTraffic()) {
             return fail(
                 "traffic",
-                `not enough traffic to judge ${label}: ${newName} got ${judgedRequests(figures)} requests in ${seconds(heldMs)}, fewer than the ${p.minRequests} a gate needs ` +
+                `not enough traffic to judge ${label}: ${newName} got ${judgedRequests(figures)} requests in ${seconds(heldMs)}, fewer than the ${p.minRequestsPerStep} a gate needs ` +
                     `(longer pauses or minRequestsPerStep: 0 for a stack without steady traffic)`,
             );
         }
@@ -183,7 +184,7 @@ export async function walkShift(io: ShiftIo, p: ShiftParams): Promise<ShiftOutco
             const oldLatency = io.latency(p.oldSlot, stepStart);
             if (!newLatency || !oldLatency) {
                 passed += "; latency not judged (no request log)";
-            } else if (newLatency.requests < Math.max(1, p.minRequests)) {
+            } else if (newLatency.requests < Math.max(1, p.minRequestsPerStep)) {
                 passed += `; latency not judged (${newLatency.requests} requests in the request log)`;
             } else if (oldLatency.requests === 0) {
                 // Nothing to measure the new release against: its median alone says nothing about the release.

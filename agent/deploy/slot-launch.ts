@@ -3,14 +3,14 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import { envSnapshotFile, Slot, slotAppEnvFile, SLOTS, slotStartScript } from "../../lib/host-layout";
-import { renderHealthMaps, renderStartScript, SlotRuntime } from "../../lib/slot-activation";
+import { renderHealthMaps, renderStartScript, SlotActivation } from "../../lib/slot-activation";
 import { AgentContext } from "../context";
 import { errorMessage } from "../common/errors";
 import { writeFileAtomic } from "../common/fs-atomic";
 import { SlotsState } from "../state/slots-file";
 
 /** What an activation asks for apart from the port (which belongs to the slot it lands on). */
-export type ActivationRuntime = Omit<SlotRuntime, "port">;
+export type ActivationSettings = Omit<SlotActivation, "port">;
 
 function readOr(file: string, fallback: string): string {
     try {
@@ -29,30 +29,24 @@ export function currentEnvSha256(ctx: AgentContext): string {
 }
 
 /** What an activation now asks for: the settings of agent.json and the current app environment. */
-export function wantedRuntime(ctx: AgentContext): ActivationRuntime {
+export function wantedActivation(ctx: AgentContext): ActivationSettings {
     const s = ctx.settings;
-    return { healthPath: s.health.path, healthHost: s.health.host, startCommand: s.startCommand, envSha256: currentEnvSha256(ctx) };
+    return { healthPath: s.health.healthPath, healthHost: s.proxy.domain, startCommand: s.app.startCommand, envSha256: currentEnvSha256(ctx) };
 }
 
 /** A slot's runtime as an activation asks for it again (on whichever slot it lands). */
-export function withoutPort(r: SlotRuntime): ActivationRuntime {
+export function withoutPort(r: SlotActivation): ActivationSettings {
     return { healthPath: r.healthPath, healthHost: r.healthHost, startCommand: r.startCommand, envSha256: r.envSha256 };
 }
 
 /** The runtime an activation gives `slot`: its own settings on that slot's configured port. */
-export function onSlot(ctx: AgentContext, slot: Slot, r: ActivationRuntime): SlotRuntime {
-    return { port: ctx.settings.slots[slot], ...r };
+export function onSlot(ctx: AgentContext, slot: Slot, r: ActivationSettings): SlotActivation {
+    return { port: ctx.slotPorts[slot], ...r };
 }
 
 /** Where a slot listens: the port it was started on, else the configured one. */
 export function slotPort(ctx: AgentContext, state: SlotsState, slot: Slot): number {
-    return state.slots[slot].runtime?.port ?? ctx.settings.slots[slot];
-}
-
-/** What a slot is checked with: its activation's path and Host, else the configured ones. */
-export function slotHealth(ctx: AgentContext, state: SlotsState, slot: Slot): { port: number; path: string; host: string } {
-    const r = state.slots[slot].runtime;
-    return { port: slotPort(ctx, state, slot), path: r?.healthPath ?? ctx.settings.health.path, host: r?.healthHost ?? ctx.settings.health.host };
+    return state.slots[slot].activation?.port ?? ctx.slotPorts[slot];
 }
 
 /**
@@ -72,7 +66,7 @@ export function snapshotCurrentEnv(ctx: AgentContext): string {
  * digest. A snapshot that is gone (a state from before snapshots, a hand-cleaned directory) falls
  * back to the current environment, and says so.
  */
-export function writeSlotLaunchFiles(ctx: AgentContext, slot: Slot, runtime: SlotRuntime): SlotRuntime {
+export function writeSlotLaunchFiles(ctx: AgentContext, slot: Slot, runtime: SlotActivation): SlotActivation {
     const { layout, log } = ctx;
     let env: string;
     let envSha256 = runtime.envSha256;
@@ -104,7 +98,7 @@ function parseMap(text: string): Map<string, string> {
  * server-state file (which keeps the address over a reload or a restart). Called before the slot
  * starts; it has no weight then.
  */
-export async function pointHaproxyChecksAt(ctx: AgentContext, slot: Slot, runtime: SlotRuntime): Promise<void> {
+export async function pointHaproxyChecksAt(ctx: AgentContext, slot: Slot, runtime: SlotActivation): Promise<void> {
     const { layout } = ctx;
     const paths = parseMap(readOr(layout.haproxyHealthPathMap, ""));
     const hosts = parseMap(readOr(layout.haproxyHealthHostMap, ""));
@@ -117,10 +111,10 @@ export async function pointHaproxyChecksAt(ctx: AgentContext, slot: Slot, runtim
     const maps = renderHealthMaps(entries);
     writeFileAtomic(layout.haproxyHealthPathMap, maps.paths, { mode: 0o644 });
     writeFileAtomic(layout.haproxyHealthHostMap, maps.hosts, { mode: 0o644 });
-    await ctx.runtime.setMapEntry(layout.haproxyHealthPathMap, slot, runtime.healthPath);
-    await ctx.runtime.setMapEntry(layout.haproxyHealthHostMap, slot, runtime.healthHost);
-    await ctx.runtime.setServerPort(slot, runtime.port);
-    await ctx.runtime.saveState(layout.haproxyStateFile);
+    await ctx.haproxy.setMapEntry(layout.haproxyHealthPathMap, slot, runtime.healthPath);
+    await ctx.haproxy.setMapEntry(layout.haproxyHealthHostMap, slot, runtime.healthHost);
+    await ctx.haproxy.setServerPort(slot, runtime.port);
+    await ctx.haproxy.saveState(layout.haproxyStateFile);
 }
 
 /** Snapshots no slot, no previous release and none of the newest `keep` others use any more. */
@@ -133,8 +127,8 @@ export function pruneEnvSnapshots(ctx: AgentContext, state: SlotsState, keep: nu
         return [];
     }
     const used = new Set<string>();
-    for (const s of SLOTS) if (state.slots[s].runtime) used.add(`${state.slots[s].runtime?.envSha256}.env`);
-    if (state.previous?.runtime) used.add(`${state.previous.runtime.envSha256}.env`);
+    for (const s of SLOTS) if (state.slots[s].activation) used.add(`${state.slots[s].activation?.envSha256}.env`);
+    if (state.previous?.activation) used.add(`${state.previous.activation.envSha256}.env`);
     const byAge = names
         .filter((n) => !used.has(n))
         .map((n) => ({ n, t: fs.statSync(`${dir}/${n}`).mtimeMs }))

@@ -12,15 +12,13 @@ import { seconds } from "../common/log";
 import { ShiftOptions } from "./shift-options";
 import { SlotsState, writeSlotsState } from "../state/slots-file";
 import { cacheKeyPrefix } from "../release/releases";
-import { runChecked } from "../common/run-command";
-import { pointHaproxyChecksAt, slotPort, writeSlotLaunchFiles } from "./slot-launch";
-import { SlotRuntime } from "../../lib/slot-activation";
-import { LIVE_SLOT_PORT_PLACEHOLDER } from "../../lib/agent-contract";
+import { pointHaproxyChecksAt, writeSlotLaunchFiles } from "./slot-launch";
+import { SlotActivation } from "../../lib/slot-activation";
 
 /** Sets runtime weights, then saves them to the server-state file so a reload keeps them. */
 export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Slot, number>>): Promise<void> {
-    await ctx.runtime.setWeights(weights);
-    await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
+    await ctx.haproxy.setWeights(weights);
+    await ctx.haproxy.saveState(ctx.layout.haproxyStateFile);
 }
 
 /**
@@ -29,11 +27,11 @@ export async function applyWeights(ctx: AgentContext, weights: Partial<Record<Sl
  * script and app environment snapshot, and HAProxy's checks for it. Returns the runtime as written
  * (the environment falls back to the current one when its snapshot is gone).
  */
-export async function pointSlotAt(ctx: AgentContext, slot: Slot, version: string, runtime: SlotRuntime): Promise<SlotRuntime> {
+export async function pointSlotAt(ctx: AgentContext, slot: Slot, version: string, runtime: SlotActivation): Promise<SlotActivation> {
     const link = slotLink(ctx.layout, slot);
     const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx.layout, version));
     symlinkAtomic(target, link);
-    const env = `PORT=${runtime.port}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
+    const env = `PORT=${runtime.port}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.app.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
     writeFileAtomic(slotEnvFile(ctx.layout, slot), env, { mode: 0o644 });
     const written = writeSlotLaunchFiles(ctx, slot, runtime);
     await pointHaproxyChecksAt(ctx, slot, written);
@@ -49,12 +47,6 @@ export function slotTarget(ctx: AgentContext, slot: Slot): string | undefined {
     }
 }
 
-/** current -> releases/<version>, swapped atomically (symlink to a temp name, rename over). */
-export function swapCurrent(ctx: AgentContext, version: string): void {
-    const target = path.relative(path.dirname(ctx.layout.currentLink), releaseDir(ctx.layout, version));
-    symlinkAtomic(target, ctx.layout.currentLink);
-}
-
 export interface WaitResult {
     ok: boolean;
     elapsedMs: number;
@@ -62,7 +54,7 @@ export interface WaitResult {
 }
 
 /** Readiness: the slot's health path answers 200, asked directly on its port with its Host. */
-export async function waitForReadiness(ctx: AgentContext, runtime: SlotRuntime, timeoutMs: number): Promise<WaitResult> {
+export async function waitForReadiness(ctx: AgentContext, runtime: SlotActivation, timeoutMs: number): Promise<WaitResult> {
     const started = Date.now();
     let last: ProbeResult | undefined;
     let attempts = 0;
@@ -92,7 +84,7 @@ export async function waitForHaproxyUp(ctx: AgentContext, slot: Slot, timeoutMs:
     for (;;) {
         const why = ctx.abortReason();
         if (why) return { ok: false, elapsedMs: Date.now() - started, detail: `aborted: ${why}` };
-        const h = classifyHealth((await ctx.runtime.stats())[slot]);
+        const h = classifyHealth((await ctx.haproxy.stats())[slot]);
         detail = h.detail;
         if (h.state === "up") return { ok: true, elapsedMs: Date.now() - started, detail };
         if (Date.now() - started > timeoutMs) return { ok: false, elapsedMs: Date.now() - started, detail };
@@ -102,19 +94,18 @@ export async function waitForHaproxyUp(ctx: AgentContext, slot: Slot, timeoutMs:
 
 /** Each smoke path through HAProxy, forced to the slot (X-Slot) with its Host, must answer 2xx or 3xx. */
 export async function smokeTest(ctx: AgentContext, slot: Slot, host: string): Promise<{ ok: boolean; detail: string }> {
-    const { frontend } = ctx.settings.haproxy;
-    for (const p of ctx.settings.smokePaths) {
+    for (const p of ctx.settings.health.smokePaths) {
         const r = await httpGet({
-            host: frontend.host,
-            port: frontend.port,
+            host: "127.0.0.1",
+            port: ctx.settings.proxy.haproxyPort,
             path: p,
-            headers: { Host: host, [ctx.settings.slotHeader]: slot },
+            headers: { Host: host, [ctx.settings.haproxy.slotHeader]: slot },
             timeoutMs: 15000,
         });
         if (!(r.status >= 200 && r.status < 400)) return { ok: false, detail: `GET ${p} answered ${describeProbe(r)}` };
         ctx.log.info(`  smoke GET ${p} via HAProxy -> ${r.status}`);
     }
-    return { ok: true, detail: `${ctx.settings.smokePaths.length} path(s) answered 2xx/3xx` };
+    return { ok: true, detail: `${ctx.settings.health.smokePaths.length} path(s) answered 2xx/3xx` };
 }
 
 /**
@@ -123,11 +114,11 @@ export async function smokeTest(ctx: AgentContext, slot: Slot, host: string): Pr
  */
 export async function drain(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<{ drained: boolean; elapsedMs: number; remaining: number }> {
     const started = Date.now();
-    await ctx.runtime.setState(slot, "drain");
+    await ctx.haproxy.setState(slot, "drain");
     let remaining = 0;
     let reported = -1;
     for (;;) {
-        remaining = (await ctx.runtime.stats())[slot]?.scur ?? 0;
+        remaining = (await ctx.haproxy.stats())[slot]?.scur ?? 0;
         if (remaining === 0) break;
         if (remaining !== reported) {
             ctx.log.info(`  ${slot}: ${remaining} request(s) still in flight; waiting (up to ${seconds(timeoutMs)})`);
@@ -137,7 +128,7 @@ export async function drain(ctx: AgentContext, slot: Slot, timeoutMs: number): P
         await sleep(200);
     }
     // Back to "ready" at weight 0: no traffic, health checks keep running (that is what warm means).
-    await ctx.runtime.setState(slot, "ready");
+    await ctx.haproxy.setState(slot, "ready");
     return { drained: remaining === 0, elapsedMs: Date.now() - started, remaining };
 }
 
@@ -149,7 +140,7 @@ export async function stopSlot(ctx: AgentContext, state: SlotsState, slot: Slot)
         ctx.log.warn(`stopping ${slot}: ${errorMessage(e)}`);
     }
     state.slots[slot].running = false;
-    writeSlotsState(ctx.layout.stateFile, state);
+    writeSlotsState(ctx.layout, state);
 }
 
 /**
@@ -158,7 +149,7 @@ export async function stopSlot(ctx: AgentContext, state: SlotsState, slot: Slot)
  */
 export async function drainAndStopProcess(ctx: AgentContext, slot: Slot, drainTimeoutMs: number): Promise<void> {
     try {
-        await ctx.runtime.setWeights({ [slot]: 0 });
+        await ctx.haproxy.setWeights({ [slot]: 0 });
         const d = await drain(ctx, slot, drainTimeoutMs);
         if (!d.drained) ctx.log.warn(`${slot} still had ${d.remaining} request(s) in flight after ${seconds(d.elapsedMs)}; stopping it anyway`);
     } catch (e) {
@@ -176,18 +167,18 @@ export async function drainAndStopProcess(ctx: AgentContext, slot: Slot, drainTi
 export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: Slot, drainTimeoutMs: number): Promise<void> {
     await drainAndStopProcess(ctx, slot, drainTimeoutMs);
     state.slots[slot].running = false;
-    writeSlotsState(ctx.layout.stateFile, state);
+    writeSlotsState(ctx.layout, state);
 }
 
 /** After the switch: drain the old slot, then stop it or keep it warm (running, weight 0, checked). */
 export async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
     const name = `${oldSlot} (${state.slots[oldSlot].version})`;
     ctx.log.info(`draining ${name}`);
-    const d = await drain(ctx, oldSlot, opts.drainTimeoutMs);
+    const d = await drain(ctx, oldSlot, opts.drainTimeout * 1000);
     durations.drain = d.elapsedMs;
     if (d.drained) ctx.log.info(`${name} drained in ${seconds(d.elapsedMs)}`);
-    else ctx.log.warn(`${name} still had ${d.remaining} request(s) in flight after the drain timeout (${seconds(opts.drainTimeoutMs)})`);
-    if (opts.keepWarm) {
+    else ctx.log.warn(`${name} still had ${d.remaining} request(s) in flight after the drain timeout (${seconds(opts.drainTimeout * 1000)})`);
+    if (opts.keepPreviousWarm) {
         ctx.log.info(`${name} kept warm: running at weight 0, health-checked; rollback is a weight flip`);
     } else {
         await stopSlot(ctx, state, oldSlot);
@@ -205,36 +196,8 @@ export async function retireOldSlotSafely(
 ): Promise<void> {
     try {
         await retireOldSlot(ctx, state, oldSlot, opts, durations);
-        await ctx.runtime.saveState(ctx.layout.haproxyStateFile);
+        await ctx.haproxy.saveState(ctx.layout.haproxyStateFile);
     } catch (e) {
         ctx.log.warn(`retiring ${oldSlot} after the switch failed: ${errorMessage(e)}; it stays at weight 0 (the next deploy stops it)`);
-    }
-}
-
-/**
- * NGINX's backup upstream -> the live slot on the port it was started on (layout.nginxLiveSlotFile),
- * then a graceful NGINX reload, only when the file changes. Called at every commit and by recovery.
- * Never fails the caller: traffic through HAProxy is unaffected; the next commit or recovery
- * writes it again.
- */
-export async function pointNginxAtLive(ctx: AgentContext, state: SlotsState, live: Slot): Promise<void> {
-    const nginx = ctx.settings.nginx;
-    if (!nginx) return;
-    const file = ctx.layout.nginxLiveSlotFile;
-    const port = slotPort(ctx, state, live);
-    const content = nginx.liveSlotConf.split(LIVE_SLOT_PORT_PLACEHOLDER).join(String(port));
-    try {
-        let current: string | undefined;
-        try {
-            current = fs.readFileSync(file, "utf8");
-        } catch {
-            current = undefined;
-        }
-        if (current === content) return;
-        writeFileAtomic(file, content, { mode: 0o644 });
-        await runChecked("nginx reload", nginx.reloadCommand, { log: ctx.log, timeoutMs: 60_000 });
-        ctx.log.info(`NGINX's way around HAProxy now leads to ${live} (port ${port})`);
-    } catch (e) {
-        ctx.log.warn(`could not point NGINX's backup upstream at ${live}: ${errorMessage(e)}; it is written again at the next commit or recovery`);
     }
 }

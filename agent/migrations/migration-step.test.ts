@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { buildAgentSettings } from "../../program/agent-settings";
-import { parseMigrateArgs, tokenize } from "../../lib/agent-contract";
+import { parseCommand, tokenizeArgs } from "../../lib/contract/commands";
 import { deployRelease } from "../deploy/deploy";
 import { resolveShiftOptions } from "../deploy/shift-options";
 import { migrateCommand } from "../commands/migrate";
@@ -66,22 +66,26 @@ function fixture(migrations: { command?: string; check?: string } = {}): Fixture
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-migrate-"));
     // The app user must reach the release dir and write its records.
     fs.chmodSync(root, 0o755);
-    const settings = buildAgentSettings({
-        appName: APP,
-        domain: "shop.example.com",
-        healthPath: "/healthz",
-        smokePaths: ["/"],
-        slotBasePort: 18001,
-        haproxyPort: 18080,
-        keepPreviousWarm: true,
-        releasesToKeep: 5,
-        root,
-        processControl: { kind: "command", start: "true", stop: "true" },
-        migrateCommand: "command" in migrations ? migrations.command : "sh manage.py migrate --noinput",
-        migrationCheck: migrations.check,
-        dbLockTimeoutSeconds: 2.5,
-        dbLockRetries: 2,
-    });
+    const settings = buildAgentSettings(
+        {
+            appName: APP,
+            domain: "shop.example.com",
+            healthPath: "/healthz",
+            smokePaths: ["/"],
+            slotBasePort: 18001,
+            haproxyPort: 18080,
+            keepPreviousWarm: true,
+            releasesToKeep: 5,
+            migrateCommand: "command" in migrations ? migrations.command : "sh manage.py migrate --noinput",
+            migrationCheck: migrations.check,
+            dbLockTimeout: 2.5,
+            dbLockRetries: 2,
+        },
+        {
+            root,
+            processControl: { kind: "command", start: "true", stop: "true" },
+        },
+    );
     settings.migrations.lockRetryBackoffMs = 50;
     const lines: string[] = [];
     const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
@@ -274,10 +278,10 @@ describe("migration step", function () {
         const state = emptyState();
         state.live = "blue";
         state.slots.blue = { version: "v1", running: true };
-        writeSlotsState(f.ctx.layout.stateFile, state);
-        await migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "--version", "v2", "--check-only"])));
+        writeSlotsState(f.ctx.layout, state);
+        await migrateCommand(f.ctx, parseCommand("migrate", tokenizeArgs(["migrate", "--version", "v2", "--check-only"])));
         assert.deepStrictEqual([f.ctx.result.live, f.ctx.result.ran, f.ctx.result.pending, runs(f)], ["v1", false, ["app.0002_x"], 0]);
-        await migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "v2", "--allow-contract", "app.0002_x:drop_table:t"])));
+        await migrateCommand(f.ctx, parseCommand("migrate", tokenizeArgs(["migrate", "v2", "--allow-contract-operations", "app.0002_x:drop_table:t"])));
         assert.deepStrictEqual([f.ctx.result.ran, runs(f)], [true, 1]);
         const audit = fs
             .readFileSync(f.ctx.layout.auditLog, "utf8")
@@ -290,8 +294,8 @@ describe("migration step", function () {
         );
         assert.ok(!fs.existsSync(f.ctx.layout.lockFile), "the lock is released");
         await assert.rejects(
-            async () => migrateCommand(f.ctx, parseMigrateArgs(tokenize(["migrate", "v2", "--allow-contract", "drop everything"]))),
-            /--allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/,
+            async () => migrateCommand(f.ctx, parseCommand("migrate", tokenizeArgs(["migrate", "v2", "--allow-contract-operations", "drop everything"]))),
+            /--allow-contract-operations "drop everything": item 1 "drop everything" is not MIGRATION:OPERATION:TARGET/,
         );
     });
 
@@ -308,7 +312,7 @@ describe("migration step", function () {
         state.live = "blue";
         state.slots.blue = { version: "v1", running: true };
         state.slots.green = { version: "v0", running: true };
-        writeSlotsState(f.ctx.layout.stateFile, state);
+        writeSlotsState(f.ctx.layout, state);
         const before = fs.readFileSync(f.ctx.layout.stateFile, "utf8");
         const e = await rejected(deployRelease(f.ctx, { command: "activate", version: "v2", opts: resolveShiftOptions({}, true), migrate: { allow: [] } }));
         assert.strictEqual(e.gate, "migration-safety");

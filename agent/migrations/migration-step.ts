@@ -4,9 +4,8 @@
 // live release cannot survive, and DDL that would hold a lock blocking its queries for a whole table
 // scan or rewrite, unless the stack config acknowledges them (lib/migrations.ts). A migration that
 // gives up on lock_timeout (it waited behind a long query) is tried again after a pause.
-import { DEFAULTS } from "../../lib/agent-contract";
 import { migrationMarkerPath as markerPath, releaseDir } from "../../lib/host-layout";
-import { CONTRACT_OPERATIONS, djangoManageCommand, MigrationCheck } from "../../lib/migrations";
+import { CONTRACT_OPERATIONS, djangoManageCommand, MigrationCheck, parseMigrationCheck } from "../../lib/migrations";
 import { appEnvValue, appOwner, appProcessBase, releaseEnv } from "../processes/app-process";
 import { readSlotsState } from "../state/slots-file";
 import { AgentContext, sleep } from "../context";
@@ -175,7 +174,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
     const t0 = Date.now();
     const { log } = ctx;
     const settings = ctx.settings.migrations;
-    const command = settings?.command;
+    const command = settings?.migrateCommand;
     const none = (skipped: string): MigrationOutcome => ({ ran: false, skipped, applied: [], allowed: [], durationMs: Date.now() - t0 });
     if (!settings || !command) {
         if (req.allow.length) log.warn(`allowContractOperations is set but no migrateCommand is configured: nothing to acknowledge`);
@@ -189,21 +188,22 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
 
     const cwd = releaseDir(ctx.layout, req.version);
     const asUser = appOwner(ctx) ? ctx.layout.appUser : undefined;
-    const statementTimeoutMs = settings.statementTimeoutMs ?? DEFAULTS.dbStatementTimeoutSeconds * 1000;
+    const lockTimeoutMs = Math.round(settings.dbLockTimeout * 1000);
+    const statementTimeoutMs = Math.round(settings.dbStatementTimeout * 1000);
     const env: Record<string, string> = {
         ...releaseEnv(ctx, req.version),
         LIVE_VERSION: req.liveVersion ?? "",
         SLOTSHIFT_ALLOW_CONTRACT: req.allow.join("\n"),
-        SLOTSHIFT_DB_LOCK_TIMEOUT_MS: String(settings.lockTimeoutMs),
+        SLOTSHIFT_DB_LOCK_TIMEOUT_MS: String(lockTimeoutMs),
         // Progress lines ("Applying x...") arrive before a traceback, so a failure names its migration.
         PYTHONUNBUFFERED: "1",
         // The app's PGOPTIONS is read as data; the result reaches only the app's unit.
-        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), settings.lockTimeoutMs, statementTimeoutMs),
+        PGOPTIONS: withLockTimeout(appEnvValue(ctx, "PGOPTIONS"), lockTimeoutMs, statementTimeoutMs),
     };
     // Migrations write only the database: nothing on disk is writable for them.
     const run: RunContext = { ...appProcessBase(ctx), cwd, env, readWritePaths: [], asUser };
 
-    const gate = await safetyGate(ctx, req, settings.check, command, run);
+    const gate = await safetyGate(ctx, req, parseMigrationCheck(settings.migrationCheck), command, run);
     const classified = { ...(gate.findings ? { findings: gate.findings } : {}), ...(gate.plan ? { plan: gate.plan } : {}) };
     if (req.checkOnly) return { ...none("check only"), pending: gate.pending, allowed: gate.allowed, ...classified };
     let rehearsal: RehearsalOutcome | undefined;
@@ -215,7 +215,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         throw e;
     }
 
-    const retries = settings.lockRetries ?? DEFAULTS.dbLockRetries;
+    const retries = settings.dbLockRetries;
     const backoffMs = settings.lockRetryBackoffMs ?? 2000;
     const applied: string[] = [];
     let attempt = 0;
@@ -224,7 +224,7 @@ export async function runMigrationStep(ctx: AgentContext, req: MigrationRequest)
         const why = ctx.abortReason();
         if (why) throw new GateError("aborted", `deploy aborted before the migration: ${why}`);
         log.info(
-            `migrate (attempt ${attempt} of ${retries + 1}): ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${settings.lockTimeoutMs} ms, statement_timeout ${statementTimeoutMs} ms`,
+            `migrate (attempt ${attempt} of ${retries + 1}): ${command}${asUser ? ` (as ${asUser})` : ""}; lock_timeout ${lockTimeoutMs} ms, statement_timeout ${statementTimeoutMs} ms`,
         );
         const r = await runAppProcess({ ...run, purpose: "migrate", command, timeoutMs: 3_600_000 });
         const parsed = parseMigrateOutput(r.lines);
@@ -275,8 +275,9 @@ async function rehearse(
     env: Record<string, string>,
     command: string,
 ): Promise<RehearsalOutcome | undefined> {
-    const rehearsal = ctx.settings.migrations.rehearsal;
-    if (!rehearsal || !req.liveVersion) return undefined;
+    // The rehearsal starts the live release: it needs the slots' start command.
+    const startCommand = ctx.settings.app.startCommand;
+    if (!ctx.settings.migrations.migrationRehearsal || !startCommand || !req.liveVersion) return undefined;
     if (gate.pending && gate.pending.length === 0) {
         ctx.log.info("migration rehearsal: no pending migrations, nothing to rehearse");
         return undefined;
@@ -286,7 +287,7 @@ async function rehearse(
         liveVersion: req.liveVersion,
         migrateEnv: env,
         migrateCommand: command,
-        ...liveSlotLaunch(ctx, rehearsal.startCommand),
+        ...liveSlotLaunch(ctx, startCommand),
         healthTimeoutMs: req.healthTimeoutMs,
     });
 }
@@ -294,10 +295,10 @@ async function rehearse(
 /** The live slot's start command and health check as it was started (older state: the settings'). */
 function liveSlotLaunch(ctx: AgentContext, fallbackStartCommand: string): { startCommand: string; health: { path: string; host: string } } {
     const state = readSlotsState(ctx.layout.stateFile);
-    const r = state.live ? state.slots[state.live].runtime : undefined;
+    const r = state.live ? state.slots[state.live].activation : undefined;
     return {
         startCommand: r?.startCommand ?? fallbackStartCommand,
-        health: { path: r?.healthPath ?? ctx.settings.health.path, host: r?.healthHost ?? ctx.settings.health.host },
+        health: { path: r?.healthPath ?? ctx.settings.health.healthPath, host: r?.healthHost ?? ctx.settings.proxy.domain },
     };
 }
 

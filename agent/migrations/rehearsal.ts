@@ -246,7 +246,7 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
             PORT: String(port),
             RELEASE_VERSION: req.liveVersion,
             SLOT: "rehearsal",
-            CACHE_KEY_PREFIX: `${settings.appName}:${req.liveVersion}:rehearsal`,
+            CACHE_KEY_PREFIX: `${settings.app.appName}:${req.liveVersion}:rehearsal`,
         };
         const budget = req.healthTimeoutMs ?? 60_000;
         log.info(`  rehearsal: starting ${req.liveVersion} on 127.0.0.1:${port} against ${scratch}`);
@@ -279,7 +279,7 @@ export async function rehearseMigration(ctx: AgentContext, req: RehearsalRequest
             );
         }
         log.info(`  rehearsal GET ${req.health.path} -> 200`);
-        for (const p of settings.smokePaths) {
+        for (const p of settings.health.smokePaths) {
             const r = await probe(port, p, host, 15000);
             probes.push({ path: p, status: r.status, ...(r.error ? { error: r.error } : {}) });
             if (!(r.status >= 200 && r.status < 400)) {

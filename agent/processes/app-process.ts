@@ -27,7 +27,7 @@ export function appOwner(ctx: AgentContext): Owner | undefined {
 export function releaseEnv(ctx: AgentContext, version: string): Record<string, string> {
     return {
         RELEASE_VERSION: version,
-        CACHE_KEY_PREFIX: cacheKeyPrefix(ctx.settings.appName, version),
+        CACHE_KEY_PREFIX: cacheKeyPrefix(ctx.settings.app.appName, version),
         [BUILD_DIR_ENV]: buildDir(ctx.layout, version),
     };
 }

@@ -2,7 +2,7 @@
 // {slot} placeholders where there is no systemd.
 import * as fs from "fs";
 import * as os from "os";
-import { ProcessControl as ProcessControlSettings } from "../../program/agent-settings";
+import { ProcessControl as ProcessControlSettings } from "../../lib/contract/agent-json";
 import { DEPLOY_PROCESS_PROPERTIES, DEPLOY_SLICE_PROPERTIES } from "../../lib/app-sandbox";
 import { Slot } from "../../lib/host-layout";
 import { shellQuote } from "../../lib/shell-quote";

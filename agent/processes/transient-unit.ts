@@ -18,7 +18,7 @@ import * as path from "path";
 import { appSandbox, DEPLOY_PROCESS_PROPERTIES } from "../../lib/app-sandbox";
 import { parseSystemdEnvFile, formatSystemdEnvFile } from "../../lib/env-lines";
 import { HostLayout, transientEnvFile } from "../../lib/host-layout";
-import { AgentSettings } from "../../lib/agent-contract";
+import { AgentSettings } from "../../lib/contract/agent-json";
 import { autogroupNiceShellLine, setAutogroupNice } from "./cpu-scheduling";
 import { AgentError } from "../common/errors";
 import { Logger } from "../common/log";

@@ -17,7 +17,7 @@ export interface RuntimeOptions {
 
 const RETRYABLE = new Set(["ENOENT", "ECONNREFUSED", "EAGAIN", "ECONNRESET", "EPIPE"]);
 
-export class HaproxyRuntime {
+export class HaproxyApi {
     private readonly timeoutMs: number;
     private readonly retryForMs: number;
 

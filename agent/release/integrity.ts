@@ -4,7 +4,9 @@
 // archive under a version that exists already is refused instead of being silently ignored.
 import * as crypto from "crypto";
 import * as fs from "fs";
-import { DEFAULTS, PrepareRequest, SHA256_PATTERN } from "../../lib/agent-contract";
+import { PrepareRequest } from "../../lib/contract/commands";
+import { SHA256_PATTERN } from "../../lib/contract/names";
+import { settingDefault } from "../../lib/settings/table";
 import { releaseDigestPath } from "../../lib/host-layout";
 import { AgentContext } from "../context";
 import { AgentError, UsageError } from "../common/errors";
@@ -16,7 +18,7 @@ export function isHttpsSource(source: string): boolean {
 
 /** The source, from argv or (--source-stdin) from the first line of stdin: a URL may carry credentials. */
 export async function resolveSource(req: PrepareRequest, stdin: NodeJS.ReadableStream = process.stdin): Promise<string> {
-    if (!req.sourceOnStdin) return req.source!;
+    if (!req.sourceStdin) return req.source!;
     const chunks: Buffer[] = [];
     for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
     const source = Buffer.concat(chunks).toString("utf8").split("\n")[0].trim();
@@ -81,7 +83,7 @@ export interface DownloadLimits {
 
 export function downloadLimits(req: PrepareRequest): DownloadLimits {
     return {
-        maxBytes: req.maxDownloadBytes ?? DEFAULTS.releaseDownloadMaxMiB * 1024 * 1024,
-        timeoutMs: (req.downloadTimeoutSeconds ?? DEFAULTS.releaseDownloadTimeoutSeconds) * 1000,
+        maxBytes: (req.releaseDownloadMaxMiB ?? settingDefault("releaseDownloadMaxMiB")) * 1024 * 1024,
+        timeoutMs: (req.releaseDownloadTimeout ?? settingDefault("releaseDownloadTimeout")) * 1000,
     };
 }

@@ -2,6 +2,8 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { hostLayout } from "../../lib/host-layout";
+import { parseShiftPlan } from "../../lib/shift-plan";
 import { symlinkAtomic, writeFileAtomic } from "../common/fs-atomic";
 import { committedWeights, emptyState, idleSlot, isPreviousWarm, readSlotsState, versionsInUse, writeSlotsState } from "./slots-file";
 
@@ -41,17 +43,59 @@ describe("slots-state", () => {
     it("round-trips through the file and tolerates a missing or partial one", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-state-"));
         try {
-            const file = path.join(dir, "deploy", "slots.json");
+            const layout = hostLayout("shop", { root: dir });
+            const file = layout.stateFile;
             assert.deepStrictEqual(readSlotsState(file).slots, emptyState().slots);
             const s = emptyState();
             s.live = "blue";
             s.slots.blue = { version: "v1", running: true };
-            writeSlotsState(file, s);
+            writeSlotsState(layout, s);
             assert.deepStrictEqual(readSlotsState(file).slots.blue, { version: "v1", running: true });
             fs.writeFileSync(file, JSON.stringify({ live: "green", slots: { green: { version: "v9" } } }));
             const partial = readSlotsState(file);
             assert.deepStrictEqual(partial.slots.green, { version: "v9", running: false });
             assert.deepStrictEqual(partial.slots.blue, { version: null, running: false });
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("reads what an earlier agent wrote: `runtime` as the activation, the last shift's old names and units as the settings' own", () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-state-"));
+        try {
+            const file = path.join(dir, "slots.json");
+            const activation = { port: 8001, healthPath: "/healthz", healthHost: "shop.localhost", startCommand: "app $PORT", envSha256: "ab" };
+            fs.writeFileSync(
+                file,
+                JSON.stringify({
+                    live: "blue",
+                    slots: { blue: { version: "v2", running: true, runtime: activation }, green: { version: "v1", running: true } },
+                    previous: { slot: "green", version: "v1", runtime: { ...activation, port: 8002 } },
+                    deploying: null,
+                    lastShift: {
+                        plan: "10:30,100:0",
+                        maxErrorRatio: 0.02,
+                        minRequests: 5,
+                        maxStepExtensionSeconds: 30,
+                        healthTimeoutSeconds: 90,
+                        drainTimeoutSeconds: 20,
+                        keepWarm: false,
+                    },
+                }),
+            );
+            const s = readSlotsState(file);
+            assert.deepStrictEqual(s.slots.blue.activation, activation);
+            assert.deepStrictEqual(s.previous?.activation, { ...activation, port: 8002 });
+            assert.ok(!("runtime" in s.slots.blue));
+            assert.deepStrictEqual(s.lastShift, {
+                shiftPlan: parseShiftPlan("10:30,100:0"),
+                maxErrorRatio: 0.02,
+                minRequestsPerStep: 5,
+                maxStepExtension: 30,
+                healthTimeout: 90,
+                drainTimeout: 20,
+                keepPreviousWarm: false,
+            });
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
         }

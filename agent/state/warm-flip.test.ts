@@ -2,8 +2,8 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { emptyState, SlotsState, writeSlotsState } from "./slots-file";
-import { warmFlipOf } from "./warm-flip";
+import { hostLayout } from "../../lib/host-layout";
+import { emptyState, SlotsState, warmFlipOf, writeSlotsState } from "./slots-file";
 
 function liveGreenWarmBlue(): SlotsState {
     return {
@@ -28,12 +28,14 @@ describe("warm flip file", () => {
     it("is written with every slots.json beside it, root only, and removed when no warm flip is possible", () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-warm-flip-"));
         try {
-            const stateFile = path.join(dir, "slots.json");
-            const flipFile = path.join(dir, "warm-flip");
-            writeSlotsState(stateFile, liveGreenWarmBlue());
+            const layout = hostLayout("shop", { root: dir });
+            fs.mkdirSync(layout.deployDir, { recursive: true });
+            const flipFile = layout.warmFlipFile;
+            assert.strictEqual(path.dirname(flipFile), path.dirname(layout.stateFile), "beside slots.json");
+            writeSlotsState(layout, liveGreenWarmBlue());
             assert.strictEqual(fs.readFileSync(flipFile, "utf8"), "from=green\nto=blue\nversion=v1\n");
             assert.strictEqual(fs.statSync(flipFile).mode & 0o777, 0o600);
-            writeSlotsState(stateFile, { ...liveGreenWarmBlue(), deploying: { version: "v3", slot: "blue", pid: 1, startedAt: "" } });
+            writeSlotsState(layout, { ...liveGreenWarmBlue(), deploying: { version: "v3", slot: "blue", pid: 1, startedAt: "" } });
             assert.ok(!fs.existsSync(flipFile));
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { parseShiftPlan } from "../../lib/shift-plan";
 import { LockInfo } from "../state/lock";
 import { deployProgress } from "./status-report";
 import { emptyState, SlotsState } from "../state/slots-file";
@@ -20,7 +21,7 @@ describe("status report: a running deploy's phase", () => {
         s.live = live;
         s.slots.blue = { version: live === "blue" ? liveVersion : "v0", running: true };
         s.slots.green = { version: "v2", running: deploying || live === "green" };
-        s.lastShift = { plan: "10:5,50:5,100:0", maxErrorRatio: 0.01, healthTimeoutSeconds: 30, drainTimeoutSeconds: 30 };
+        s.lastShift = { shiftPlan: parseShiftPlan("10:5,50:5,100:0"), maxErrorRatio: 0.01, healthTimeout: 30, drainTimeout: 30 };
         if (deploying) s.deploying = { version: "v2", slot: "green", pid: 4242, startedAt: lock.startedAt };
         return s;
     }

@@ -5,7 +5,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { Slot, SLOTS } from "../../lib/host-layout";
-import { parseShiftPlan, ShiftStep } from "../../lib/shift-plan";
+import { ShiftStep } from "../../lib/shift-plan";
 import { AgentContext } from "../context";
 import { slotPort } from "../deploy/slot-launch";
 import { errorMessage } from "../common/errors";
@@ -14,7 +14,7 @@ import { readLinkOrUndefined } from "../common/fs-atomic";
 import { SlotStats } from "../proxy/haproxy-api";
 import { LockInfo, lockStatus } from "../state/lock";
 import { slotTarget } from "../deploy/slot-lifecycle";
-import { isPreviousWarm, readSlotsState, ShiftSettings, SlotsState } from "../state/slots-file";
+import { isPreviousWarm, readSlotsState, SlotsState } from "../state/slots-file";
 import { ServerStats, totalResponses } from "../proxy/haproxy-stats";
 
 export type SlotRole = "live" | "deploying" | "warm" | "running" | "stopped";
@@ -98,7 +98,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
     let stats: SlotStats = {};
     let haproxyError: string | undefined;
     try {
-        stats = await ctx.runtime.stats();
+        stats = await ctx.haproxy.stats();
     } catch (e) {
         haproxyError = errorMessage(e);
     }
@@ -126,7 +126,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
     });
     const liveVersion = state.live ? state.slots[state.live].version : null;
     const report: StatusReport = {
-        app: settings.appName,
+        app: settings.app.appName,
         live: state.live ? { slot: state.live, version: liveVersion } : null,
         current: readLinkOrUndefined(layout.currentLink) ?? null,
         previous: state.previous ? { slot: state.previous.slot, version: state.previous.version, warm } : null,
@@ -143,7 +143,7 @@ export async function collectStatus(ctx: AgentContext, opts: { logTailLines?: nu
 }
 
 export function deployProgress(state: SlotsState, lock: LockInfo, stats: SlotStats, logsDir: string, tailLines: number): DeployProgress {
-    const plan = planOf(state.lastShift);
+    const plan = state.lastShift?.shiftPlan ?? null;
     const deploying = state.deploying;
     const slot = deploying?.slot ?? null;
     const server: ServerStats | undefined = slot ? stats[slot] : undefined;
@@ -181,15 +181,6 @@ export function deployProgress(state: SlotsState, lock: LockInfo, stats: SlotSta
         logFile,
         logTail: logFile ? (tailLines > 0 ? readTailLines(logFile, tailLines) : []) : [],
     };
-}
-
-function planOf(shift: ShiftSettings | undefined): ShiftStep[] | null {
-    if (!shift) return null;
-    try {
-        return parseShiftPlan(shift.plan);
-    } catch {
-        return null;
-    }
 }
 
 /** The newest worker log written since the deploy started (the worker appends to it as it goes). */

@@ -31,6 +31,7 @@ import { commandFailure, execute } from "./exec";
 import { checkInputs, diffInputs } from "./inputs";
 import type { SshCommandInputs, SshCommandOutputs, SshLogging } from "./inputs";
 import { uploadAll } from "./upload";
+import { parseAgentMessage } from "../../lib/contract/messages";
 
 // Imported from here by components/host.ts and the stack tests.
 export { diffInputs } from "./inputs";
@@ -43,13 +44,6 @@ const ERROR_LINES = 20;
 
 /** Reconnections to follow a worker after the connection dropped. */
 const REATTACH_ATTEMPTS = 5;
-
-/**
- * The first line of a command that runs its work in a detached worker (the agent's activate and
- * rollback): it names the worker by its log file. Only a name of these characters is ever put
- * into the reattach command.
- */
-const WORKER_LINE = /deploy worker pid \d+ \(log \S*\/([A-Za-z0-9][A-Za-z0-9._+-]*)\.log\)/;
 
 function shows(logging: SshLogging, stream: "stdout" | "stderr"): boolean {
     return logging === "stdoutAndStderr" || logging === stream;
@@ -66,19 +60,22 @@ export async function runStep(
     const log = opts.log ?? engineLogger(props.__logUrn);
     const lastLines: string[] = [];
     const emit = (stream: "stdout" | "stderr", line: string) => {
-        if (!shows(logging, stream)) return;
+        // The agent's messages (lib/contract/messages.ts) are for the program, not the console.
+        if (!shows(logging, stream) || parseAgentMessage(line)) return;
         log.write(line);
         lastLines.push(line);
         if (lastLines.length > ERROR_LINES) lastLines.shift();
     };
-    // The worker the command announced on its first line, and the lines received after it.
+    // The worker a detached command announced on its first line (the agent's activate and
+    // rollback), and the lines received after it. The message checks the name: only a plain file
+    // name is ever put into the reattach command.
     let worker: string | undefined;
     let seen = 0;
     const follow = (stream: "stdout" | "stderr", line: string) => {
         if (seen === 0 && worker === undefined) {
-            const m = WORKER_LINE.exec(line);
-            if (m) worker = m[1];
-            else worker = "";
+            const m = parseAgentMessage(line);
+            worker = m?.type === "worker" ? m.worker : "";
+            if (m?.type === "worker") return emit(stream, m.text);
         } else {
             seen++;
         }

@@ -15,7 +15,7 @@ import { renderProxyFiles } from "../../program/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
 import { renderRollbackScript } from "../../program/rollback-script";
 import { buildTemplateContext, TemplateContext } from "../../program/template-context";
-import { HaproxyRuntime } from "../../agent/proxy/haproxy-api";
+import { HaproxyApi } from "../../agent/proxy/haproxy-api";
 import { freePorts } from "./free-ports";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -152,7 +152,7 @@ export class Stack {
     layout!: HostLayout;
     settings!: AgentSettings;
     ports!: { blue: number; green: number; haproxy: number; http: number; https: number; trafficLog: number };
-    runtime!: HaproxyRuntime;
+    runtime!: HaproxyApi;
     readonly runDir: string;
     readonly postsLog: string;
     private haproxy?: ChildProcess;
@@ -229,7 +229,7 @@ export class Stack {
         this.haproxyPidFile = path.join(this.root, "run", "haproxy.pid");
         execFileSync("haproxy", ["-c", "-q", "-f", this.layout.haproxyConfigFile]);
         this.spawnHaproxy();
-        this.runtime = new HaproxyRuntime(this.layout.haproxySocket, "app", { retryForMs: 15000 });
+        this.runtime = new HaproxyApi(this.layout.haproxySocket, "app", { retryForMs: 15000 });
         await this.runtime.pid();
 
         const nginxConf = path.join(this.root, "etc", "nginx", "nginx.conf");
@@ -301,25 +301,29 @@ export class Stack {
         const ctl = (cmd: string) =>
             `${process.execPath} ${slotCtl} ${cmd} {slot} ${this.layout.appRoot} ${this.runDir}${asRoot ? ` ${this.opts.appName}` : ""}`;
         const app = this.opts.app;
-        return buildAgentSettings({
-            appName: this.opts.appName,
-            domain: this.domain,
-            healthPath: this.config.healthPath,
-            startCommand: this.config.startCommand,
-            smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
-            slotBasePort: this.config.slotBasePort,
-            haproxyPort: this.ports.haproxy,
-            trafficLogPort: this.ports.trafficLog,
-            buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
-            checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
-            ...(app?.migrateCommand ? { migrateCommand: app.migrateCommand, migrationRehearsal: app.migrationRehearsal ?? true } : {}),
-            keepPreviousWarm: this.opts.keepPreviousWarm,
-            releasesToKeep: 5,
-            root: this.root,
-            processControl: { kind: "command", ...(app ? app.control(this.layout.appRoot, this.runDir) : { start: ctl("start"), stop: ctl("stop") }) },
-            reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
-            nginxReloadCommand: `nginx -t -q -c ${this.nginxConf} -p ${this.root} && kill -HUP $(cat ${this.nginxPidFile})`,
-        });
+        return buildAgentSettings(
+            {
+                appName: this.opts.appName,
+                domain: this.domain,
+                healthPath: this.config.healthPath,
+                startCommand: this.config.startCommand,
+                smokePaths: app?.smokePaths ?? ["/", "/static-smoke"],
+                slotBasePort: this.config.slotBasePort,
+                haproxyPort: this.ports.haproxy,
+                buildCommand: app ? app.buildCommand : 'test -f app.cjs && echo "built $RELEASE_VERSION by $(id -u)" > "$SLOTSHIFT_BUILD_DIR/BUILT"',
+                checkCommand: app ? app.checkCommand : `${process.execPath} --check app.cjs`,
+                ...(app?.migrateCommand ? { migrateCommand: app.migrateCommand, migrationRehearsal: app.migrationRehearsal ?? true } : {}),
+                keepPreviousWarm: this.opts.keepPreviousWarm,
+                releasesToKeep: 5,
+            },
+            {
+                trafficLogPort: this.ports.trafficLog,
+                root: this.root,
+                processControl: { kind: "command", ...(app ? app.control(this.layout.appRoot, this.runDir) : { start: ctl("start"), stop: ctl("stop") }) },
+                reloadCommand: `haproxy -c -q -f ${this.layout.haproxyConfigFile} && kill -USR2 $(cat ${this.haproxyPidFile})`,
+                nginxReloadCommand: `nginx -t -q -c ${this.nginxConf} -p ${this.root} && kill -HUP $(cat ${this.nginxPidFile})`,
+            },
+        );
     }
 
     /**

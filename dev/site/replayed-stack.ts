@@ -12,7 +12,9 @@ import { artifactPath, prepareCommand } from "../../components/release";
 import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../components/remote";
 import { sha256Hex } from "../../components/ssh/ssh-command";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
-import { activateArgs, shiftGates } from "../../components/traffic-shift";
+import { activateRequest } from "../../components/traffic-shift";
+import { pickGroup } from "../../lib/settings/table";
+import { shellJoin } from "../../lib/shell-quote";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../program/config-schema";
 import { renderDebianSetupScript } from "../../program/host-files";
@@ -107,7 +109,7 @@ export class LocalStack {
 
     /** Release: the app environment through the agent's stdin (never a command line). */
     writeEnv(env: Record<string, string>): Promise<StepResult> {
-        return this.step("write-env", this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "write-env"), { input: formatEnvLines(env) }), true);
+        return this.step("write-env", this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "write-env", {}), { input: formatEnvLines(env) }), true);
     }
 
     /** Release: upload the archive of `version`, then `agent prepare`. */
@@ -132,19 +134,13 @@ export class LocalStack {
     /** TrafficShift create: the gated shift to `version` with the stack's plan and gates. */
     activate(version: string, mustSucceed = true): Promise<StepResult> {
         const s = this.settings;
-        const args = activateArgs({
-            version,
-            plan: s.shiftPlan,
-            gates: shiftGates(s),
-            keepPreviousWarm: s.keepPreviousWarm,
-            allowContractOperations: s.allowContractOperations,
-        });
-        return this.step(`activate ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "activate", args)), mustSucceed);
+        const request = activateRequest({ version, shift: pickGroup(s, "shift"), allowContractOperations: s.allowContractOperations });
+        return this.step(`activate ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "activate", request)), mustSucceed);
     }
 
     /** TrafficShift delete (after a newer version went live). */
     retire(version: string, mustSucceed = true): Promise<StepResult> {
-        return this.step(`retire ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "retire", ["--version", version])), mustSucceed);
+        return this.step(`retire ${version}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, "retire", { version })), mustSucceed);
     }
 
     /** The stack output rollbackCommand's command line: deploy/rollback over ssh with its options. */
@@ -153,8 +149,10 @@ export class LocalStack {
         return this.step("rollback", this.host.ssh(command, {}, ROLLBACK_SSH_OPTIONS), mustSucceed);
     }
 
+    /** The agent's command line as an operator types it (flags as given: the tests exercise the CLI itself). */
     agent(command: string, args: readonly string[] = [], mustSucceed = true): Promise<StepResult> {
-        return this.step(`agent ${command}`, this.host.ssh(remoteAgentCommand(this.sshUser, this.layout, command, args)), mustSucceed);
+        const line = shellJoin(["node", this.layout.agentPath, command, "--config", this.layout.agentConfigPath, ...args]);
+        return this.step(`agent ${command}`, this.host.ssh(asRoot(this.sshUser, line)), mustSucceed);
     }
 
     /** `agent status --json`, parsed. */

@@ -41,7 +41,7 @@ describe("dashboard unit", () => {
     it("listens on loopback only and is reached on the configured port", () => {
         const d = unitDirectives(renderDashboardUnit(contextFor({ dashboardPort: 9123 })));
         const exec = d.find(([k]) => k === "ExecStart")![1];
-        assert.match(exec, / \/srv\/shop\/deploy\/agent\.js dashboard --port 9123$/);
+        assert.match(exec, / \/srv\/shop\/deploy\/agent\.js dashboard --dashboard-port 9123$/);
         assert.deepStrictEqual(
             d.filter(([k]) => k.startsWith("IPAddress")),
             [

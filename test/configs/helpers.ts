@@ -81,17 +81,21 @@ export function contextFor(inputs: Partial<TemplateInputs> = {}, root?: string):
 
 export function agentFor(inputs: Partial<TemplateInputs> = {}, root?: string): AgentSettings {
     const i = { ...BASE_INPUTS, ...inputs };
-    return buildAgentSettings({
-        appName: i.appName,
-        domain: i.domain,
-        healthPath: i.healthPath,
-        smokePaths: ["/", "/accounts/login/"],
-        slotBasePort: i.slotBasePort,
-        haproxyPort: i.haproxyPort,
-        keepPreviousWarm: true,
-        releasesToKeep: 5,
-        root,
-    });
+    return buildAgentSettings(
+        {
+            appName: i.appName,
+            domain: i.domain,
+            healthPath: i.healthPath,
+            smokePaths: ["/", "/accounts/login/"],
+            slotBasePort: i.slotBasePort,
+            haproxyPort: i.haproxyPort,
+            keepPreviousWarm: true,
+            releasesToKeep: 5,
+        },
+        {
+            root,
+        },
+    );
 }
 
 /**

@@ -4,7 +4,7 @@
 // of the nixpkgs module sources listed in docs/nixos.md; a full nixpkgs evaluation only happens on
 // a real NixOS host.
 import * as assert from "assert";
-import { stackConfigSchema } from "../../program/config-schema";
+import { settingDefault } from "../../lib/settings/table";
 import { renderNixosModule, renderProxyFiles } from "../../program/host-files";
 import { TemplateInputs } from "../../program/template-context";
 import { amiNamePattern } from "../../components/host";
@@ -102,7 +102,7 @@ describe("NixOS module against its target release", () => {
         const target = /^\s*targetRelease = "(\d{2}\.\d{2})";$/m.exec(module)?.[1];
         assert.ok(target, "the module names no targetRelease");
         // Pulumi.yaml's default is held to the schema's by the unit tests.
-        const defaultRelease = stackConfigSchema.shape.nixosRelease.parse(undefined);
+        const defaultRelease = settingDefault("nixosRelease");
         assert.strictEqual(defaultRelease, target);
         assert.strictEqual(amiNamePattern("nixos", "x86_64", defaultRelease), `nixos/${target}*-x86_64-linux`);
         assert.strictEqual(STUB_RELEASE, target, "the stand-in config reports another release");

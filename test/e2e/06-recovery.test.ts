@@ -82,13 +82,17 @@ describe("an interrupted deploy on the systemd host: transient worker unit, rebo
         await stack.writeEnv({ SECRET_KEY: `e2e-recovery-${Date.now()}-0123456789abcdefghijklmnopqrstuvwxyz` });
         await stack.prepare("v1");
         await stack.prepare("v2");
-        await stack.agent("activate", ["--version", "v1", "--plan", "100"]);
+        await stack.agent("activate", ["--version", "v1", "--shift-plan", "100"]);
     });
 
     it("the worker is a transient unit; SIGKILLed at 50 % and the host rebooted, the recover unit restores v1", async () => {
         const app = stack.settings.appName;
         const load = startLoad({ site, runId, connections: 4, rate: 40 });
-        const shift = stack.agent("activate", ["--version", "v2", "--plan", "10:1,50:120,100:0", "--health-timeout", "120s", "--min-requests", "0"], false);
+        const shift = stack.agent(
+            "activate",
+            ["--version", "v2", "--shift-plan", "10:1,50:120,100:0", "--health-timeout", "120s", "--min-requests-per-step", "0"],
+            false,
+        );
         let unit = "";
         for (let i = 0; i < 240 && !unit; i++) {
             const s = await status();
@@ -156,7 +160,11 @@ describe("an interrupted deploy on the systemd host: transient worker unit, rebo
 
     it("systemctl restart haproxy at a shift step, on the real unit (state saved, soft stop): the shift completes, 0 failed requests", async () => {
         const load = startLoad({ site, runId, connections: 4, rate: 40 });
-        const shift = stack.agent("activate", ["--version", "v2", "--plan", "10:5,50:5,100:0", "--health-timeout", "120s", "--min-requests", "0"], false);
+        const shift = stack.agent(
+            "activate",
+            ["--version", "v2", "--shift-plan", "10:5,50:5,100:0", "--health-timeout", "120s", "--min-requests-per-step", "0"],
+            false,
+        );
         let s = await status();
         for (let i = 0; i < 240 && weights(s).green !== 10; i++) {
             await sleep(250);

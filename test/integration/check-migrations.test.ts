@@ -64,8 +64,8 @@ describe("npm run check-migrations on the example releases", function () {
         assert.strictEqual(report.rehearsal, null);
     });
 
-    it("lets the same operation through with --allow-contract (exit 0), marked acknowledged, after the rehearsal passed", () => {
-        const { status, report } = checkJson("v2", "v2-lock-index", "--allow-contract", "notes.0003_note_text_index:create_index:notes_note");
+    it("lets the same operation through with --allow-contract-operations (exit 0), marked acknowledged, after the rehearsal passed", () => {
+        const { status, report } = checkJson("v2", "v2-lock-index", "--allow-contract-operations", "notes.0003_note_text_index:create_index:notes_note");
         assert.strictEqual(status, 0);
         assert.strictEqual(report.result, "accepted");
         assert.deepStrictEqual(
@@ -117,8 +117,8 @@ describe("npm run check-migrations on the example releases", function () {
     });
 
     it("says what is wrong with its arguments (exit 2)", () => {
-        const r = check("v2", "v2-lock-index", "--allow-contract", "drop everything");
+        const r = check("v2", "v2-lock-index", "--allow-contract-operations", "drop everything");
         assert.strictEqual(r.status, 2);
-        assert.match(r.stderr, /check-migrations: error: --allow-contract: "drop everything" is not MIGRATION:OPERATION:TARGET/);
+        assert.match(r.stderr, /check-migrations: error: --allow-contract-operations: "drop everything" is not MIGRATION:OPERATION:TARGET/);
     });
 });

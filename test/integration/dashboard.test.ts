@@ -9,7 +9,7 @@ import { freePorts, RunningAgent, Stack } from "../../dev/loopback/harness";
 import { formatLoad, startLoad } from "../../dev/loopback/load";
 
 // No load in most steps here: a step passes without traffic.
-const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "30s", "--min-requests", "0"];
+const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "30s", "--min-requests-per-step", "0"];
 const TOKEN = "0123456789abcdef".repeat(4);
 
 interface Reply {
@@ -48,12 +48,12 @@ describe("dashboard integration: the agent's own commands behind its buttons", f
         await stack.start();
         assert.strictEqual((await stack.agent(["write-env"], `POSTS_LOG=${stack.postsLog}\n`)).code, 0);
         for (const v of ["v1", "v2"]) assert.strictEqual((await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)])).code, 0);
-        assert.strictEqual((await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES])).code, 0);
-        assert.strictEqual((await stack.agent(["activate", "--version", "v2", "--plan", "50%:1s,100%", ...GATES])).code, 0);
+        assert.strictEqual((await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES])).code, 0);
+        assert.strictEqual((await stack.agent(["activate", "--version", "v2", "--shift-plan", "50%:1s,100%", ...GATES])).code, 0);
 
         fs.writeFileSync(stack.layout.dashboardTokenFile, `${TOKEN}\n`, { mode: 0o600 });
         port = (await freePorts(1)).others[0];
-        dashboard = stack.spawnAgent(["dashboard", "--port", String(port)]);
+        dashboard = stack.spawnAgent(["dashboard", "--dashboard-port", String(port)]);
         await dashboard.waitFor(/dashboard on http:\/\/127\.0\.0\.1:/, 20_000);
         const login = await request("POST", "/api/login", { body: { token: TOKEN } });
         assert.strictEqual(login.status, 200, login.body);
@@ -83,7 +83,7 @@ describe("dashboard integration: the agent's own commands behind its buttons", f
     });
 
     it("a button meets the deploy lock: refused while a shift runs; abort stops that shift and traffic goes back", async () => {
-        const shift = stack.spawnAgent(["activate", "--version", "v1", "--plan", "10%:20s,100%", ...GATES]);
+        const shift = stack.spawnAgent(["activate", "--version", "v1", "--shift-plan", "10%:20s,100%", ...GATES]);
         await shift.waitFor(/step 1\/2 \(10%\)/, 60_000);
         const refused = await act("rollback");
         assert.strictEqual(refused.status, 409, refused.body);
@@ -106,8 +106,8 @@ describe("dashboard integration: the agent's own commands behind its buttons", f
 
     it("rollback flips to the warm previous under load without a failed request", async () => {
         // The aborted activation stopped blue; a shift to v1 and back makes v1 the warm previous again.
-        assert.strictEqual((await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES])).code, 0);
-        assert.strictEqual((await stack.agent(["activate", "--version", "v2", "--plan", "100", ...GATES])).code, 0);
+        assert.strictEqual((await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES])).code, 0);
+        assert.strictEqual((await stack.agent(["activate", "--version", "v2", "--shift-plan", "100", ...GATES])).code, 0);
         const load = startLoad({ port: stack.ports.https, host: stack.domain, rate: 100, postEvery: 0, runId: `dash-${Date.now()}` });
         await new Promise((r) => setTimeout(r, 1000));
         const r = await act("rollback");

@@ -60,7 +60,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
                 assert.strictEqual(run.code, 0, describeRun(run));
             }),
         );
-        const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
+        const first = await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES]);
         assert.strictEqual(first.code, 0, describeRun(first));
         await assertAllOn("blue", "first release");
         const probe = await stack.httpsGet("/");
@@ -120,7 +120,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
     it("a. v1 -> v2 full shift under GET+POST load: 0 failed requests", async () => {
         const l = load("a", 4);
         await sleep(1000);
-        const run = await stack.agent(["activate", "--version", "v2", "--plan", PLAN, ...GATES, "--no-keep-warm"]);
+        const run = await stack.agent(["activate", "--version", "v2", "--shift-plan", PLAN, ...GATES, "--no-keep-previous-warm"]);
         await sleep(1000);
         const r = await l.stop();
         figures(formatLoad("a. v1 -> v2", r));
@@ -131,7 +131,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.ok(r.postsAcknowledged.length > 0);
         assertNoReplayedPosts(r);
         await assertAllOn("green", "after a");
-        assert.ok(!fs.existsSync(path.join(stack.runDir, "app-blue.pid")), "old slot stopped (--no-keep-warm)");
+        assert.ok(!fs.existsSync(path.join(stack.runDir, "app-blue.pid")), "old slot stopped (--no-keep-previous-warm)");
         assert.strictEqual(fs.readlinkSync(stack.layout.currentLink), "releases/v2");
         const audit = fs
             .readFileSync(stack.layout.auditLog, "utf8")
@@ -147,7 +147,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("b. a release that never becomes healthy: traffic never leaves the live one, 0 failed requests", async () => {
         const l = load("b");
-        const run = await stack.agent(["activate", "--version", "v3-unhealthy", "--plan", PLAN, "--health-timeout", "5s", "--drain-timeout", "10s"]);
+        const run = await stack.agent(["activate", "--version", "v3-unhealthy", "--shift-plan", PLAN, "--health-timeout", "5s", "--drain-timeout", "10s"]);
         const r = await l.stop();
         figures(formatLoad("b. v3-unhealthy", r));
         assert.strictEqual(run.code, 1, describeRun(run));
@@ -163,7 +163,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
     it("c. a release answering 500 on 20 % of requests: the gate trips at the first step and rolls back", async () => {
         const before = (await stack.runtime.stats()).blue!;
         const l = load("c");
-        const run = await stack.agent(["activate", "--version", "v3-errors", "--plan", "10%:3s,50%:2s,100%", ...GATES]);
+        const run = await stack.agent(["activate", "--version", "v3-errors", "--shift-plan", "10%:3s,50%:2s,100%", ...GATES]);
         const r = await l.stop();
         const after = (await stack.runtime.stats()).blue!;
         const reachedNew = after.stot - before.stot;
@@ -187,7 +187,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("d. requests in flight on the old slot when it drains all complete with 200", async () => {
         const l = load("d");
-        const agent = stack.spawnAgent(["activate", "--version", "v4", "--plan", "50%:1s,100%", ...GATES, "--no-keep-warm"]);
+        const agent = stack.spawnAgent(["activate", "--version", "v4", "--shift-plan", "50%:1s,100%", ...GATES, "--no-keep-previous-warm"]);
         await agent.waitFor(/step 1\/2 \(50%\):/);
         const slow = Array.from({ length: 10 }, () => stack.httpsGet("/slow?ms=5000"));
         const run = await agent.done;
@@ -216,7 +216,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("e. kill -9 of the new slot mid-shift: rollback; GETs see 0 failures; POSTs never replayed", async () => {
         const l = load("e", 4);
-        const agent = stack.spawnAgent(["activate", "--version", "v5", "--plan", "10%:4s,50%:3s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v5", "--shift-plan", "10%:4s,50%:3s,100%", ...GATES]);
         await agent.waitFor(/step 1\/3 \(10%\):/);
         await sleep(700);
         const killedAt = Date.now();
@@ -235,7 +235,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("f. HAProxy reload mid-shift keeps the weights; 0 failed requests", async () => {
         const l = load("f");
-        const agent = stack.spawnAgent(["activate", "--version", "v6", "--plan", "10%:3s,50%:3s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v6", "--shift-plan", "10%:3s,50%:3s,100%", ...GATES]);
         await agent.waitFor(/step 1\/3 \(10%\):/);
         await sleep(1000);
         const master = stack.haproxyMasterPid();
@@ -262,8 +262,8 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("g. two concurrent activations: the second fails fast naming the holder; the first completes", async () => {
         // No load here: the steps pass without traffic.
-        const a = stack.spawnAgent(["activate", "--version", "v7", "--plan", PLAN, ...GATES, "--min-requests", "0"]);
-        const b = stack.spawnAgent(["activate", "--version", "v8", "--plan", PLAN, ...GATES, "--min-requests", "0"]);
+        const a = stack.spawnAgent(["activate", "--version", "v7", "--shift-plan", PLAN, ...GATES, "--min-requests-per-step", "0"]);
+        const b = stack.spawnAgent(["activate", "--version", "v8", "--shift-plan", PLAN, ...GATES, "--min-requests-per-step", "0"]);
         const [ra, rb] = await Promise.all([a.done, b.done]);
         const [win, lose] = ra.code === 0 ? [ra, rb] : [rb, ra];
         winner = win === ra ? "v7" : "v8";
@@ -339,15 +339,15 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const st = JSON.parse((await stack.agent(["status", "--json"])).stdout);
         assert.deepStrictEqual(st.live, { slot: "green", version: "v6" });
         // Any other argument is the agent's: it checks it before anything changes.
-        const bad = await stack.rollbackScript(["--plan", "nonsense"]);
+        const bad = await stack.rollbackScript(["--shift-plan", "nonsense"]);
         assert.strictEqual(bad.code, 2, describeRun(bad));
-        assert.match(bad.stderr, /--plan/);
+        assert.match(bad.stderr, /--shift-plan/);
         await assertAllOn("green", "a refused argument changes nothing");
     });
 
     it("a foreground activate killed mid-shift (dropped SSH session) still ends with traffic fully on one slot", async () => {
         const l = load("drop");
-        const agent = stack.spawnAgent(["activate", "--version", loser, "--plan", PLAN, ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", loser, "--shift-plan", PLAN, ...GATES]);
         await agent.waitFor(/step 1\/3 \(10%\):/);
         agent.child.kill("SIGKILL");
         await agent.done;
@@ -366,7 +366,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
 
     it("a dead deploy worker leaves a stale lock: reported, recovered to the committed state, and the next run converges", async () => {
         const l = load("stale");
-        const agent = stack.spawnAgent(["activate", "--version", "v9", "--plan", "10%:30s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v9", "--shift-plan", "10%:30s,100%", ...GATES]);
         await agent.waitFor(/step 1\/2 \(10%\):/);
         const holder = JSON.parse(fs.readFileSync(stack.layout.lockFile, "utf8"));
         process.kill(holder.pid, "SIGKILL");
@@ -378,7 +378,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         const status = await stack.agent(["status"]);
         assert.match(status.stdout, new RegExp(`lock: STALE, holder is gone \\(pid ${holder.pid}, activate v9`));
 
-        const again = await stack.agent(["activate", "--version", "v9", "--plan", PLAN, ...GATES]);
+        const again = await stack.agent(["activate", "--version", "v9", "--shift-plan", PLAN, ...GATES]);
         const r = await l.stop();
         figures(formatLoad("stale lock recovery", r));
         assert.strictEqual(again.code, 0, describeRun(again));
@@ -393,12 +393,12 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
     });
 
     it("rollback to a cold previous release starts it again and passes the same gates", async () => {
-        const act = await stack.agent(["activate", "--version", "v10", "--plan", "100", ...GATES, "--no-keep-warm"]);
+        const act = await stack.agent(["activate", "--version", "v10", "--shift-plan", "100", ...GATES, "--no-keep-previous-warm"]);
         assert.strictEqual(act.code, 0, describeRun(act));
         const before = JSON.parse((await stack.agent(["status", "--json"])).stdout);
         assert.deepStrictEqual([before.live.version, before.previous.version, before.previous.warm], ["v10", "v9", false]);
         const l = load("cold");
-        const run = await stack.agent(["rollback", "--plan", "50%:1s,100%"]);
+        const run = await stack.agent(["rollback", "--shift-plan", "50%:1s,100%"]);
         const r = await l.stop();
         figures(formatLoad("cold rollback", r));
         assert.strictEqual(run.code, 0, describeRun(run));
@@ -441,7 +441,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         }
         await assertAllOn("green", "retire never moves traffic");
 
-        const pruned = await stack.agent(["prune", "--keep", "1"]);
+        const pruned = await stack.agent(["prune", "--releases-to-keep", "1"]);
         assert.strictEqual(pruned.code, 0, describeRun(pruned));
         const left = fs.readdirSync(stack.layout.releasesDir).sort();
         assert.deepStrictEqual(left, ["v10", "v9"], "the live release and the previous (rollback target) stay");

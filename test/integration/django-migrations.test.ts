@@ -95,22 +95,25 @@ describe("migration step: example Django releases on a real PostgreSQL", functio
         run(`${PG_BIN}/createdb`, ["-h", sock, "shop"]);
 
         execFileSync(path.join(REPO, "scripts", "build-example-releases.sh"), [releases()], { stdio: "pipe" });
-        const settings = buildAgentSettings({
-            appName: APP,
-            domain: "shop.localhost",
-            healthPath: "/healthz",
-            smokePaths: ["/"],
-            slotBasePort: 18001,
-            haproxyPort: 18080,
-            keepPreviousWarm: true,
-            releasesToKeep: 10,
-            root: path.join(root, "host"),
-            processControl: { kind: "command", start: "true", stop: "true" },
-            migrateCommand: `${PYTHON} manage.py migrate --noinput`,
-            dbLockTimeoutSeconds: 1,
-            // This file sees one attempt give up; the retry is the lock-safety test's.
-            dbLockRetries: 0,
-        });
+        const settings = buildAgentSettings(
+            {
+                appName: APP,
+                domain: "shop.localhost",
+                healthPath: "/healthz",
+                smokePaths: ["/"],
+                slotBasePort: 18001,
+                haproxyPort: 18080,
+                keepPreviousWarm: true,
+                releasesToKeep: 10,
+                migrateCommand: `${PYTHON} manage.py migrate --noinput`,
+                dbLockTimeout: 1,
+                dbLockRetries: 0,
+            },
+            {
+                root: path.join(root, "host"),
+                processControl: { kind: "command", start: "true", stop: "true" },
+            },
+        );
         const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
         ctx = createContext(settings, log);
         fs.mkdirSync(path.dirname(ctx.layout.envFile), { recursive: true });

@@ -83,7 +83,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
             const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)]);
             assert.strictEqual(run.code, 0, describeRun(run));
         }
-        const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
+        const first = await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES]);
         assert.strictEqual(first.code, 0, describeRun(first));
         await assertAllOn("blue", "first release");
     });
@@ -108,7 +108,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
     it("HAProxy SIGKILL at the 50 % step: the shift completes, 0 failed GETs (only POSTs in flight at the kill may fail)", async () => {
         const l = load("kill-shift");
-        const agent = stack.spawnAgent(["activate", "--version", "v2", "--plan", "10%:2s,50%:5s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v2", "--shift-plan", "10%:2s,50%:5s,100%", ...GATES]);
         await agent.waitFor(/step 2\/3 \(50%\):/);
         await sleep(500);
         const crash = await stack.crashHaproxy("crash", 1000);
@@ -127,7 +127,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
     it("systemctl restart haproxy (state saved, soft stop, start) at the 10 % step: requests in flight complete, the shift completes, 0 failed requests", async () => {
         const l = load("restart-shift");
-        const agent = stack.spawnAgent(["activate", "--version", "v3", "--plan", "10%:4s,50%:2s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v3", "--shift-plan", "10%:4s,50%:2s,100%", ...GATES]);
         await agent.waitFor(/step 1\/3 \(10%\):/);
         // Writes inside HAProxy when it is told to stop, as any busy site has: they must finish
         // (NGINX never sends a POST twice, so one cut off by the stop would fail).
@@ -156,7 +156,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
     it("HAProxy's state cannot be saved during a rollback: traffic back on the old slot, the new one stopped, and the next command finishes the recovery", async () => {
         const stateFile = stack.layout.haproxyStateFile;
         const l = load("unsaved");
-        const agent = stack.spawnAgent(["activate", "--version", "v4", "--plan", "10%:3s,50%:3s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v4", "--shift-plan", "10%:3s,50%:3s,100%", ...GATES]);
         await agent.waitFor(/step 1\/3 \(10%\):/);
         // The state file's place taken by a directory: every save (rename over it) fails from here,
         // as on a read-only or full state dir.
@@ -186,7 +186,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
         // The disk is fixed; the next command that takes the lock restores and saves the committed state.
         fs.rmdirSync(stateFile);
-        const prune = await stack.agent(["prune", "--keep", "10"]);
+        const prune = await stack.agent(["prune", "--releases-to-keep", "10"]);
         assert.strictEqual(prune.code, 0, describeRun(prune));
         assert.match(prune.stdout, /found an interrupted deploy of v4 on green/);
         await assertAllOn(liveSlot, "after the recovery");
@@ -199,7 +199,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
     it("a deploy worker SIGKILLed at 50 %: status says interrupted, and `recover` (the boot unit's command) restores the committed state", async () => {
         const l = load("worker-kill");
-        const agent = stack.spawnAgent(["activate", "--version", "v5", "--plan", "10%:1s,50%:30s,100%", ...GATES]);
+        const agent = stack.spawnAgent(["activate", "--version", "v5", "--shift-plan", "10%:1s,50%:30s,100%", ...GATES]);
         await agent.waitFor(/step 2\/3 \(50%\):/);
         const holder = JSON.parse(fs.readFileSync(stack.layout.lockFile, "utf8"));
         process.kill(holder.pid, "SIGKILL");

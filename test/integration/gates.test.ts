@@ -6,7 +6,7 @@ import { formatLoad, startLoad } from "../../dev/loopback/load";
 import { describeRun, figures, Stack } from "../../dev/loopback/harness";
 
 const RATE = 100;
-const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s", "--min-requests", "10"];
+const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "20s", "--drain-timeout", "10s", "--min-requests-per-step", "10"];
 
 describe("agent integration: step gates on HAProxy's figures", function () {
     this.timeout(300_000);
@@ -25,7 +25,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
                 assert.strictEqual(run.code, 0, describeRun(run));
             }),
         );
-        const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
+        const first = await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES]);
         assert.strictEqual(first.code, 0, describeRun(first));
     });
 
@@ -36,7 +36,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
 
     it("a release failing every request is rolled back long before its 30 s pause ends", async () => {
         const l = load("all-errors");
-        const run = await stack.agent(["activate", "--version", "v2-all-errors", "--plan", "10%:30s,100%", ...GATES]);
+        const run = await stack.agent(["activate", "--version", "v2-all-errors", "--shift-plan", "10%:30s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2-all-errors", r));
         assert.strictEqual(run.code, 1, describeRun(run));
@@ -52,7 +52,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
     });
 
     it("a step without traffic is held longer, then fails as not enough traffic to judge; traffic stays on the live release", async () => {
-        const run = await stack.agent(["activate", "--version", "v2", "--plan", "10%:1s,100%", ...GATES, "--max-step-extension", "2s"]);
+        const run = await stack.agent(["activate", "--version", "v2", "--shift-plan", "10%:1s,100%", ...GATES, "--max-step-extension", "2s"]);
         assert.strictEqual(run.code, 1, describeRun(run));
         assert.match(run.stdout + run.stderr, /holding up to 2\.0s longer/);
         assert.match(run.stderr, /not enough traffic to judge step 1\/2 \(10%\): green \(v2\) got 0 requests in [\d.]+s, fewer than the 10 a gate needs/);
@@ -63,7 +63,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
 
     it("a release 300 ms slower per request trips the latency gate; 0 failed requests", async () => {
         const l = load("slow");
-        const run = await stack.agent(["activate", "--version", "v2-slow", "--plan", "10%:3s,100%", ...GATES]);
+        const run = await stack.agent(["activate", "--version", "v2-slow", "--shift-plan", "10%:3s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2-slow", r));
         assert.strictEqual(run.code, 1, describeRun(run));
@@ -77,7 +77,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
 
     it("a healthy release passes every gate under the same load", async () => {
         const l = load("ok");
-        const run = await stack.agent(["activate", "--version", "v2", "--plan", "10%:2s,50%:2s,100%", ...GATES]);
+        const run = await stack.agent(["activate", "--version", "v2", "--shift-plan", "10%:2s,50%:2s,100%", ...GATES]);
         const r = await l.stop();
         figures(formatLoad("v2", r));
         assert.strictEqual(run.code, 0, describeRun(run));
@@ -91,7 +91,7 @@ describe("agent integration: step gates on HAProxy's figures", function () {
         // step's pause), from a client that stops gracefully: every request it sent, it saw answered,
         // so the deploy's count and the client's cover the same requests exactly.
         // The client stops as the last step begins: that step has no traffic to judge by design.
-        const agent = stack.spawnAgent(["activate", "--version", "v3", "--plan", "10%:2s,50%:2s,100%:3s", ...GATES, "--min-requests", "0"]);
+        const agent = stack.spawnAgent(["activate", "--version", "v3", "--shift-plan", "10%:2s,50%:2s,100%:3s", ...GATES, "--min-requests-per-step", "0"]);
         await agent.waitFor(/starting (blue|green) \(v3\)/);
         const seen: Record<string, number> = {};
         let failed = 0;

@@ -122,22 +122,26 @@ describe("migration safety: lock-safety rules and the rehearsal on a real Postgr
         pg.createdb(db);
         fs.mkdirSync(releases());
         execFileSync(path.join(REPO, "scripts", "build-example-releases.sh"), [releases()], { stdio: "pipe" });
-        const settings = buildAgentSettings({
-            appName: APP,
-            domain: "shop.localhost",
-            healthPath: "/healthz",
-            smokePaths: ["/", "/api/notes"],
-            slotBasePort: 18001,
-            haproxyPort: 18080,
-            keepPreviousWarm: true,
-            releasesToKeep: 20,
-            root: path.join(root, "host"),
-            processControl: { kind: "command", start: "true", stop: "true" },
-            migrateCommand: `${PYTHON} manage.py migrate --noinput`,
-            startCommand: START,
-            dbLockTimeoutSeconds: 1,
-            dbLockRetries: 2,
-        });
+        const settings = buildAgentSettings(
+            {
+                appName: APP,
+                domain: "shop.localhost",
+                healthPath: "/healthz",
+                smokePaths: ["/", "/api/notes"],
+                slotBasePort: 18001,
+                haproxyPort: 18080,
+                keepPreviousWarm: true,
+                releasesToKeep: 20,
+                migrateCommand: `${PYTHON} manage.py migrate --noinput`,
+                startCommand: START,
+                dbLockTimeout: 1,
+                dbLockRetries: 2,
+            },
+            {
+                root: path.join(root, "host"),
+                processControl: { kind: "command", start: "true", stop: "true" },
+            },
+        );
         const log: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`) };
         ctx = createContext(settings, log);
         fs.mkdirSync(path.dirname(ctx.layout.envFile), { recursive: true });
@@ -269,7 +273,7 @@ describe("migration safety: lock-safety rules and the rehearsal on a real Postgr
 
     it("a migration that gives up on lock_timeout is tried again and succeeds on its second attempt once the lock is released", async () => {
         // Without the rehearsal (it would refuse this release), so only the lock matters here.
-        ctx.settings.migrations.rehearsal = undefined;
+        ctx.settings.migrations.migrationRehearsal = false;
         const [f, a] = pg.psqlArgv(db);
         const holder = spawn(f, a, { stdio: ["pipe", "ignore", "ignore"] });
         const closed = new Promise((r) => holder.on("close", r));

@@ -64,18 +64,22 @@ describe("release integrity: one version, one archive (built agent)", function (
         root = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-integrity-"));
         fs.chmodSync(root, 0o755);
         // An app user that exists everywhere (as in the deploy suite); no build or check command.
-        const settings = buildAgentSettings({
-            appName: "nobody",
-            domain: "app.test",
-            healthPath: "/healthz",
-            smokePaths: ["/"],
-            slotBasePort: 18001,
-            haproxyPort: 18080,
-            keepPreviousWarm: true,
-            releasesToKeep: 5,
-            root,
-            processControl: { kind: "command", start: "true", stop: "true" },
-        });
+        const settings = buildAgentSettings(
+            {
+                appName: "nobody",
+                domain: "app.test",
+                healthPath: "/healthz",
+                smokePaths: ["/"],
+                slotBasePort: 18001,
+                haproxyPort: 18080,
+                keepPreviousWarm: true,
+                releasesToKeep: 5,
+            },
+            {
+                root,
+                processControl: { kind: "command", start: "true", stop: "true" },
+            },
+        );
         layout = hostLayout("nobody", { root });
         fs.mkdirSync(layout.deployDir, { recursive: true });
         fs.writeFileSync(layout.agentConfigPath, JSON.stringify(settings));
@@ -201,7 +205,7 @@ describe("release integrity: one version, one archive (built agent)", function (
                 `${base}/${name}.tar.gz`,
                 "--sha256",
                 "2".repeat(64),
-                "--max-download-mib",
+                "--release-download-max-mib",
                 "1",
             ]);
             assert.strictEqual(r.code, 1, show(r));
@@ -215,7 +219,17 @@ describe("release integrity: one version, one archive (built agent)", function (
 
     it("refuses a download slower than its deadline", async () => {
         const started = Date.now();
-        const r = await agent(["prepare", "--version", "v-slow", "--source", `${base}/slow.tar.gz`, "--sha256", "3".repeat(64), "--download-timeout", "2s"]);
+        const r = await agent([
+            "prepare",
+            "--version",
+            "v-slow",
+            "--source",
+            `${base}/slow.tar.gz`,
+            "--sha256",
+            "3".repeat(64),
+            "--release-download-timeout",
+            "2s",
+        ]);
         const took = Date.now() - started;
         assert.strictEqual(r.code, 1, show(r));
         assert.match(r.stderr, /download of https:\/\/127\.0\.0\.1:\d+\/slow\.tar\.gz took longer than 2 s \(releaseDownloadTimeout\); refused/);

@@ -11,8 +11,8 @@ import { describeRun, figures, sleep, Stack } from "../../dev/loopback/harness";
 import { formatLoad, LoadReport, RunningLoad, startLoad } from "../../dev/loopback/load";
 
 const RATE = 60;
-const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "8s", "--drain-timeout", "10s", "--min-requests", "0"];
-const PLAN = ["--plan", "10%:2s,50%:2s,100%"];
+const GATES = ["--max-error-ratio", "0.01", "--health-timeout", "8s", "--drain-timeout", "10s", "--min-requests-per-step", "0"];
+const PLAN = ["--shift-plan", "10%:2s,50%:2s,100%"];
 
 function failuresOf(r: LoadReport): string {
     return `${JSON.stringify(r.statusCounts)} ${r.errorMessages.slice(0, 5).join("; ")}`;
@@ -76,7 +76,7 @@ describe("settings a live slot depends on belong to its activation", function ()
             const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)]);
             assert.strictEqual(run.code, 0, describeRun(run));
         }
-        const first = await stack.agent(["activate", "--version", "v1", "--plan", "100", ...GATES]);
+        const first = await stack.agent(["activate", "--version", "v1", "--shift-plan", "100", ...GATES]);
         assert.strictEqual(first.code, 0, describeRun(first));
         await assertAllOn("blue", "first release");
     });
@@ -201,7 +201,7 @@ describe("settings a live slot depends on belong to its activation", function ()
         live = otherSlot(live);
         // Back to the new environment, this time without keeping the previous slot warm: the
         // rollback then starts the old environment's release again from its snapshot.
-        const forward = await stack.agent(["activate", "--version", "v2", ...PLAN, ...GATES, "--no-keep-warm"]);
+        const forward = await stack.agent(["activate", "--version", "v2", ...PLAN, ...GATES, "--no-keep-previous-warm"]);
         assert.strictEqual(forward.code, 0, describeRun(forward));
         live = otherSlot(live);
         const afterForward = Date.now();

@@ -344,7 +344,7 @@ describe("SshCommand against a real sshd", function () {
                 const run = await stack.agent(["prepare", "--version", v, "--source", stack.makeArtifact(v)]);
                 assert.strictEqual(run.code, 0, run.stderr);
             }
-            const first = await stack.agent(["activate", "--version", "v1", "--plan", "100"]);
+            const first = await stack.agent(["activate", "--version", "v1", "--shift-plan", "100"]);
             assert.strictEqual(first.code, 0, first.stderr);
         });
 
@@ -377,10 +377,19 @@ describe("SshCommand against a real sshd", function () {
                     "create",
                     {
                         connection: fx.connection,
-                        create: agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s", "--min-requests", "0"]),
+                        create: agent("activate", [
+                            "--version",
+                            "v2",
+                            "--shift-plan",
+                            "10%:3s,50%:1s,100%",
+                            "--drain-timeout",
+                            "5s",
+                            "--min-requests-per-step",
+                            "0",
+                        ]),
                         reattach: agent("attach", ["--worker", "'{worker}'", "--skip-lines", "'{lines}'"]),
                     },
-                    agent("activate", ["--version", "v2", "--plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s", "--min-requests", "0"]),
+                    agent("activate", ["--version", "v2", "--shift-plan", "10%:3s,50%:1s,100%", "--drain-timeout", "5s", "--min-requests-per-step", "0"]),
                     { uploads: false, log },
                 );
             } finally {

@@ -58,22 +58,26 @@ describe("host trust boundary: release content and the app user never reach root
     let victim: string;
 
     const writeSettings = (extra: { buildCommand?: string; migrateCommand?: string } = {}) => {
-        const settings = buildAgentSettings({
-            appName: APP,
-            domain: "app.test",
-            healthPath: "/healthz",
-            smokePaths: ["/"],
-            slotBasePort: 1,
-            haproxyPort: 3,
-            buildCommand: extra.buildCommand,
-            migrateCommand: extra.migrateCommand,
-            migrationCheck: "none",
-            keepPreviousWarm: true,
-            releasesToKeep: 5,
-            root,
-            processControl: { kind: "command", start: "true", stop: "true" },
-            reloadCommand: "true",
-        });
+        const settings = buildAgentSettings(
+            {
+                appName: APP,
+                domain: "app.test",
+                healthPath: "/healthz",
+                smokePaths: ["/"],
+                slotBasePort: 1,
+                haproxyPort: 3,
+                buildCommand: extra.buildCommand,
+                migrateCommand: extra.migrateCommand,
+                migrationCheck: "none",
+                keepPreviousWarm: true,
+                releasesToKeep: 5,
+            },
+            {
+                root,
+                processControl: { kind: "command", start: "true", stop: "true" },
+                reloadCommand: "true",
+            },
+        );
         fs.writeFileSync(configPath, JSON.stringify(settings, null, 2));
     };
 

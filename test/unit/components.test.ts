@@ -10,7 +10,9 @@ import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../compo
 import { acmeBootstrapSite, proxyApplyScript } from "../../components/proxy";
 import { artifactUploadPath, prepareCommand } from "../../components/release";
 import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
-import { activateArgs, deploySummary } from "../../components/traffic-shift";
+import { activateRequest, deploySummary } from "../../components/traffic-shift";
+import { formatCommand } from "../../lib/contract/commands";
+import { formatAgentMessage } from "../../lib/contract/messages";
 import { hostLayout } from "../../lib/host-layout";
 import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
@@ -34,36 +36,36 @@ describe("command lines", () => {
     it("calls the agent as documented: node <agent.js> <command> --config <agent.json> [options]", () => {
         const layout = hostLayout("shop");
         assert.strictEqual(
-            agentCommand(layout, "retire", ["--version", "1.2.3"]),
+            agentCommand(layout, "retire", { version: "1.2.3" }),
             "node /srv/shop/deploy/agent.js retire --config /srv/shop/deploy/agent.json --version 1.2.3",
         );
     });
 
-    it("formats the activate options from the plan and gates", () => {
-        const args = activateArgs({
+    it("formats the activate options from the shift group, one flag per setting by its own name", () => {
+        const request = activateRequest({
             version: "2.0.0",
-            plan: [
-                { percent: 5, pauseSeconds: 10 },
-                { percent: 100, pauseSeconds: 0 },
-            ],
-            gates: {
+            shift: {
+                shiftPlan: [
+                    { percent: 5, pauseSeconds: 10 },
+                    { percent: 100, pauseSeconds: 0 },
+                ],
                 maxErrorRatio: 0.01,
                 minRequestsPerStep: 10,
-                maxStepExtensionSeconds: 60,
+                maxStepExtension: 60,
                 maxLatencyRatio: 3,
-                healthTimeoutSeconds: 90,
-                drainTimeoutSeconds: 45,
+                healthTimeout: 90,
+                drainTimeout: 45,
+                keepPreviousWarm: false,
             },
-            keepPreviousWarm: false,
         });
-        assert.deepStrictEqual(args, [
+        assert.deepStrictEqual(formatCommand("activate", request).slice(1), [
             "--version",
             "2.0.0",
-            "--plan",
+            "--shift-plan",
             "5:10,100:0",
             "--max-error-ratio",
             "0.01",
-            "--min-requests",
+            "--min-requests-per-step",
             "10",
             "--max-step-extension",
             "60",
@@ -73,15 +75,27 @@ describe("command lines", () => {
             "90",
             "--drain-timeout",
             "45",
-            "--no-keep-warm",
+            "--no-keep-previous-warm",
         ]);
     });
 
-    it("takes the deploy's own figures from the agent's closing line", () => {
-        const out =
-            "12:00:01.000 step 3/3 (100%)\n12:00:02.000 activate v2 done in 9.1s (health 1.0s, shift 6.0s, drain 0.1s); this deploy: 920 requests, 0 failed (v1 700; v2 220), p50 3 ms, p99 14 ms\n";
+    it("takes the deploy's own figures from the agent's result message", () => {
+        const traffic = {
+            requests: 920,
+            failed: 0,
+            p50Ms: 3,
+            p99Ms: 14,
+            byRelease: { v1: { requests: 700, failed: 0 }, v2: { requests: 220, failed: 0 } },
+            dropped: 0,
+        };
+        const out = `12:00:01.000 step 3/3 (100%)\n12:00:02.000 activate v2 done in 9.1s (health 1.0s, shift 6.0s, drain 0.1s); this deploy: 920 requests\n${formatAgentMessage({ type: "result", ok: true, command: "activate", version: "v2", traffic })}\n`;
         assert.strictEqual(deploySummary(out), "this deploy: 920 requests, 0 failed (v1 700; v2 220), p50 3 ms, p99 14 ms");
-        assert.match(deploySummary("v2 is already live on green; nothing to do\n"), /^no deploy figures/);
+        // A line that reads like the figures is not the agent's result.
+        assert.match(deploySummary("this deploy: 1 requests, 0 failed (v1 1), p50 1 ms, p99 1 ms\n"), /^no deploy figures/);
+        assert.match(
+            deploySummary(`${formatAgentMessage({ type: "result", ok: true, command: "activate", version: "v2", noop: true })}\n`),
+            /^no deploy figures/,
+        );
         assert.match(deploySummary(undefined), /^no deploy figures/);
     });
 
@@ -96,12 +110,17 @@ describe("command lines", () => {
         assert.strictEqual(artifactUploadPath("admin", layout, "1.0"), ".slotshift-shop-1.0.tar.gz");
         assert.strictEqual(agentStagingPath("shop"), ".slotshift-shop-agent.js");
         const sha256 = "0".repeat(64);
-        const https = prepareCommand("admin", layout, { version: "1.0", sha256, uploaded: false, download: { maxMiB: 100, timeoutSeconds: 60 } });
+        const https = prepareCommand("admin", layout, {
+            version: "1.0",
+            sha256,
+            uploaded: false,
+            download: { releaseDownloadMaxMiB: 100, releaseDownloadTimeout: 60 },
+        });
         // The URL (perhaps presigned) is not on the command line: it comes on stdin.
         assert.match(
             https,
             new RegExp(
-                `^sudo -n node .* prepare --config \\S+ --version 1\\.0 --source-stdin --sha256 ${sha256} --max-download-mib 100 --download-timeout 60$`,
+                `^sudo -n node .* prepare --config \\S+ --version 1\\.0 --source-stdin --sha256 ${sha256} --release-download-max-mib 100 --release-download-timeout 60$`,
             ),
         );
         const uploaded = prepareCommand("root", layout, { version: "1.0", sha256, uploaded: true });

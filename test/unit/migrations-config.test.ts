@@ -4,7 +4,9 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { agentSettingsFor } from "../../components/stack";
-import { activateArgs } from "../../components/traffic-shift";
+import { activateRequest } from "../../components/traffic-shift";
+import { formatCommand } from "../../lib/contract/commands";
+import { pickGroup, withDefaults } from "../../lib/settings/table";
 import { diffInputs } from "../../components/ssh/provider";
 import { parseStackConfig, StackConfigError, StackConfigInput } from "../../program/config-schema";
 import { djangoManageCommand, formatContractOperation, parseContractOperation, parseMigrationCheck } from "../../lib/migrations";
@@ -44,31 +46,36 @@ describe("migration config keys", () => {
             [s.migrateCommand, s.migrationCheck, s.allowContractOperations, s.dbLockTimeout, s.dbStatementTimeout, s.dbLockRetries, s.migrationRehearsal],
             [undefined, "django", [], 5, 600, 3, true],
         );
+        // agent.json's migrations group: the same keys and units as the stack config.
         assert.deepStrictEqual(agentSettingsFor(s).migrations, {
-            command: undefined,
-            check: { kind: "django" },
-            lockTimeoutMs: 5000,
-            statementTimeoutMs: 600000,
-            lockRetries: 3,
+            migrationCheck: "django",
+            dbLockTimeout: 5,
+            dbStatementTimeout: 600,
+            dbLockRetries: 3,
+            migrationRehearsal: true,
         });
     });
 
-    it("reach agent.json: the command, the check, the timeouts in milliseconds, the retries and the rehearsal's start command", () => {
+    it("reach agent.json: the command, the check, the timeouts in seconds, the retries, the rehearsal and the slots' start command it starts the live release with", () => {
         const s = parseStackConfig({ ...BASE, migrateCommand: DJANGO, dbLockTimeout: "750ms", dbStatementTimeout: "2m", dbLockRetries: 1 });
         assert.deepStrictEqual(agentSettingsFor(s).migrations, {
-            command: DJANGO,
-            check: { kind: "django" },
-            lockTimeoutMs: 750,
-            statementTimeoutMs: 120000,
-            lockRetries: 1,
-            rehearsal: { startCommand: s.startCommand },
+            migrateCommand: DJANGO,
+            migrationCheck: "django",
+            dbLockTimeout: 0.75,
+            dbStatementTimeout: 120,
+            dbLockRetries: 1,
+            migrationRehearsal: true,
         });
+        assert.strictEqual(agentSettingsFor(s).app.startCommand, s.startCommand);
         const off = parseStackConfig({ ...BASE, migrateCommand: DJANGO, migrationRehearsal: false });
-        assert.strictEqual(agentSettingsFor(off).migrations.rehearsal, undefined);
+        assert.strictEqual(agentSettingsFor(off).migrations.migrationRehearsal, false);
         const custom = parseStackConfig({ ...BASE, migrateCommand: "bin/rails db:migrate", migrationCheck: "bin/check-migrations --strict" });
-        assert.deepStrictEqual(agentSettingsFor(custom).migrations?.check, { kind: "command", command: "bin/check-migrations --strict" });
+        assert.deepStrictEqual(parseMigrationCheck(agentSettingsFor(custom).migrations.migrationCheck), {
+            kind: "command",
+            command: "bin/check-migrations --strict",
+        });
         const none = parseStackConfig({ ...BASE, migrateCommand: "bin/rails db:migrate", migrationCheck: "none" });
-        assert.deepStrictEqual(agentSettingsFor(none).migrations?.check, { kind: "none" });
+        assert.deepStrictEqual(parseMigrationCheck(agentSettingsFor(none).migrations.migrationCheck), { kind: "none" });
     });
 
     const BAD: [string, Partial<StackConfigInput>, RegExp][] = [
@@ -135,23 +142,15 @@ describe("migration config keys", () => {
 });
 
 describe("acknowledged contract operations on the activate command line", () => {
-    it("are passed as one --allow-contract list, and only when there are any", () => {
+    it("are passed as one --allow-contract-operations list, and only when there are any", () => {
         const base = {
             version: "v2c",
-            plan: [{ percent: 100, pauseSeconds: 0 }],
-            gates: {
-                maxErrorRatio: 0.01,
-                minRequestsPerStep: 10,
-                maxStepExtensionSeconds: 60,
-                maxLatencyRatio: 3,
-                healthTimeoutSeconds: 60,
-                drainTimeoutSeconds: 30,
-            },
-            keepPreviousWarm: true,
+            shift: pickGroup(withDefaults({ shiftPlan: [{ percent: 100, pauseSeconds: 0 }], healthTimeout: 60, drainTimeout: 30 }), "shift"),
         };
-        assert.deepStrictEqual(activateArgs(base).slice(-1), ["--keep-warm"]);
-        assert.deepStrictEqual(activateArgs({ ...base, allowContractOperations: [ACK, "notes.0005_x:drop_table:notes_tag"] }).slice(-2), [
-            "--allow-contract",
+        const args = (r: Parameters<typeof activateRequest>[0]) => formatCommand("activate", activateRequest(r));
+        assert.deepStrictEqual(args(base).slice(-1), ["--keep-previous-warm"]);
+        assert.deepStrictEqual(args({ ...base, allowContractOperations: [ACK, "notes.0005_x:drop_table:notes_tag"] }).slice(-2), [
+            "--allow-contract-operations",
             `${ACK},notes.0005_x:drop_table:notes_tag`,
         ]);
     });
@@ -161,7 +160,7 @@ describe("acknowledged contract operations on the activate command line", () => 
         const before = await runProgram({ stack: "staging", cfg: cliConfig("staging", cfg) });
         const after = await runProgram({ stack: "staging", cfg: cliConfig("staging", { ...cfg, allowContractOperations: [ACK] }) });
         const create = after.byName("shop-shift-activate").inputs.create as string;
-        assert.match(create, / --keep-warm --allow-contract notes\.0004_drop_note_author:drop_column:notes_note\.author$/);
+        assert.match(create, / --keep-previous-warm --allow-contract-operations notes\.0004_drop_note_author:drop_column:notes_note\.author$/);
         const d = diffInputs(reveal(before.byName("shop-shift-activate").inputs), reveal(after.byName("shop-shift-activate").inputs));
         assert.deepStrictEqual([d.changes, d.replaces], [true, []]);
         // agent.json (in the setup script) does not carry them: only the deploy that needs them does.

@@ -77,7 +77,7 @@ describe("rollback script", () => {
     });
 
     for (const [what, prepare, args] of [
-        ["another argument (the agent checks it)", () => undefined, ["--plan", "50%:1s,100%"]],
+        ["another argument (the agent checks it)", () => undefined, ["--shift-plan", "50%:1s,100%"]],
         ["no warm previous release", () => fs.rmSync(layout.warmFlipFile), []],
         ["HAProxy does not see it UP with an L7OK check", () => fs.writeFileSync(file("stats"), `${HEADER}\napp,blue,0,DOWN,0,L4CON\n`), []],
         ["a check that has not run yet", () => fs.writeFileSync(file("stats"), `${HEADER}\napp,blue,0,UP,0,INI\n`), []],

@@ -1,17 +1,23 @@
 // The pure half of a slot's runtime (lib/slot-activation.ts): what changed, the start script, the
 // health maps HAProxy reads.
 import * as assert from "assert";
-import { renderHealthMaps, renderStartScript, runtimeChanges, SlotRuntime } from "../../lib/slot-activation";
+import { renderHealthMaps, renderStartScript, activationChanges, SlotActivation } from "../../lib/slot-activation";
 
-const base: SlotRuntime = { port: 8001, healthPath: "/healthz", healthHost: "app.example.com", startCommand: "gunicorn app:wsgi", envSha256: "a".repeat(64) };
+const base: SlotActivation = {
+    port: 8001,
+    healthPath: "/healthz",
+    healthHost: "app.example.com",
+    startCommand: "gunicorn app:wsgi",
+    envSha256: "a".repeat(64),
+};
 
 describe("slot runtime", () => {
     it("names each changed setting, and the environment only as changed", () => {
-        assert.deepStrictEqual(runtimeChanges(base, base), []);
-        const changed = runtimeChanges(base, { ...base, port: 9001, healthPath: "/db", envSha256: "b".repeat(64) });
+        assert.deepStrictEqual(activationChanges(base, base), []);
+        const changed = activationChanges(base, { ...base, port: 9001, healthPath: "/db", envSha256: "b".repeat(64) });
         assert.deepStrictEqual(changed, ["port (slotBasePort) 8001 -> 9001", 'healthPath "/healthz" -> "/db"', "appEnv changed"]);
         assert.ok(!changed.join(" ").includes("aaaa"), "no digest in the message");
-        assert.deepStrictEqual(runtimeChanges(base, { ...base, healthHost: "new.example.com", startCommand: "node server.js" }), [
+        assert.deepStrictEqual(activationChanges(base, { ...base, healthHost: "new.example.com", startCommand: "node server.js" }), [
             'Host of the checks (domain) "app.example.com" -> "new.example.com"',
             'startCommand "gunicorn app:wsgi" -> "node server.js"',
         ]);

@@ -292,7 +292,7 @@ describe("deploy steps", () => {
         const base = "sudo -n node /srv/shop/deploy/agent.js";
         assert.strictEqual(
             a.create,
-            `${base} activate --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --plan 10:60,50:60,100:0 --max-error-ratio 0.005 --min-requests 10 --max-step-extension 60 --max-latency-ratio 3 --health-timeout 120 --drain-timeout 60 --keep-warm`,
+            `${base} activate --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --shift-plan 10:60,50:60,100:0 --max-error-ratio 0.005 --min-requests-per-step 10 --max-step-extension 60 --max-latency-ratio 3 --health-timeout 120 --drain-timeout 60 --keep-previous-warm`,
         );
         assert.strictEqual(a.delete, `${base} retire --config /srv/shop/deploy/agent.json --version 2026.11.20-1`);
         assert.strictEqual(a.update, `${base} status --config /srv/shop/deploy/agent.json`);
@@ -300,9 +300,9 @@ describe("deploy steps", () => {
         assert.ok(a.triggers.includes("2026.11.20-1"));
     });
 
-    it("passes --no-keep-warm when keepPreviousWarm is false", async () => {
+    it("passes --no-keep-previous-warm when keepPreviousWarm is false", async () => {
         const r = await runProgram({ stack: "prod", cfg: cliConfig("prod", { keepPreviousWarm: false }) });
-        assert.match(r.byName("shop-shift-activate").inputs.create, / --no-keep-warm$/);
+        assert.match(r.byName("shop-shift-activate").inputs.create, / --no-keep-previous-warm$/);
     });
 
     it("lets the agent download an https source: the URL on stdin (secret), the sha256 and the limits on the command line", async () => {
@@ -311,7 +311,7 @@ describe("deploy steps", () => {
         const prepare = r.byName("shop-release-prepare");
         assert.strictEqual(
             prepare.inputs.create,
-            `sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source-stdin --sha256 ${stackValue("prod", "releaseSha256")} --max-download-mib 2048 --download-timeout 600`,
+            `sudo -n node /srv/shop/deploy/agent.js prepare --config /srv/shop/deploy/agent.json --version 2026.11.20-1 --source-stdin --sha256 ${stackValue("prod", "releaseSha256")} --release-download-max-mib 2048 --release-download-timeout 600`,
         );
         const url = stackValue("prod", "releaseSource");
         assert.ok(isSecret(prepare.inputs.stdin), "stdin is a secret");
