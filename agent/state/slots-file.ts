@@ -1,7 +1,6 @@
 // slots.json: the last committed state of the two slots. HAProxy's runtime weights are derived from
 // it (live = 100, other = 0), which is what recovery restores after a deploy died half way.
-import * as path from "path";
-import { otherSlot, Slot, SLOTS, WARM_FLIP_FILE_NAME } from "../../lib/host-layout";
+import { otherSlot, Slot, SLOTS, warmFlipFileBeside } from "../../lib/host-layout";
 import { SlotRuntime } from "../../lib/slot-activation";
 import { readJsonFile, writeFileAtomic } from "../common/fs-atomic";
 import { writeWarmFlip } from "./warm-flip";
@@ -65,7 +64,7 @@ export function writeSlotsState(file: string, state: SlotsState): void {
     state.updatedAt = new Date().toISOString();
     writeFileAtomic(file, JSON.stringify(state, null, 2) + "\n", { mode: 0o644 });
     // Its view for the rollback script, written while the writer still holds the lock.
-    writeWarmFlip(path.join(path.dirname(file), WARM_FLIP_FILE_NAME), state);
+    writeWarmFlip(warmFlipFileBeside(file), state);
 }
 
 /** The slot a new release goes to: the one not live (blue when nothing is). */
