@@ -47,6 +47,8 @@ export interface HostLayout {
     agentPath: string;
     /** /srv/<app>/deploy/agent.json — the agent's settings (see AgentSettings). */
     agentConfigPath: string;
+    /** /run: pid files and temp paths of HAProxy and NGINX when a test runs them unprivileged. */
+    runDir: string;
     /** HAProxy runtime API socket (admin level, root only). */
     haproxySocket: string;
     /** HAProxy server-state file: runtime weights survive reloads. */
@@ -200,6 +202,7 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         artifactsDir: `${deployDir}/artifacts`,
         agentPath: `${deployDir}/agent.js`,
         agentConfigPath: `${deployDir}/${AGENT_CONFIG_FILE_NAME}`,
+        runDir: `${r}/run`,
         haproxySocket: `${r}/run/haproxy/${appName}-admin.sock`,
         haproxyStateFile: `${r}/var/lib/haproxy/${appName}.state`,
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
@@ -462,6 +465,11 @@ export function nixosModulePath(appName: string, etcDir = NIXOS_ETC_DIR): string
 /** The host's own NixOS configuration, which imports the module. */
 export function nixosConfigurationFile(etcDir = NIXOS_ETC_DIR): string {
     return `${etcDir}/configuration.nix`;
+}
+
+/** The certificate and key NixOS's acme module keeps for a domain (the NGINX site names certbot's paths, linked to these). */
+export function nixosAcmeFiles(layout: HostLayout, domain: string): { certFile: string; keyFile: string } {
+    return { certFile: `${layout.nixosAcmeDir}/${domain}/fullchain.pem`, keyFile: `${layout.nixosAcmeDir}/${domain}/key.pem` };
 }
 
 /** NixOS's acme module marks a certificate it has issued (not the placeholder) with this file. */
