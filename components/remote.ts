@@ -3,11 +3,13 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { HostLayout } from "../lib/host-layout";
-import { shellJoin, shellQuote } from "../lib/shell-quote";
+import { shellQuote } from "../lib/shell-quote";
+import { agentCommand } from "../program/agent-command-lines";
 import { SshConnection } from "./ssh/ssh-connection";
 
 export type { SshConnection } from "./ssh/ssh-connection";
 export { shellQuote } from "../lib/shell-quote";
+export { agentCommand } from "../program/agent-command-lines";
 
 /** What every component after the Host needs to reach it. */
 export interface HostHandle {
@@ -39,11 +41,6 @@ export function asRoot(sshUser: string, command: string): string {
  * and its result), and authentication does not depend on the key exchange.
  */
 export const ROLLBACK_SSH_OPTIONS: readonly string[] = ["-o", "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org"];
-
-/** `node <agent.js> <command> --config <agent.json> [args]` (see docs/architecture.md). */
-export function agentCommand(layout: HostLayout, command: string, args: readonly string[] = []): string {
-    return shellJoin(["node", layout.agentPath, command, "--config", layout.agentConfigPath, ...args]);
-}
 
 /** The agent command run as root over SSH. */
 export function remoteAgentCommand(sshUser: string, layout: HostLayout, command: string, args: readonly string[] = []): string {

@@ -1,7 +1,8 @@
 // Every file the program puts on a host, rendered from templates/. The components upload these;
 // the config tests check them with the real tools; the end-to-end tests copy them to a local host.
 import { AgentSettings } from "./agent-settings";
-import { renderTemplate } from "./render";
+import { renderTemplate, renderTemplateSource } from "./render";
+import { stagedPath } from "../lib/host-layout";
 import { renderHealthMaps } from "../lib/slot-activation";
 import { TemplateContext } from "./template-context";
 
@@ -26,6 +27,36 @@ export function renderProxyFiles(ctx: TemplateContext): ProxyFiles {
             green: { healthPath: ctx.healthPath, healthHost: ctx.domain },
         }),
     };
+}
+
+/** Minimal port-80 site that answers ACME challenges until the first certificate exists (Debian). */
+export function renderAcmeBootstrapSite(ctx: TemplateContext): string {
+    return renderTemplate("nginx-acme-bootstrap.conf.njk", ctx);
+}
+
+/**
+ * Root bash (fed on stdin) that applies the proxy files: each staged beside its target, checked,
+ * and swapped in only when it changed; HAProxy reloaded through the agent, NGINX gracefully, a bad
+ * NGINX site rolled back; on Debian with ACME, the first certificate first.
+ */
+export function renderProxyApplyScript(ctx: TemplateContext, osFlavour: "debian" | "nixos"): string {
+    const L = ctx.layout;
+    return renderTemplate("proxy-apply.sh.njk", {
+        ...ctx,
+        osFlavour,
+        files: renderProxyFiles(ctx),
+        acmeBootstrapSite: renderAcmeBootstrapSite(ctx),
+        // Removed on exit, whatever happened: no staged copy outlives the script.
+        stagedFiles: [L.haproxyConfigFile, L.nginxSiteFile, L.nginxLiveSlotFile, L.maintenancePage].map((file) => stagedPath(file)),
+    });
+}
+
+/**
+ * Bash that writes `content` to a hidden file beside `path` (stagedPath), no expansion at all; the
+ * caller checks it and renames it over `path` (the stageFile macro of templates/stage-file.sh.njk).
+ */
+export function stageFileScript(path: string, content: string, mode: string): string {
+    return renderTemplateSource('{% from "stage-file.sh.njk" import stageFile %}{{ stageFile(path, content, mode) }}', { path, content, mode });
 }
 
 /** NGINX's backup upstream: the slot on `port` (the live one), or none yet. */

@@ -7,7 +7,6 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
 import { agentInstallCommand, agentStagingPath } from "../../components/host-setup";
-import { proxyApplyScript } from "../../components/proxy";
 import { artifactPath, prepareCommand } from "../../components/release";
 import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../components/remote";
 import { sha256Hex } from "../../components/ssh/ssh-command";
@@ -15,7 +14,7 @@ import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { activateArgs, shiftGates } from "../../components/traffic-shift";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../program/config-schema";
-import { renderDebianSetupScript } from "../../program/host-files";
+import { renderDebianSetupScript, renderProxyApplyScript } from "../../program/host-files";
 import { rollbackScriptStagingPath } from "../../lib/host-layout";
 import { formatEnvLines } from "../../program/load-config";
 import { renderRollbackScript } from "../../program/rollback-script";
@@ -102,7 +101,7 @@ export class LocalStack {
 
     /** Proxy: haproxy.cfg, the NGINX site and the maintenance page, checked and reloaded. */
     applyProxy(): Promise<StepResult> {
-        return this.step("proxy apply", this.host.ssh("bash -s", { input: proxyApplyScript(this.context, "debian") }), true);
+        return this.step("proxy apply", this.host.ssh("bash -s", { input: renderProxyApplyScript(this.context, "debian") }), true);
     }
 
     /** Release: the app environment through the agent's stdin (never a command line). */

@@ -7,11 +7,11 @@ import * as os from "os";
 import * as path from "path";
 import { amiNamePattern, instanceArchitecture } from "../../components/host";
 import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../components/host-setup";
-import { acmeBootstrapSite, proxyApplyScript } from "../../components/proxy";
 import { artifactUploadPath, prepareCommand } from "../../components/release";
 import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
 import { activateArgs, deploySummary } from "../../components/traffic-shift";
 import { hostLayout } from "../../lib/host-layout";
+import { renderAcmeBootstrapSite, renderProxyApplyScript } from "../../program/host-files";
 import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
 function tempDir(prefix: string): string {
@@ -242,7 +242,7 @@ describe("proxy apply script", () => {
 
     function apply(sb: { dir: string; env: NodeJS.ProcessEnv }, ctx: TemplateContext, flavour: "debian" | "nixos" = "debian") {
         fs.writeFileSync(path.join(sb.dir, "calls"), "");
-        const r = spawnSync("bash", ["-s"], { input: proxyApplyScript(ctx, flavour), encoding: "utf8", env: { ...sb.env, CERT: ctx.tls.certFile } });
+        const r = spawnSync("bash", ["-s"], { input: renderProxyApplyScript(ctx, flavour), encoding: "utf8", env: { ...sb.env, CERT: ctx.tls.certFile } });
         return { ...r, calls: fs.readFileSync(path.join(sb.dir, "calls"), "utf8").trim().split("\n").filter(Boolean) };
     }
 
@@ -390,6 +390,6 @@ describe("proxy apply script", () => {
         assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), /ssl_certificate /);
         // With the certificate in place, the next run does not ask again.
         assert.ok(!apply(sb, ctx).calls.some((c) => c.startsWith("certbot ")));
-        assert.match(acmeBootstrapSite(ctx), /location \/\.well-known\/acme-challenge\/ \{ root /);
+        assert.match(renderAcmeBootstrapSite(ctx), /location \/\.well-known\/acme-challenge\/ \{ root /);
     });
 });
