@@ -1,9 +1,7 @@
 // Shared by the components: what they know about the host they run commands on, and how those
 // command lines are built. Everything here is plain string work, so it is safe to unit test.
-import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { HostLayout } from "../lib/host-layout";
-import { shellQuote } from "../lib/shell-quote";
 import { agentCommand } from "../program/agent-command-lines";
 import { SshConnection } from "./ssh/ssh-connection";
 
@@ -45,26 +43,4 @@ export const ROLLBACK_SSH_OPTIONS: readonly string[] = ["-o", "KexAlgorithms=cur
 /** The agent command run as root over SSH. */
 export function remoteAgentCommand(sshUser: string, layout: HostLayout, command: string, args: readonly string[] = []): string {
     return asRoot(sshUser, agentCommand(layout, command, args));
-}
-
-/**
- * Bash that writes `content` to a hidden file beside `path` (see stagedPath); the caller checks it and
- * renames it over `path`, so a reader never sees half a file. The content travels in a quoted
- * here-document: no expansion at all.
- */
-export function stageFileScript(path: string, content: string, mode: string): string {
-    const delimiter = `SLOTSHIFT_EOF_${crypto.createHash("sha256").update(content).digest("hex").slice(0, 16)}`;
-    if (content.split("\n").includes(delimiter)) throw new Error(`content for ${path} contains its here-document delimiter`);
-    const body = content.endsWith("\n") ? content.slice(0, -1) : content;
-    const tmp = stagedPath(path);
-    return [`cat > ${shellQuote(tmp)} <<'${delimiter}'`, body, delimiter, `chmod ${mode} ${shellQuote(tmp)}`].join("\n");
-}
-
-/**
- * `<dir>/.<name>.slotshift-new`: a hidden name, because NGINX includes `sites-enabled/*` and
- * glob patterns skip dot files, so a staged or backup copy is never loaded as a second site.
- */
-export function stagedPath(path: string, suffix = "slotshift-new"): string {
-    const slash = path.lastIndexOf("/");
-    return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${suffix}`;
 }

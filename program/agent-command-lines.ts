@@ -26,6 +26,8 @@ export interface AgentCommandLines {
     reloadProxy: string;
     /** What deploy/rollback execs; the operator's arguments follow it. */
     rollback: string;
+    /** What deploy/rollback execs after its own flip: STARTED:FLIPPED, then the operator's arguments, follow it. */
+    rollbackScriptFlip: string;
     /** The recover unit's ExecStart (Debian). */
     recover: string;
     /** The dashboard unit's ExecStart (Debian): its Node.js binary and V8 options first. */
@@ -43,6 +45,7 @@ export function agentCommandLines(layout: HostLayout, dashboardPort: number = DE
     return {
         reloadProxy: agentCommand(layout, RELOAD_PROXY.name, formatReloadProxyArgs({})),
         rollback: agentCommand(layout, ROLLBACK.name),
+        rollbackScriptFlip: agentCommand(layout, ROLLBACK.name, ["--script-flip"]),
         recover: agentCommand(layout, RECOVER.name, formatRecoverArgs({})),
         dashboard: shellJoin([DASHBOARD_NODE, ...dashboard]),
         nixos: {

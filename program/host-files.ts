@@ -2,7 +2,8 @@
 // the config tests check them with the real tools; the end-to-end tests copy them to a local host.
 import { AgentSettings } from "./agent-settings";
 import { renderTemplate, renderTemplateSource } from "./render";
-import { stagedPath } from "../lib/host-layout";
+import { agentCommandLines } from "./agent-command-lines";
+import { HostLayout, NIXOS_ETC_DIR, nixosConfigurationFile, nixosModuleFileName, nixosModulePath, stagedPath } from "../lib/host-layout";
 import { renderHealthMaps } from "../lib/slot-activation";
 import { TemplateContext } from "./template-context";
 
@@ -95,6 +96,102 @@ export function renderAgentSettings(agent: AgentSettings): string {
 /** The data volume's part of the host setup, on its own (the NixOS apply step runs it before the switch). */
 export function renderDataVolumeScript(ctx: TemplateContext): string {
     return renderTemplate("data-volume.sh.njk", ctx);
+}
+
+/** Where the NixOS apply step puts things, and how it switches (tests use a temp directory and a stand-in). */
+export interface NixosPaths {
+    /** Default /etc/nixos. */
+    etcDir?: string;
+    /** The dashboard's token file, created once (as the Debian setup script does). */
+    dashboardTokenFile?: string;
+    /** Default `nixos-rebuild switch`. */
+    rebuild?: string;
+}
+
+/** A root-only file the NixOS apply step writes after the switch. */
+export interface PrivateFile {
+    path: string;
+    content: string;
+}
+
+/**
+ * Root bash (fed on stdin) that installs the NixOS module, adds it to configuration.nix's imports
+ * once, and switches; then writes the agent's settings (`agentConfig`), 0600 root, into the deploy
+ * directory the switch created, replacing them only when they changed. With `dataVolumeScript`
+ * (renderDataVolumeScript), the data volume is mounted first.
+ */
+export function renderNixosApplyScript(appName: string, module: string, agentConfig: PrivateFile, paths: NixosPaths = {}, dataVolumeScript?: string): string {
+    const etcDir = paths.etcDir ?? NIXOS_ETC_DIR;
+    const moduleImport = `./${nixosModuleFileName(appName)}`;
+    return renderTemplate("nixos-apply.sh.njk", {
+        modulePath: nixosModulePath(appName, etcDir),
+        module,
+        configurationFile: nixosConfigurationFile(etcDir),
+        moduleImport,
+        // sed: the first `imports = [` gains the import (\, / and & escaped for the replacement).
+        importEdit: `0,/imports[[:space:]]*=[[:space:]]*\\[/s//imports = [ ${moduleImport.replace(/[\\/&]/g, "\\$&")}/`,
+        rebuild: paths.rebuild ?? "nixos-rebuild switch",
+        agentConfig,
+        dashboardTokenFile: paths.dashboardTokenFile,
+        dataVolumeScript,
+    });
+}
+
+export interface RollbackScriptOptions {
+    /** HAProxy backend of the two slots (agent.json haproxy.backend). */
+    backend: string;
+}
+
+/**
+ * deploy/rollback, the rollback command operators run, installed with the agent: a flip to the
+ * warm previous release before any Node.js starts, else the agent's own rollback.
+ */
+export function renderRollbackScript(layout: HostLayout, opts: RollbackScriptOptions): string {
+    return renderTemplate("rollback.sh.njk", { layout, agentCommands: agentCommandLines(layout), backend: opts.backend });
+}
+
+/** A staged upload and where it goes: its path (relative: the SSH user's home), its hash, its target. */
+export interface StagedUpload {
+    path: string;
+    staged: string;
+    sha256: string;
+}
+
+/**
+ * Root sh, one line (`sh -c`, from the SSH user's home): checks the staged agent (and `script`,
+ * the rollback command) against the expected hash, swaps them in atomically, then restarts
+ * `restartUnit` (the dashboard) so it runs the new agent.
+ */
+export function renderAgentInstallScript(agent: StagedUpload, restartUnit?: string, script?: StagedUpload): string {
+    const values = [...Object.values(agent), restartUnit, ...(script ? Object.values(script) : [])];
+    return oneLine(renderTemplate("agent-install.sh.njk", { agent, restartUnit, script }), " && ", values);
+}
+
+/** Root sh, one line (`sh -c`): writes `sshUser`'s ~/.ssh/authorized_keys from stdin, atomically. */
+export function renderAuthorizedKeysScript(sshUser: string): string {
+    return oneLine(renderTemplate("authorized-keys.sh.njk", { user: sshUser }), "; ", [sshUser]);
+}
+
+/** The authorized keys, deduplicated by key (comments differ), in the given order. */
+export function renderAuthorizedKeys(keys: readonly string[]): string {
+    const seen = new Set<string>();
+    const lines: string[] = [];
+    for (const line of keys) {
+        const [type, blob] = line.trim().split(/\s+/);
+        if (!type || !blob || seen.has(`${type} ${blob}`)) continue;
+        seen.add(`${type} ${blob}`);
+        lines.push(line.trim());
+    }
+    return renderTemplate("authorized-keys.njk", { keys: lines });
+}
+
+/**
+ * A rendered script's lines as one command line, joined by `separator`: each line is one step. A
+ * value with a line break (quoted, it would stay one word) would split its step, so none may have one.
+ */
+function oneLine(script: string, separator: string, values: readonly (string | undefined)[]): string {
+    if (values.some((v) => v?.includes("\n"))) throw new Error("a value in a one-line command holds a line break");
+    return script.replace(/\n$/, "").split("\n").join(separator);
 }
 
 /** A machine's SSH host key pair (OpenSSH formats), generated by the program. */

@@ -6,7 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
-import { agentInstallCommand, agentStagingPath } from "../../components/host-setup";
+import { agentInstallCommand } from "../../components/host-setup";
 import { artifactPath, prepareCommand } from "../../components/release";
 import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../components/remote";
 import { sha256Hex } from "../../components/ssh/ssh-command";
@@ -14,10 +14,9 @@ import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { activateArgs, shiftGates } from "../../components/traffic-shift";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../program/config-schema";
-import { renderDebianSetupScript, renderProxyApplyScript } from "../../program/host-files";
-import { rollbackScriptStagingPath } from "../../lib/host-layout";
+import { renderDebianSetupScript, renderProxyApplyScript, renderRollbackScript } from "../../program/host-files";
+import { agentStagingPath, rollbackScriptStagingPath } from "../../lib/host-layout";
 import { formatEnvLines } from "../../program/load-config";
-import { renderRollbackScript } from "../../program/rollback-script";
 import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "../local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
@@ -86,7 +85,7 @@ export class LocalStack {
     /** HostSetup: the bundled agent (dist/agent.js; `npm run build:agent`), staged then installed. */
     async installAgent(bundle = AGENT_OUTFILE): Promise<StepResult> {
         if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing; run npm run build:agent`);
-        const staged = agentStagingPath(this.settings.appName);
+        const staged = agentStagingPath(this.layout);
         await this.host.upload(bundle, staged);
         // The rollback command beside it, as HostSetup installs it.
         const rollback = renderRollbackScript(this.layout, { backend: agentSettingsFor(this.settings).haproxy.backend });

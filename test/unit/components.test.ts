@@ -6,12 +6,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { amiNamePattern, instanceArchitecture } from "../../components/host";
-import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../components/host-setup";
 import { artifactUploadPath, prepareCommand } from "../../components/release";
-import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
+import { agentCommand, asRoot, shellQuote } from "../../components/remote";
 import { activateArgs, deploySummary } from "../../components/traffic-shift";
-import { hostLayout } from "../../lib/host-layout";
-import { renderAcmeBootstrapSite, renderProxyApplyScript } from "../../program/host-files";
+import { agentStagingPath, hostLayout, nixosModulePath, stagedPath } from "../../lib/host-layout";
+import { renderAcmeBootstrapSite, renderNixosApplyScript, renderProxyApplyScript, stageFileScript } from "../../program/host-files";
 import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
 function tempDir(prefix: string): string {
@@ -94,7 +93,7 @@ describe("command lines", () => {
         const layout = hostLayout("shop");
         assert.strictEqual(artifactUploadPath("root", layout, "1.0"), "/srv/shop/deploy/artifacts/1.0.tar.gz");
         assert.strictEqual(artifactUploadPath("admin", layout, "1.0"), ".slotshift-shop-1.0.tar.gz");
-        assert.strictEqual(agentStagingPath("shop"), ".slotshift-shop-agent.js");
+        assert.strictEqual(agentStagingPath(layout), ".slotshift-shop-agent.js");
         const sha256 = "0".repeat(64);
         const https = prepareCommand("admin", layout, { version: "1.0", sha256, uploaded: false, download: { maxMiB: 100, timeoutSeconds: 60 } });
         // The URL (perhaps presigned) is not on the command line: it comes on stdin.
@@ -146,7 +145,7 @@ describe("NixOS apply script", () => {
         const deployDir = path.join(etcDir, "deploy");
         const rebuild = `echo switched >> ${shellQuote(log)} && mkdir -p -m 0700 ${shellQuote(deployDir)}`;
         const agentConfig = { path: path.join(deployDir, "agent.json"), content: agentJson };
-        const script = nixosApplyScript("shop", module, agentConfig, { etcDir, rebuild });
+        const script = renderNixosApplyScript("shop", module, agentConfig, { etcDir, rebuild });
         return { ...spawnSync("bash", ["-s"], { input: script, encoding: "utf8" }), agentConfig: agentConfig.path };
     }
 
