@@ -1,4 +1,4 @@
-// deploy/warm-flip: what the rollback script (program/rollback-script.ts) flips, as `key=value` lines
+// deploy/warm-flip: what the rollback script (templates/rollback.sh.njk) flips, as `key=value` lines
 // it reads without running anything. Written with every slots.json (agent/state/slots-file.ts), under
 // the deploy lock, so it is current whenever the script holds the lock; present only while
 // slots.json has a live slot, a warm previous release and no deploy in progress. The script still

@@ -426,7 +426,7 @@ export class Stack {
         return this.spawnAgent(args, input).done;
     }
 
-    /** deploy/rollback (program/rollback-script.ts) with `args`; its `node` is the agent's. */
+    /** deploy/rollback (templates/rollback.sh.njk) with `args`; its `node` is the agent's. */
     rollbackScript(args: string[]): Promise<AgentRun> {
         const child = spawn(this.layout.rollbackScript, args, {
             stdio: ["ignore", "pipe", "pipe"],
