@@ -150,9 +150,10 @@ export function renderRollbackScript(layout: HostLayout, opts: RollbackScriptOpt
     return renderTemplate("rollback.sh.njk", { layout, agentCommands: agentCommandLines(layout), backend: opts.backend });
 }
 
-/** A staged upload and where it goes: its path (relative: the SSH user's home), its hash, its target. */
+/** An upload root installs: where it goes, where it was staged, and the hash it must have. */
 export interface StagedUpload {
     path: string;
+    /** Relative: the SSH user's home (SFTP runs as that user). */
     staged: string;
     sha256: string;
 }

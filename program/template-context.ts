@@ -134,6 +134,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
     const layout = hostLayout(inputs.appName, { root: inputs.root });
     const ports = slotPorts(inputs.slotBasePort);
     const acme = inputs.tlsMode === "acme";
+    const dashboardPort = inputs.dashboardPort ?? DEFAULTS.dashboardPort;
     return {
         app: { name: inputs.appName, user: layout.appUser },
         layout,
@@ -149,7 +150,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             haproxy: inputs.haproxyPort,
             http: inputs.httpPort,
             https: inputs.httpsPort,
-            dashboard: inputs.dashboardPort ?? DEFAULTS.dashboardPort,
+            dashboard: dashboardPort,
             trafficLog: inputs.trafficLogPort ?? DEFAULTS.trafficLogPort,
         },
         tls: {
@@ -169,7 +170,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         systemService: inputs.systemService ?? true,
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
-        agentCommands: agentCommandLines(layout, inputs.dashboardPort ?? DEFAULTS.dashboardPort),
+        agentCommands: agentCommandLines(layout, dashboardPort),
         slotUnit: {
             link: slotLink(layout, UNIT_INSTANCE),
             appEnvFile: slotAppEnvFile(layout, UNIT_INSTANCE),
