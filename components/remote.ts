@@ -1,10 +1,9 @@
 // Shared by the components: what they know about the host they run commands on, and how those
 // command lines are built. Everything here is plain string work, so it is safe to unit test.
-import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { AgentCommandName, agentInvocation, attachInvocationTemplate, InvocationOptions, RequestFor } from "../lib/contract/commands";
 import { HostLayout } from "../lib/host-layout";
-import { shellJoin, shellQuote } from "../lib/shell-quote";
+import { shellJoin } from "../lib/shell-quote";
 import { SshConnection } from "./ssh/ssh-connection";
 
 export type { SshConnection } from "./ssh/ssh-connection";
@@ -60,26 +59,4 @@ export function remoteAgentCommand<C extends AgentCommandName>(
 /** `attach` as root over SSH, with the placeholders the SSH step fills in after a dropped connection. */
 export function remoteAttachTemplate(sshUser: string, layout: HostLayout): string {
     return asRoot(sshUser, shellJoin(attachInvocationTemplate(layout)));
-}
-
-/**
- * Bash that writes `content` to a hidden file beside `path` (see stagedPath); the caller checks it and
- * renames it over `path`, so a reader never sees half a file. The content travels in a quoted
- * here-document: no expansion at all.
- */
-export function stageFileScript(path: string, content: string, mode: string): string {
-    const delimiter = `SLOTSHIFT_EOF_${crypto.createHash("sha256").update(content).digest("hex").slice(0, 16)}`;
-    if (content.split("\n").includes(delimiter)) throw new Error(`content for ${path} contains its here-document delimiter`);
-    const body = content.endsWith("\n") ? content.slice(0, -1) : content;
-    const tmp = stagedPath(path);
-    return [`cat > ${shellQuote(tmp)} <<'${delimiter}'`, body, delimiter, `chmod ${mode} ${shellQuote(tmp)}`].join("\n");
-}
-
-/**
- * `<dir>/.<name>.slotshift-new`: a hidden name, because NGINX includes `sites-enabled/*` and
- * glob patterns skip dot files, so a staged or backup copy is never loaded as a second site.
- */
-export function stagedPath(path: string, suffix = "slotshift-new"): string {
-    const slash = path.lastIndexOf("/");
-    return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${suffix}`;
 }

@@ -32,7 +32,7 @@ export interface StackOutputs {
     lastDeploy: pulumi.Output<string>;
     sshCommand: pulumi.Output<string>;
     agentStatusCommand: pulumi.Output<string>;
-    /** Rollback to the previous release: a weight flip before any Node.js starts when it is warm (program/rollback-script.ts). */
+    /** Rollback to the previous release: a weight flip before any Node.js starts when it is warm (templates/rollback.sh.njk). */
     rollbackCommand: pulumi.Output<string>;
     /** The SSH tunnel to the dashboard (then open http://127.0.0.1:9090/). */
     dashboardCommand: pulumi.Output<string>;

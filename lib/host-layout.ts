@@ -47,6 +47,8 @@ export interface HostLayout {
     agentPath: string;
     /** /srv/<app>/deploy/agent.json — the agent's settings (see AgentSettings). */
     agentConfigPath: string;
+    /** /run: pid files and temp paths of HAProxy and NGINX when a test runs them unprivileged. */
+    runDir: string;
     /** HAProxy runtime API socket (admin level, root only). */
     haproxySocket: string;
     /** HAProxy server-state file: runtime weights survive reloads. */
@@ -92,7 +94,7 @@ export interface HostLayout {
      */
     releaseDigestsDir: string;
     /**
-     * <deployDir>/rollback — the rollback command (program/rollback-script.ts): flips to the warm
+     * <deployDir>/rollback — the rollback command (templates/rollback.sh.njk): flips to the warm
      * previous release itself, before any Node.js starts, else runs the agent's rollback.
      */
     rollbackScript: string;
@@ -144,6 +146,34 @@ export interface HostLayout {
 /** The warm-flip file's name: beside slots.json, which it is derived from. */
 export const WARM_FLIP_FILE_NAME = "warm-flip";
 
+/** The agent's settings file's name: beside agent.js, where the agent looks when no --config is given. */
+export const AGENT_CONFIG_FILE_NAME = "agent.json";
+
+/** `<dir of file>/<name>`: a file named `name` in the directory of `file` ("" for a bare name). */
+function besideFile(file: string, name: string): string {
+    return `${file.slice(0, file.lastIndexOf("/") + 1)}${name}`;
+}
+
+/** The warm-flip file beside a slots.json (see WARM_FLIP_FILE_NAME). */
+export function warmFlipFileBeside(stateFile: string): string {
+    return besideFile(stateFile, WARM_FLIP_FILE_NAME);
+}
+
+/** agent.json beside an agent.js (see AGENT_CONFIG_FILE_NAME). */
+export function agentConfigBeside(agentScript: string): string {
+    return besideFile(agentScript, AGENT_CONFIG_FILE_NAME);
+}
+
+/**
+ * `<dir>/.<name>.slotshift-new`: where a file is staged beside its target before it is checked and
+ * renamed over it. A hidden name, because NGINX includes `sites-enabled/*` and glob patterns skip
+ * dot files, so a staged or backup copy is never loaded as a second site.
+ */
+export function stagedPath(path: string, suffix = "slotshift-new"): string {
+    const slash = path.lastIndexOf("/");
+    return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${suffix}`;
+}
+
 export interface LayoutOptions {
     /** Prefix for every absolute path (tests run under a temp dir). Default "". */
     root?: string;
@@ -171,7 +201,8 @@ export function hostLayout(appName: string, opts: LayoutOptions = {}): HostLayou
         auditLog: `${deployDir}/audit.log`,
         artifactsDir: `${deployDir}/artifacts`,
         agentPath: `${deployDir}/agent.js`,
-        agentConfigPath: `${deployDir}/agent.json`,
+        agentConfigPath: `${deployDir}/${AGENT_CONFIG_FILE_NAME}`,
+        runDir: `${r}/run`,
         haproxySocket: `${r}/run/haproxy/${appName}-admin.sock`,
         haproxyStateFile: `${r}/var/lib/haproxy/${appName}.state`,
         haproxyConfigFile: `${r}/etc/haproxy/haproxy.cfg`,
@@ -282,7 +313,7 @@ export function agentStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-agent.js`;
 }
 
-/** The rollback script's (program/rollback-script.ts), uploaded with the agent. */
+/** The rollback script's (templates/rollback.sh.njk), uploaded with the agent. */
 export function rollbackScriptStagingPath(layout: HostLayout): string {
     return `.slotshift-${layout.appName}-rollback.sh`;
 }
@@ -307,29 +338,55 @@ export function staticManifestPath(layout: HostLayout, version: string): string 
     return `${layout.staticManifestsDir}/${version}.json`;
 }
 
+/**
+ * systemd's instance specifier: the slot of a template unit instance (<app>@blue -> blue). The slot
+ * files below take it in place of a slot, so the slot unit names the same files the agent writes.
+ */
+export const UNIT_INSTANCE = "%i";
+
+/** A slot, or the slot unit's instance specifier (UNIT_INSTANCE). */
+export type SlotOrInstance = Slot | typeof UNIT_INSTANCE;
+
 /** slots/<slot> -> ../releases/<version>: what the slot's unit runs (its WorkingDirectory). */
-export function slotLink(layout: HostLayout, slot: Slot): string {
+export function slotLink(layout: HostLayout, slot: SlotOrInstance): string {
     return `${layout.slotsDir}/${slot}`;
 }
 
 /** slots/<slot>.env: PORT, RELEASE_VERSION, SLOT, CACHE_KEY_PREFIX of the slot's release. */
-export function slotEnvFile(layout: HostLayout, slot: Slot): string {
+export function slotEnvFile(layout: HostLayout, slot: SlotOrInstance): string {
     return `${layout.slotsDir}/${slot}.env`;
 }
 
 /** slots/<slot>.start: the start script of the slot's activation (see lib/slot-activation.ts). */
-export function slotStartScript(layout: HostLayout, slot: Slot): string {
+export function slotStartScript(layout: HostLayout, slot: SlotOrInstance): string {
     return `${layout.slotsDir}/${slot}.start`;
 }
 
 /** slots/<slot>.app-env: the app environment snapshot the slot was started with (root-only). */
-export function slotAppEnvFile(layout: HostLayout, slot: Slot): string {
+export function slotAppEnvFile(layout: HostLayout, slot: SlotOrInstance): string {
     return `${layout.slotsDir}/${slot}.app-env`;
+}
+
+const ENV_SNAPSHOT_SUFFIX = ".env";
+
+/** <sha256>.env: the name of an environment snapshot inside envSnapshotsDir. */
+export function envSnapshotName(sha256: string): string {
+    return `${sha256}${ENV_SNAPSHOT_SUFFIX}`;
+}
+
+/** Whether a name inside envSnapshotsDir is an environment snapshot's. */
+export function isEnvSnapshotName(name: string): boolean {
+    return name.endsWith(ENV_SNAPSHOT_SUFFIX);
 }
 
 /** env-snapshots/<sha256>.env: one activation's app environment, kept for rollbacks. */
 export function envSnapshotFile(layout: HostLayout, sha256: string): string {
-    return `${layout.envSnapshotsDir}/${sha256}.env`;
+    return envSnapshotFileNamed(layout, envSnapshotName(sha256));
+}
+
+/** An environment snapshot by its file name (a name inside envSnapshotsDir, see envSnapshotName). */
+export function envSnapshotFileNamed(layout: HostLayout, name: string): string {
+    return `${layout.envSnapshotsDir}/${name}`;
 }
 
 export interface WorkerFiles {
@@ -341,10 +398,17 @@ export interface WorkerFiles {
     workerFile: string;
 }
 
+const WORKER_LOG_SUFFIX = ".log";
+
 /** A deploy worker's files by its name (a file name inside logsDir, checked by the caller). */
 export function workerFilesByName(layout: HostLayout, name: string): WorkerFiles {
     const base = `${layout.logsDir}/${name}`;
-    return { name, logFile: `${base}.log`, resultFile: `${base}.result.json`, workerFile: `${base}.worker.json` };
+    return { name, logFile: `${base}${WORKER_LOG_SUFFIX}`, resultFile: `${base}.result.json`, workerFile: `${base}.worker.json` };
+}
+
+/** The worker whose log a name inside logsDir is, or undefined when it is no worker's log. */
+export function workerNameOfLog(fileName: string): string | undefined {
+    return fileName.endsWith(WORKER_LOG_SUFFIX) ? fileName.slice(0, -WORKER_LOG_SUFFIX.length) : undefined;
 }
 
 /** A deploy worker's log, result and identity files, from its start time, label and pid. */
@@ -383,6 +447,29 @@ export function ebsDevicePaths(volumeId: string, deviceName = DATA_VOLUME_DEVICE
 /** certbot's certificate and key for a domain (Debian, tlsMode acme). */
 export function letsencryptFiles(layout: HostLayout, domain: string): { certFile: string; keyFile: string } {
     return { certFile: `${layout.letsencryptLiveDir}/${domain}/fullchain.pem`, keyFile: `${layout.letsencryptLiveDir}/${domain}/privkey.pem` };
+}
+
+/** /etc/nixos: where a NixOS host's configuration.nix lives (tests use a temp directory). */
+export const NIXOS_ETC_DIR = "/etc/nixos";
+
+/** slotshift-<app>.nix: the module's name beside configuration.nix, which imports it as ./<name>. */
+export function nixosModuleFileName(appName: string): string {
+    return `slotshift-${appName}.nix`;
+}
+
+/** Where the NixOS module goes (see nixosModuleFileName). */
+export function nixosModulePath(appName: string, etcDir = NIXOS_ETC_DIR): string {
+    return `${etcDir}/${nixosModuleFileName(appName)}`;
+}
+
+/** The host's own NixOS configuration, which imports the module. */
+export function nixosConfigurationFile(etcDir = NIXOS_ETC_DIR): string {
+    return `${etcDir}/configuration.nix`;
+}
+
+/** The certificate and key NixOS's acme module keeps for a domain (the NGINX site names certbot's paths, linked to these). */
+export function nixosAcmeFiles(layout: HostLayout, domain: string): { certFile: string; keyFile: string } {
+    return { certFile: `${layout.nixosAcmeDir}/${domain}/fullchain.pem`, keyFile: `${layout.nixosAcmeDir}/${domain}/key.pem` };
 }
 
 /** NixOS's acme module marks a certificate it has issued (not the placeholder) with this file. */

@@ -18,3 +18,8 @@ export function shellQuote(word: string): string {
 export function shellJoin(argv: readonly string[]): string {
     return argv.map(shellQuote).join(" ");
 }
+
+/** Text for inside a double-quoted shell string: \ " $ ` escaped, so nothing in it expands or ends the string. */
+export function shellDoubleQuoted(text: string): string {
+    return text.replace(/[\\"$`]/g, "\\$&");
+}

@@ -4,15 +4,24 @@ import { CONFIG_WEIGHT, HAPROXY_BACKEND, HAPROXY_FRONTEND, SLOT_HEADER, TRAFFIC_
 import { settingDefault } from "../lib/settings/table";
 import { appSandbox, DEPLOY_SLICE_PROPERTIES, SandboxDirective } from "../lib/app-sandbox";
 import { HAPROXY_STOP_SIGNAL } from "../lib/haproxy-stop";
-import { DataBind, dataVolumeBinds, ebsDevicePaths, HostLayout, hostLayout, letsencryptFiles, SLOTS, slotPorts } from "../lib/host-layout";
-
-/**
- * V8 options of the dashboard process: a small old space and young generation, and no JIT at all
- * (it does little work), keep a resident Node.js process near its floor and let its unit forbid
- * writable-executable memory (--no-expose-wasm: jitless has no WebAssembly anyway, and says so at
- * every start otherwise).
- */
-export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless", "--no-expose-wasm"];
+import {
+    DataBind,
+    dataVolumeBinds,
+    ebsDevicePaths,
+    HostLayout,
+    hostLayout,
+    letsencryptFiles,
+    nixosAcmeFiles,
+    nixosAcmeSuccessMarker,
+    slotAppEnvFile,
+    slotEnvFile,
+    slotLink,
+    SLOTS,
+    slotPorts,
+    slotStartScript,
+    UNIT_INSTANCE,
+} from "../lib/host-layout";
+import { AgentCommandLines, agentCommandLines } from "./agent-command-lines";
 
 export interface TemplateInputs {
     appName: string;
@@ -79,13 +88,26 @@ export interface TemplateContext {
     configWeight: number;
     slots: { name: string; port: number }[];
     ports: { haproxy: number; http: number; https: number; dashboard: number; trafficLog: number };
-    tls: { mode: string; certFile: string; keyFile: string; acmeWebroot: string; acmeEmail: string };
+    tls: {
+        mode: string;
+        certFile: string;
+        keyFile: string;
+        acmeWebroot: string;
+        acmeEmail: string;
+        /** NixOS: the acme module's certificate and key, and the file that says it issued them. */
+        nixosAcme: { certFile: string; keyFile: string; successMarker: string };
+    };
     ssh: { port: number; allowedCidrs: string[]; publicKey: string; user: string };
     systemService: boolean;
     postgresql: boolean;
     appEgress: "any" | "loopback";
-    /** The dashboard service: its Node.js binary and V8 options (the port is ports.dashboard). */
-    dashboard: { node: string; nodeOptions: string[] };
+    /** Every agent command line a unit or script runs (program/agent-command-lines.ts). */
+    agentCommands: AgentCommandLines;
+    /**
+     * The slot files of the slot unit's instance (<app>@<slot>): the layout's slot files with
+     * systemd's instance specifier (%i) for the slot.
+     */
+    slotUnit: { link: string; appEnvFile: string; envFile: string; startScript: string };
     /** Directory for pid files and temp paths when not a system service. */
     runDir: string;
     /** The slot unit's sandbox (lib/app-sandbox.ts): the transient build/migrate units share it. */
@@ -112,7 +134,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
     const layout = hostLayout(inputs.appName, { root: inputs.root });
     const ports = slotPorts(inputs.slotBasePort);
     const acme = inputs.tlsMode === "acme";
-    const root = inputs.root ?? "";
+    const dashboardPort = inputs.dashboardPort ?? settingDefault("dashboardPort");
     return {
         app: { name: inputs.appName, user: layout.appUser },
         layout,
@@ -128,7 +150,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             haproxy: inputs.haproxyPort,
             http: inputs.httpPort,
             https: inputs.httpsPort,
-            dashboard: inputs.dashboardPort ?? settingDefault("dashboardPort"),
+            dashboard: dashboardPort,
             trafficLog: inputs.trafficLogPort ?? TRAFFIC_LOG_PORT,
         },
         tls: {
@@ -137,6 +159,7 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
             keyFile: acme ? letsencryptFiles(layout, inputs.domain).keyFile : layout.selfSignedKeyFile,
             acmeWebroot: inputs.osFlavour === "nixos" ? layout.nixosAcmeWebroot : layout.debianAcmeWebroot,
             acmeEmail: inputs.acmeEmail ?? "",
+            nixosAcme: { ...nixosAcmeFiles(layout, inputs.domain), successMarker: nixosAcmeSuccessMarker(layout, inputs.domain) },
         },
         ssh: {
             port: inputs.sshPort ?? settingDefault("sshPort"),
@@ -147,8 +170,14 @@ export function buildTemplateContext(inputs: TemplateInputs): TemplateContext {
         systemService: inputs.systemService ?? true,
         postgresql: inputs.postgresql ?? false,
         appEgress: inputs.appEgress ?? "any",
-        dashboard: { node: "/usr/bin/node", nodeOptions: DASHBOARD_NODE_OPTIONS },
-        runDir: `${root}/run`,
+        agentCommands: agentCommandLines(layout, dashboardPort),
+        slotUnit: {
+            link: slotLink(layout, UNIT_INSTANCE),
+            appEnvFile: slotAppEnvFile(layout, UNIT_INSTANCE),
+            envFile: slotEnvFile(layout, UNIT_INSTANCE),
+            startScript: slotStartScript(layout, UNIT_INSTANCE),
+        },
+        runDir: layout.runDir,
         slotSandbox: appSandbox(layout, { readWritePaths: [layout.mediaDir], egress: inputs.appEgress ?? "any" }),
         deploySliceProperties: DEPLOY_SLICE_PROPERTIES,
         haproxyStopSignal: HAPROXY_STOP_SIGNAL,

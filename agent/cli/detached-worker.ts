@@ -8,8 +8,7 @@
 import { formatAgentMessage, WorkerAnnouncement } from "../../lib/contract/messages";
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
-import * as path from "path";
-import { HostLayout, workerFilesByName, workerLogFiles } from "../../lib/host-layout";
+import { HostLayout, workerFilesByName, workerLogFiles, workerNameOfLog } from "../../lib/host-layout";
 import { AgentError } from "../common/errors";
 import { readJsonFile } from "../common/fs-atomic";
 import { isProcessAlive, processStartTime } from "../state/lock";
@@ -49,7 +48,7 @@ export async function runDetached(
 ): Promise<DetachedRun> {
     const dir = layout.logsDir;
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
-    pruneLogs(dir);
+    pruneLogs(layout);
     const stamp = new Date().toISOString().replace(/[:.]/g, "").replace("T", "-").slice(0, 17);
     const { name, logFile, resultFile, workerFile } = workerLogFiles(layout, stamp, label, process.pid);
     const workerArgv = [process.argv[1], WORKER_COMMAND, "--result-file", resultFile, ...argv];
@@ -258,16 +257,16 @@ async function followLog(logFile: string, skipLines: number, out: NodeJS.Writabl
     return code;
 }
 
-function pruneLogs(dir: string): void {
+function pruneLogs(layout: HostLayout): void {
     try {
-        const logs = fs
-            .readdirSync(dir)
-            .filter((n) => n.endsWith(".log"))
-            .sort();
-        for (const name of logs.slice(0, Math.max(0, logs.length - KEEP_LOGS))) {
-            fs.rmSync(path.join(dir, name), { force: true });
-            fs.rmSync(path.join(dir, name.replace(/\.log$/, ".result.json")), { force: true });
-            fs.rmSync(path.join(dir, name.replace(/\.log$/, ".worker.json")), { force: true });
+        // In the order of their log files' names (which start with the time the worker started).
+        const workers = fs
+            .readdirSync(layout.logsDir)
+            .sort()
+            .flatMap((n) => workerNameOfLog(n) ?? []);
+        for (const name of workers.slice(0, Math.max(0, workers.length - KEEP_LOGS))) {
+            const files = workerFilesByName(layout, name);
+            for (const file of [files.logFile, files.resultFile, files.workerFile]) fs.rmSync(file, { force: true });
         }
     } catch {
         // Old logs are a convenience; never fail a deploy over them.

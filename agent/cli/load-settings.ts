@@ -1,13 +1,13 @@
 // Loads agent.json (written by the program; its shape and schema version are in
-// lib/agent-contract.ts), so a mismatched program/agent pair fails with a clear message, not a
+// lib/contract/agent-json.ts), so a mismatched program/agent pair fails with a clear message, not a
 // TypeError half way through a deploy.
 import * as fs from "fs";
-import * as path from "path";
 import { AgentSettings, checkAgentSettings } from "../../lib/contract/agent-json";
+import { agentConfigBeside } from "../../lib/host-layout";
 import { UsageError } from "../common/errors";
 
 export function defaultConfigPath(): string {
-    return path.join(path.dirname(process.argv[1] ?? "."), "agent.json");
+    return agentConfigBeside(process.argv[1] ?? "");
 }
 
 export function loadSettings(file: string): AgentSettings {

@@ -2,7 +2,7 @@
 // HAProxy read it, and the app environment snapshots a rollback returns to.
 import * as crypto from "crypto";
 import * as fs from "fs";
-import { envSnapshotFile, Slot, slotAppEnvFile, SLOTS, slotStartScript } from "../../lib/host-layout";
+import { envSnapshotFile, envSnapshotFileNamed, envSnapshotName, isEnvSnapshotName, Slot, slotAppEnvFile, SLOTS, slotStartScript } from "../../lib/host-layout";
 import { renderHealthMaps, renderStartScript, SlotActivation } from "../../lib/slot-activation";
 import { AgentContext } from "../context";
 import { errorMessage } from "../common/errors";
@@ -122,22 +122,25 @@ export function pruneEnvSnapshots(ctx: AgentContext, state: SlotsState, keep: nu
     const dir = ctx.layout.envSnapshotsDir;
     let names: string[];
     try {
-        names = fs.readdirSync(dir).filter((n) => n.endsWith(".env"));
+        names = fs.readdirSync(dir).filter(isEnvSnapshotName);
     } catch {
         return [];
     }
     const used = new Set<string>();
-    for (const s of SLOTS) if (state.slots[s].activation) used.add(`${state.slots[s].activation?.envSha256}.env`);
-    if (state.previous?.activation) used.add(`${state.previous.activation.envSha256}.env`);
+    for (const s of SLOTS) {
+        const activation = state.slots[s].activation;
+        if (activation) used.add(envSnapshotName(activation.envSha256));
+    }
+    if (state.previous?.activation) used.add(envSnapshotName(state.previous.activation.envSha256));
     const byAge = names
         .filter((n) => !used.has(n))
-        .map((n) => ({ n, t: fs.statSync(`${dir}/${n}`).mtimeMs }))
+        .map((n) => ({ n, t: fs.statSync(envSnapshotFileNamed(ctx.layout, n)).mtimeMs }))
         .sort((a, b) => b.t - a.t)
         .slice(keep);
     const removed: string[] = [];
     for (const { n } of byAge) {
         try {
-            fs.rmSync(`${dir}/${n}`);
+            fs.rmSync(envSnapshotFileNamed(ctx.layout, n));
             removed.push(n);
         } catch (e) {
             ctx.log.warn(`could not remove the environment snapshot ${n}: ${errorMessage(e)}`);

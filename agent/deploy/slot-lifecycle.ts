@@ -6,6 +6,7 @@ import { BUILD_DIR_ENV, buildDir, releaseDir, Slot, slotEnvFile, slotLink } from
 import { AgentContext, sleep } from "../context";
 import { errorMessage } from "../common/errors";
 import { symlinkAtomic, writeFileAtomic } from "../common/fs-atomic";
+import { formatEnvLines } from "../../lib/env-lines";
 import { classifyHealth } from "./gates";
 import { describeProbe, httpGet, ProbeResult } from "../common/http-probe";
 import { seconds } from "../common/log";
@@ -31,7 +32,15 @@ export async function pointSlotAt(ctx: AgentContext, slot: Slot, version: string
     const link = slotLink(ctx.layout, slot);
     const target = path.relative(ctx.layout.slotsDir, releaseDir(ctx.layout, version));
     symlinkAtomic(target, link);
-    const env = `PORT=${runtime.port}\nRELEASE_VERSION=${version}\nSLOT=${slot}\nCACHE_KEY_PREFIX=${cacheKeyPrefix(ctx.settings.app.appName, version)}\n${BUILD_DIR_ENV}=${buildDir(ctx.layout, version)}\n`;
+    // Plain KEY=value lines (systemd reads them as they are): a port, a version, a slot name and a
+    // layout path need no quoting.
+    const env = formatEnvLines({
+        PORT: String(runtime.port),
+        RELEASE_VERSION: version,
+        SLOT: slot,
+        CACHE_KEY_PREFIX: cacheKeyPrefix(ctx.settings.app.appName, version),
+        [BUILD_DIR_ENV]: buildDir(ctx.layout, version),
+    });
     writeFileAtomic(slotEnvFile(ctx.layout, slot), env, { mode: 0o644 });
     const written = writeSlotLaunchFiles(ctx, slot, runtime);
     await pointHaproxyChecksAt(ctx, slot, written);

@@ -17,7 +17,7 @@ export function withDeployLock<T>(ctx: AgentContext, command: string, version: s
 
 /**
  * withDeployLock in a process that holds the lock already: taken before an exec, by the rollback
- * script (program/rollback-script.ts). Fails, changing nothing, when the lock was not this process's.
+ * script (templates/rollback.sh.njk). Fails, changing nothing, when the lock was not this process's.
  */
 export function withAdoptedDeployLock<T>(ctx: AgentContext, command: string, version: string | undefined, fn: (recovered: boolean) => Promise<T>): Promise<T> {
     return underDeployLock(ctx, command, version, fn, { adoptOwn: true, mustAdopt: true });

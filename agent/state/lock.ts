@@ -134,7 +134,7 @@ export interface Acquired {
 export interface AcquireOptions {
     /**
      * Take over a lock this process already holds: same pid and start time, so taken by what ran
-     * in this process before an exec (deploy/rollback, program/rollback-script.ts).
+     * in this process before an exec (deploy/rollback, templates/rollback.sh.njk).
      */
     adoptOwn?: boolean;
 }

@@ -11,9 +11,8 @@ import * as os from "os";
 import * as path from "path";
 import { AgentSettings, buildAgentSettings } from "../../program/agent-settings";
 import { HAPROXY_STOP_SIGNAL } from "../../lib/haproxy-stop";
-import { renderProxyFiles } from "../../program/host-files";
+import { renderProxyFiles, renderRollbackScript } from "../../program/host-files";
 import { HostLayout, Slot } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../program/rollback-script";
 import { buildTemplateContext, TemplateContext } from "../../program/template-context";
 import { HaproxyApi } from "../../agent/proxy/haproxy-api";
 import { freePorts } from "./free-ports";
@@ -431,7 +430,7 @@ export class Stack {
         return this.spawnAgent(args, input).done;
     }
 
-    /** deploy/rollback (program/rollback-script.ts) with `args`; its `node` is the agent's. */
+    /** deploy/rollback (templates/rollback.sh.njk) with `args`; its `node` is the agent's. */
     rollbackScript(args: string[]): Promise<AgentRun> {
         const child = spawn(this.layout.rollbackScript, args, {
             stdio: ["ignore", "pipe", "pipe"],

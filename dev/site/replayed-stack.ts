@@ -6,8 +6,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
-import { agentInstallCommand, agentStagingPath } from "../../components/host-setup";
-import { proxyApplyScript } from "../../components/proxy";
+import { agentInstallCommand } from "../../components/host-setup";
 import { artifactPath, prepareCommand } from "../../components/release";
 import { asRoot, remoteAgentCommand, ROLLBACK_SSH_OPTIONS } from "../../components/remote";
 import { sha256Hex } from "../../components/ssh/ssh-command";
@@ -17,10 +16,9 @@ import { pickGroup } from "../../lib/settings/table";
 import { shellJoin } from "../../lib/shell-quote";
 import { AGENT_OUTFILE } from "../../program/agent-bundle";
 import { effectiveSshUser, parseStackConfig, StackConfigInput, StackSettings } from "../../program/config-schema";
-import { renderDebianSetupScript } from "../../program/host-files";
-import { rollbackScriptStagingPath } from "../../lib/host-layout";
+import { renderDebianSetupScript, renderProxyApplyScript, renderRollbackScript } from "../../program/host-files";
+import { agentStagingPath, rollbackScriptStagingPath } from "../../lib/host-layout";
 import { formatEnvLines } from "../../program/load-config";
-import { renderRollbackScript } from "../../program/rollback-script";
 import { CommandError, LocalHost, REPO, RunResult, shellQuote } from "../local-host";
 
 export const STACK_FILE = path.join(REPO, "Pulumi.local.yaml");
@@ -89,7 +87,7 @@ export class LocalStack {
     /** HostSetup: the bundled agent (dist/agent.js; `npm run build:agent`), staged then installed. */
     async installAgent(bundle = AGENT_OUTFILE): Promise<StepResult> {
         if (!fs.existsSync(bundle)) throw new Error(`${bundle} is missing; run npm run build:agent`);
-        const staged = agentStagingPath(this.settings.appName);
+        const staged = agentStagingPath(this.layout);
         await this.host.upload(bundle, staged);
         // The rollback command beside it, as HostSetup installs it.
         const rollback = renderRollbackScript(this.layout, { backend: agentSettingsFor(this.settings).haproxy.backend });
@@ -104,7 +102,7 @@ export class LocalStack {
 
     /** Proxy: haproxy.cfg, the NGINX site and the maintenance page, checked and reloaded. */
     applyProxy(): Promise<StepResult> {
-        return this.step("proxy apply", this.host.ssh("bash -s", { input: proxyApplyScript(this.context, "debian") }), true);
+        return this.step("proxy apply", this.host.ssh("bash -s", { input: renderProxyApplyScript(this.context, "debian") }), true);
     }
 
     /** Release: the app environment through the agent's stdin (never a command line). */

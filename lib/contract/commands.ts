@@ -233,6 +233,8 @@ export interface InvocationOptions {
     node?: string;
     /** The agent's script (default layout.agentPath): the running agent's own, when it starts another command. */
     agentPath?: string;
+    /** Leave out `--config`: the agent then reads agent.json beside agent.js (a NixOS unit, which must not name it in the store). */
+    configBesideAgent?: boolean;
 }
 
 /**
@@ -242,7 +244,15 @@ export interface InvocationOptions {
  */
 export function agentInvocation<C extends AgentCommandName>(layout: HostLayout, command: C, request: RequestFor<C>, opts: InvocationOptions = {}): string[] {
     const [name, ...flags] = formatCommand(command, request);
-    return [opts.node ?? "node", opts.agentPath ?? layout.agentPath, name, "--config", layout.agentConfigPath, ...flags, ...(opts.json ? ["--json"] : [])];
+    const config = opts.configBesideAgent ? [] : ["--config", layout.agentConfigPath];
+    return [opts.node ?? "node", opts.agentPath ?? layout.agentPath, name, ...config, ...flags, ...(opts.json ? ["--json"] : [])];
+}
+
+/** A command's flag as written on its command line (`--script-flip`), for a caller that appends its value itself. */
+export function flagOf<C extends AgentCommandName>(command: C, field: keyof RequestFor<C> & string): string {
+    const flag = (COMMANDS[command] as CommandSpec).flags.find((f) => f.field === field);
+    if (!flag) throw new Error(`${command} has no flag for ${field}`);
+    return `--${flag.name}`;
 }
 
 /** `attach`'s invocation with the placeholders the SSH step fills in (ATTACH_PLACEHOLDERS). */

@@ -6,14 +6,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { amiNamePattern, instanceArchitecture } from "../../components/host";
-import { agentStagingPath, nixosApplyScript, nixosModulePath } from "../../components/host-setup";
-import { acmeBootstrapSite, proxyApplyScript } from "../../components/proxy";
 import { artifactUploadPath, prepareCommand } from "../../components/release";
-import { agentCommand, asRoot, shellQuote, stagedPath, stageFileScript } from "../../components/remote";
+import { agentCommand, asRoot, shellQuote } from "../../components/remote";
 import { activateRequest, deploySummary } from "../../components/traffic-shift";
 import { formatCommand } from "../../lib/contract/commands";
 import { formatAgentMessage } from "../../lib/contract/messages";
-import { hostLayout } from "../../lib/host-layout";
+import { agentStagingPath, hostLayout, nixosModulePath, stagedPath } from "../../lib/host-layout";
+import { renderAcmeBootstrapSite, renderNixosApplyScript, renderProxyApplyScript, stageFileScript } from "../../program/host-files";
 import { buildTemplateContext, TemplateContext, TemplateInputs } from "../../program/template-context";
 
 function tempDir(prefix: string): string {
@@ -108,7 +107,7 @@ describe("command lines", () => {
         const layout = hostLayout("shop");
         assert.strictEqual(artifactUploadPath("root", layout, "1.0"), "/srv/shop/deploy/artifacts/1.0.tar.gz");
         assert.strictEqual(artifactUploadPath("admin", layout, "1.0"), ".slotshift-shop-1.0.tar.gz");
-        assert.strictEqual(agentStagingPath("shop"), ".slotshift-shop-agent.js");
+        assert.strictEqual(agentStagingPath(layout), ".slotshift-shop-agent.js");
         const sha256 = "0".repeat(64);
         const https = prepareCommand("admin", layout, {
             version: "1.0",
@@ -165,7 +164,7 @@ describe("NixOS apply script", () => {
         const deployDir = path.join(etcDir, "deploy");
         const rebuild = `echo switched >> ${shellQuote(log)} && mkdir -p -m 0700 ${shellQuote(deployDir)}`;
         const agentConfig = { path: path.join(deployDir, "agent.json"), content: agentJson };
-        const script = nixosApplyScript("shop", module, agentConfig, { etcDir, rebuild });
+        const script = renderNixosApplyScript("shop", module, agentConfig, { etcDir, rebuild });
         return { ...spawnSync("bash", ["-s"], { input: script, encoding: "utf8" }), agentConfig: agentConfig.path };
     }
 
@@ -261,7 +260,7 @@ describe("proxy apply script", () => {
 
     function apply(sb: { dir: string; env: NodeJS.ProcessEnv }, ctx: TemplateContext, flavour: "debian" | "nixos" = "debian") {
         fs.writeFileSync(path.join(sb.dir, "calls"), "");
-        const r = spawnSync("bash", ["-s"], { input: proxyApplyScript(ctx, flavour), encoding: "utf8", env: { ...sb.env, CERT: ctx.tls.certFile } });
+        const r = spawnSync("bash", ["-s"], { input: renderProxyApplyScript(ctx, flavour), encoding: "utf8", env: { ...sb.env, CERT: ctx.tls.certFile } });
         return { ...r, calls: fs.readFileSync(path.join(sb.dir, "calls"), "utf8").trim().split("\n").filter(Boolean) };
     }
 
@@ -409,6 +408,6 @@ describe("proxy apply script", () => {
         assert.match(fs.readFileSync(ctx.layout.nginxSiteFile, "utf8"), /ssl_certificate /);
         // With the certificate in place, the next run does not ask again.
         assert.ok(!apply(sb, ctx).calls.some((c) => c.startsWith("certbot ")));
-        assert.match(acmeBootstrapSite(ctx), /location \/\.well-known\/acme-challenge\/ \{ root /);
+        assert.match(renderAcmeBootstrapSite(ctx), /location \/\.well-known\/acme-challenge\/ \{ root /);
     });
 });

@@ -1,4 +1,4 @@
-// deploy/rollback (program/rollback-script.ts) in a temporary layout, with stand-ins for the two programs
+// deploy/rollback (templates/rollback.sh.njk) in a temporary layout, with stand-ins for the two programs
 // it runs: `node` (records how it was started and the lock it found; the script execs it, so it has
 // the script's pid) and `socat` (answers HAProxy's runtime API from a file). The real flip against
 // HAProxy is in test/integration/deploy.test.ts and test/e2e/02-deploy.test.ts.
@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { HostLayout, hostLayout } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../program/rollback-script";
+import { renderRollbackScript } from "../../program/host-files";
 import { readLock } from "../../agent/state/lock";
 
 const HEADER = "# pxname,svname,qcur,status,weight,check_status";

@@ -19,9 +19,8 @@ import {
     runProgram,
 } from "./helpers/mock-program";
 import { cliConfig, NAMESPACE, stackFile, TEST_ENV_SECRET, TEST_PRIVATE_KEY } from "./helpers/stack-config";
-import { renderDebianSetupScript } from "../../program/host-files";
+import { renderDebianSetupScript, renderRollbackScript } from "../../program/host-files";
 import { hostLayout } from "../../lib/host-layout";
-import { renderRollbackScript } from "../../program/rollback-script";
 import { buildDataVolumeContext } from "../../program/template-context";
 import { agentSettingsFor, templateContextFor } from "../../components/stack";
 import { hostReplacementGuardProvider } from "../../components/host-replacement-guard";
@@ -400,7 +399,7 @@ describe("deploy steps", () => {
             ),
         );
         assert.match(install.create, /^cd && sudo -n sh -c /);
-        // The rollback command beside it, root only, from program/rollback-script.ts.
+        // The rollback command beside it, root only, from templates/rollback.sh.njk.
         assert.match(
             install.create,
             /\.slotshift-shop-rollback\.sh'\\'' \| sha256sum -c --quiet - && install -m 0700 -o root -g root \.slotshift-shop-rollback\.sh \/srv\/shop\/deploy\/\.rollback\.slotshift-new && mv -f \/srv\/shop\/deploy\/\.rollback\.slotshift-new \/srv\/shop\/deploy\/rollback && /,
