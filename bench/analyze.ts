@@ -60,8 +60,6 @@ export interface RunFigures {
 
 const ok = (status: number) => status >= 200 && status < 300;
 
-export { percentile };
-
 /** When a request was sent: its answer's time minus its latency (an error has only its own time). */
 const sentAt = (r: ResponseRecord) => r.t - (r.latencyMs ?? 0);
 

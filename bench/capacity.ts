@@ -9,13 +9,13 @@ import { Records } from "./load-mix";
 import { sleep } from "./methods";
 
 /** p99 this many times the unloaded p99 breaks a step, when it is above the floor too. */
-export const BREAK_P99_RATIO = 3;
+const BREAK_P99_RATIO = 3;
 /** A p99 below this breaks nothing, however it compares: no user notices it. */
-export const BREAK_P99_FLOOR_MS = 50;
+const BREAK_P99_FLOOR_MS = 50;
 /** The first steps, well below any capacity: the lowest p99 among them is the unloaded p99. */
 const BASELINE_STEPS = 3;
 /** Answers below this share of the rate sent break a step. */
-export const MIN_ANSWERED_SHARE = 0.95;
+const MIN_ANSWERED_SHARE = 0.95;
 const GROWTH = 1.25;
 const WARMUP_MS = 2000;
 const MEASURE_MS = 8000;

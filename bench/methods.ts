@@ -30,7 +30,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 const PYTHON = "/usr/bin/python3";
 
-export interface Archive {
+interface Archive {
     file: string;
     sha256: string;
 }
@@ -52,7 +52,7 @@ export interface MethodContext {
     log(line: string): void;
 }
 
-export type PhaseMark = "shift" | "drain";
+type PhaseMark = "shift" | "drain";
 
 export interface Method {
     id: string;
@@ -119,7 +119,7 @@ function migrate(ctx: MethodContext, dir: string): Promise<void> {
 }
 
 /** The project's haproxy.cfg with its backend's server lines (and the slot-forcing rules that name them) replaced. */
-export function naiveConfig(projectConfig: string, servers: { name: string; port: number }[]): string {
+function naiveConfig(projectConfig: string, servers: { name: string; port: number }[]): string {
     const kept = projectConfig
         .split("\n")
         .filter((l) => !/^\s+(server |acl forced_|use-server |force-persist )/.test(l) && !/^\s+# Pre-traffic smoke tests/.test(l));

@@ -18,7 +18,7 @@ export interface Options {
     plan: string;
 }
 
-export const USAGE =
+const USAGE =
     "usage: npm run bench -- [--runs N | --quick] [--rate R | --capacity-start R] [--load-factor F] [--connections C] [--post-every N] " +
     "[--cross-share S | --no-cross-check] [--methods 1,2,3,4] [--shift-plan 10%:3s,50%:3s,100%] [--out DIR]";
 

@@ -55,7 +55,7 @@ function readCwd(pid: number): string {
 }
 
 /** What a process of the stack is, from its command line and working directory; undefined when it is not the stack's. */
-export function classify(argv: string[], cwd: string, o: Pick<ProbeOptions, "root" | "slotPorts">): string | undefined {
+function classify(argv: string[], cwd: string, o: Pick<ProbeOptions, "root" | "slotPorts">): string | undefined {
     const line = argv.join(" ");
     const under = (p: string) => p === o.root || p.startsWith(`${o.root}/`);
     if (!line.includes(o.root) && !under(cwd)) return undefined;
@@ -86,7 +86,7 @@ export interface RunningProbe {
 }
 
 /** The kind under which the CPU of everything else on the machine is counted. */
-export const OTHER_WORK = "other work on this machine";
+const OTHER_WORK = "other work on this machine";
 /** Pseudo pid of the machine's busy ticks (all CPUs, from /proc/stat). */
 const MACHINE_PID = -1;
 

@@ -32,10 +32,6 @@ export interface TimedLine {
     line: string;
 }
 
-export interface ProgramRun {
-    lines: TimedLine[];
-}
-
 /**
  * Runs one SshCommand step as the provider does on create, streaming lines to `onLine`. Throws
  * the provider's own error (exit code and last lines) when the command fails.

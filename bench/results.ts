@@ -23,7 +23,7 @@ export interface MethodResult {
     runs: RunResult[];
 }
 
-export function windowOf(f: RunFigures, w: Window): WindowFigures {
+function windowOf(f: RunFigures, w: Window): WindowFigures {
     return w === "steady" ? f.steady : f.phases[w];
 }
 
@@ -33,7 +33,7 @@ export function worstRatio(f: RunFigures): number {
     return Math.max(...PHASES.map((p) => f.phases[p].p99)) / steady;
 }
 
-export function figuresOf(m: MethodResult, which: "figures" | "cross" = "figures"): RunFigures[] {
+function figuresOf(m: MethodResult, which: "figures" | "cross" = "figures"): RunFigures[] {
     return m.runs.map((r) => r[which]).filter((f): f is RunFigures => !!f);
 }
 

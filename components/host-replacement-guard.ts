@@ -9,8 +9,6 @@
 // provider: it captures nothing but its own code.
 import * as pulumi from "@pulumi/pulumi";
 
-export const HOST_REPLACEMENT_GUARD_TYPE = "pulumi-nodejs:dynamic/host:ReplacementGuard";
-
 export interface HostReplacementGuardInputs {
     /** Config key -> the value that, changed, replaces the instance. */
     identity: Record<string, string>;
@@ -24,7 +22,7 @@ export interface HostReplacementGuardInputs {
 const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** The failures of a change to `news` from the recorded `olds`: one per changed key. */
-export function replacementFailures(olds: Partial<HostReplacementGuardInputs> | undefined, news: HostReplacementGuardInputs): pulumi.dynamic.CheckFailure[] {
+function replacementFailures(olds: Partial<HostReplacementGuardInputs> | undefined, news: HostReplacementGuardInputs): pulumi.dynamic.CheckFailure[] {
     if (!olds?.identity || !news.postgresql || news.allowHostReplacement) return [];
     const failures: pulumi.dynamic.CheckFailure[] = [];
     for (const [key, value] of Object.entries(news.identity)) {

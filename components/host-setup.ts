@@ -56,7 +56,7 @@ export function publicKeyOf(privateKey: string): string | undefined {
 }
 
 /** Root writes the SSH user's ~/.ssh/authorized_keys from stdin, atomically (templates/authorized-keys.sh.njk). */
-export function authorizedKeysCommand(sshUser: string): string {
+function authorizedKeysCommand(sshUser: string): string {
     return asRoot(sshUser, `sh -c ${shellQuote(renderAuthorizedKeysScript(sshUser))}`);
 }
 

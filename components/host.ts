@@ -24,7 +24,7 @@ import { SshHostKey } from "./instance-host-key";
 import { fingerprint, parseHostKey } from "./ssh/provider";
 import { SshConnection } from "./ssh/ssh-connection";
 
-export type HostSettings = Pick<
+type HostSettings = Pick<
     PublicSettings,
     | "appName"
     | "hostTarget"
@@ -58,7 +58,7 @@ export interface HostArgs {
 }
 
 /** Official image publishers: Debian's cloud team and the NixOS project. */
-export const AMI_OWNERS = { debian: "136693071363", nixos: "427812963091" } as const;
+const AMI_OWNERS = { debian: "136693071363", nixos: "427812963091" } as const;
 
 /** Graviton families have a "g" after the generation digit (t4g, m7g, c7gn, r6gd, x2gd, im4gn). */
 export function instanceArchitecture(instanceType: string): "x86_64" | "arm64" {

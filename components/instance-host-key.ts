@@ -9,9 +9,6 @@
 // at run time), as components/ssh/provider.ts explains.
 import * as pulumi from "@pulumi/pulumi";
 
-/** The resource type, as the SDK builds it for dynamic resources. */
-export const SSH_HOST_KEY_TYPE = "pulumi-nodejs:dynamic/ssh:HostKey";
-
 export interface SshHostKeyInputs {
     /** The public key's comment (names the machine). */
     comment: string;

@@ -36,7 +36,7 @@ export function artifactUploadPath(sshUser: string, layout: HostLayout, version:
 }
 
 /** Limits of an https download on the host: the release group's settings. */
-export type DownloadBounds = Pick<GroupSettings<"release">, "releaseDownloadMaxMiB" | "releaseDownloadTimeout">;
+type DownloadBounds = Pick<GroupSettings<"release">, "releaseDownloadMaxMiB" | "releaseDownloadTimeout">;
 
 export interface PrepareInvocation {
     version: string;

@@ -6,7 +6,6 @@ import { HostLayout } from "../lib/host-layout";
 import { shellJoin } from "../lib/shell-quote";
 import { SshConnection } from "./ssh/ssh-connection";
 
-export type { SshConnection } from "./ssh/ssh-connection";
 export { shellQuote } from "../lib/shell-quote";
 
 /** What every component after the Host needs to reach it. */

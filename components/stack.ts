@@ -41,7 +41,7 @@ export interface StackOutputs {
 }
 
 /** The local end of the dashboard tunnel. */
-export const DASHBOARD_LOCAL_PORT = 9090;
+const DASHBOARD_LOCAL_PORT = 9090;
 
 export function templateContextFor(s: PublicSettings): TemplateContext {
     return buildTemplateContext({

@@ -37,7 +37,7 @@ export interface TrafficShiftArgs {
 }
 
 /** What of the stack config a running slot was started with (its environment aside). */
-export interface SlotActivationSettings {
+interface SlotActivationSettings {
     healthPath: string;
     domain: string;
     startCommand: string;
@@ -50,7 +50,7 @@ export interface SlotActivationSettings {
  * secret element would hide the whole list); keyed, so that the digest tells nothing of a value,
  * however guessable.
  */
-export function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "activation" | "appEnv" | "envDigestKey">): pulumi.Input<unknown>[] {
+function shiftTriggers(a: Pick<TrafficShiftArgs, "host" | "version" | "activation" | "appEnv" | "envDigestKey">): pulumi.Input<unknown>[] {
     const r = a.activation;
     const envDigest = pulumi.unsecret(
         pulumi

@@ -19,7 +19,7 @@ export interface SandboxOptions {
 }
 
 /** EC2's instance metadata service, IPv4 and IPv6 (the same addresses on other clouds' IPv4). */
-export const METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254";
+const METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254";
 
 export function appSandbox(layout: HostLayout, opts: SandboxOptions): SandboxDirective[] {
     const d = (name: string, value: string, why?: string): SandboxDirective => (why ? { name, value, why } : { name, value });

@@ -144,19 +144,14 @@ export interface HostLayout {
 }
 
 /** The warm-flip file's name: beside slots.json, which it is derived from. */
-export const WARM_FLIP_FILE_NAME = "warm-flip";
+const WARM_FLIP_FILE_NAME = "warm-flip";
 
 /** The agent's settings file's name: beside agent.js, where the agent looks when no --config is given. */
-export const AGENT_CONFIG_FILE_NAME = "agent.json";
+const AGENT_CONFIG_FILE_NAME = "agent.json";
 
 /** `<dir of file>/<name>`: a file named `name` in the directory of `file` ("" for a bare name). */
 function besideFile(file: string, name: string): string {
     return `${file.slice(0, file.lastIndexOf("/") + 1)}${name}`;
-}
-
-/** The warm-flip file beside a slots.json (see WARM_FLIP_FILE_NAME). */
-export function warmFlipFileBeside(stateFile: string): string {
-    return besideFile(stateFile, WARM_FLIP_FILE_NAME);
 }
 
 /** agent.json beside an agent.js (see AGENT_CONFIG_FILE_NAME). */

@@ -79,7 +79,7 @@ const IDENT = "[A-Za-z_][A-Za-z0-9_$]*";
 const TABLE_TARGET = new RegExp(`^${IDENT}(\\.${IDENT})?$`);
 const COLUMN_TARGET = new RegExp(`^${IDENT}(\\.${IDENT}){1,2}$`);
 
-export function isColumnOperation(op: ContractOperation): boolean {
+function isColumnOperation(op: ContractOperation): boolean {
     return !TABLE_OPERATIONS.has(op);
 }
 
@@ -103,11 +103,6 @@ export function parseContractOperation(text: string): ContractOperationRef {
         throw new Error(`"${text}": ${op} needs ${isColumnOperation(op) ? "TABLE.COLUMN" : "TABLE"} as its target, not "${target}"`);
     }
     return { migration, operation: op, target };
-}
-
-/** Acknowledgements as the agent's --allow-contract-operations value (they never contain a comma). */
-export function joinContractOperations(list: readonly string[]): string {
-    return list.join(",");
 }
 
 export function splitContractOperations(text: string): string[] {

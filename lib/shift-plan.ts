@@ -18,7 +18,7 @@ export function parseDuration(text: string): number {
 }
 
 /** "10%:30s" / "10:30" / "100%" -> a step. */
-export function parseShiftStep(text: string): ShiftStep {
+function parseShiftStep(text: string): ShiftStep {
     const m = /^\s*(\d{1,3})%?\s*(?::\s*(\S+))?\s*$/.exec(text);
     if (!m) throw new Error(`step "${text}" is not PERCENT[:PAUSE] such as 10%:30s`);
     const percent = Number(m[1]);

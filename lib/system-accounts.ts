@@ -5,7 +5,7 @@
 // grant root or the logs.
 
 /** Debian 12 base-passwd users and groups, those of the packages setup installs, and NixOS's. */
-export const RESERVED_ACCOUNT_NAMES: ReadonlySet<string> = new Set([
+const RESERVED_ACCOUNT_NAMES: ReadonlySet<string> = new Set([
     // base-passwd users
     "root",
     "daemon",

@@ -7,7 +7,7 @@ import * as path from "path";
 import { buildSync } from "esbuild";
 import { DASHBOARD_ASSETS_GLOBAL, dashboardAssets } from "../agent/dashboard/assets";
 
-export const REPO_ROOT = path.resolve(__dirname, "..");
+const REPO_ROOT = path.resolve(__dirname, "..");
 export const AGENT_ENTRY = path.join(REPO_ROOT, "agent", "main.ts");
 export const AGENT_OUTFILE = path.join(REPO_ROOT, "dist", "agent.js");
 

@@ -12,10 +12,10 @@ import { shellJoin } from "../lib/shell-quote";
  * writable-executable memory (--no-expose-wasm: jitless has no WebAssembly anyway, and says so at
  * every start otherwise).
  */
-export const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless", "--no-expose-wasm"];
+const DASHBOARD_NODE_OPTIONS = ["--max-old-space-size=24", "--max-semi-space-size=1", "--jitless", "--no-expose-wasm"];
 
 /** The Node.js binary of the Debian dashboard unit (NixOS names its own, a store path). */
-export const DASHBOARD_NODE = "/usr/bin/node";
+const DASHBOARD_NODE = "/usr/bin/node";
 
 export interface AgentCommandLines {
     /** The proxy step's, after a changed haproxy.cfg: runtime state saved, config checked, reloaded. */

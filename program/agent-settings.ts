@@ -8,7 +8,7 @@ import { shellQuote } from "../lib/shell-quote";
 import { renderNginxLiveSlot } from "./host-files";
 import { HAPROXY_BACKEND, SLOT_HEADER, TRAFFIC_LOG_PORT } from "./haproxy-names";
 
-export type { AgentSettings, ProcessControl } from "../lib/contract/agent-json";
+export type { AgentSettings } from "../lib/contract/agent-json";
 
 /** How this host runs what agent.json describes: a real host's defaults, or a test's stand-ins. */
 export interface AgentHostOptions {

@@ -10,10 +10,8 @@ import { djangoManageCommand, parseMigrationCheck } from "../lib/migrations";
 import { isReservedAccountName } from "../lib/system-accounts";
 import { SettingKey, Settings, SETTINGS, SettingRow, SettingsTable, withDefaults } from "../lib/settings/table";
 
-export { HTTP_PATH_PATTERN } from "../lib/settings/kinds";
-export { APP_NAME_PATTERN, VERSION_PATTERN } from "../lib/contract/names";
 /** PostgreSQL's port on the host when the stack installs it. */
-export const POSTGRESQL_PORT = 5432;
+const POSTGRESQL_PORT = 5432;
 
 /** A message for a value that failed its kind's check, added to the issue list. */
 function addProblem(ctx: z.RefinementCtx, message: string | undefined): void {

@@ -12,7 +12,7 @@ export const CONFIG_NAMESPACE = "slotshift";
 /** Everything but the secrets: safe to log, to put in command strings and to compare in tests. */
 export type PublicSettings = Omit<StackSettings, SecretKey>;
 
-export interface StackSecrets {
+interface StackSecrets {
     sshPrivateKey: pulumi.Output<string>;
     appEnv: pulumi.Output<Record<string, string>>;
 }
@@ -61,7 +61,7 @@ export function decodeConfigValue(type: ConfigKeyType, text: string): unknown {
  * schema names them). An empty string means "unset": Pulumi.yaml declares optional keys with ""
  * as their default, because a declared key without a default is required by the CLI.
  */
-export function readRawConfig(namespace = CONFIG_NAMESPACE): Record<string, unknown> {
+function readRawConfig(namespace = CONFIG_NAMESPACE): Record<string, unknown> {
     const config = new pulumi.Config(namespace);
     const raw: Record<string, unknown> = {};
     for (const [key, type] of Object.entries(CONFIG_KEY_TYPES) as [ConfigKey, ConfigKeyType][]) {

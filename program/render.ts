@@ -6,7 +6,7 @@ import * as nunjucks from "nunjucks";
 import { stagedPath } from "../lib/host-layout";
 import { shellDoubleQuoted, shellJoin, shellQuote, shellQuoteAlways } from "../lib/shell-quote";
 
-export const TEMPLATES_DIR = path.resolve(__dirname, "..", "templates");
+const TEMPLATES_DIR = path.resolve(__dirname, "..", "templates");
 
 let env: nunjucks.Environment | undefined;
 

@@ -17,11 +17,11 @@ const GROUP_TITLES: Record<SettingGroup, string> = {
 };
 
 /** Markers around the generated parts (the README's table; Pulumi.yaml's block ends at the next top-level key). */
-export const README_BEGIN = "<!-- settings table: generated from lib/settings/table.ts by npm run settings-docs -->";
-export const README_END = "<!-- end of settings table -->";
+const README_BEGIN = "<!-- settings table: generated from lib/settings/table.ts by npm run settings-docs -->";
+const README_END = "<!-- end of settings table -->";
 
 /** A default in Pulumi.yaml: the setting's own as a person writes it; "" for an optional key; none for a required or secret one. */
-export function pulumiYamlDefault(row: SettingRow): unknown {
+function pulumiYamlDefault(row: SettingRow): unknown {
     if (row.secret) return undefined;
     if (row.default === undefined) return row.optional ? "" : undefined;
     return formatKindDefault(row.kind, row.default);

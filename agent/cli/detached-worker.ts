@@ -124,7 +124,7 @@ function systemdRuns(): boolean {
 }
 
 /** <app>-deploy-<worker>, with anything a unit name cannot hold replaced. */
-export function transientUnitName(appName: string, worker: string): string {
+function transientUnitName(appName: string, worker: string): string {
     return `${appName}-deploy-${worker}`.replace(/[^A-Za-z0-9:_.-]/g, "_").slice(0, 240);
 }
 

@@ -10,7 +10,7 @@ import { formatSystemdEnvFile, parseEnvLines } from "../../lib/env-lines";
 import { AgentError, errorMessage } from "../common/errors";
 import { writeFileAtomic } from "../common/fs-atomic";
 
-export function readStdin(): Promise<string> {
+function readStdin(): Promise<string> {
     return new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         process.stdin.on("data", (c: Buffer) => chunks.push(c));

@@ -3,7 +3,7 @@
 /** Exit codes: 1 a deploy step or gate failed (traffic restored), 2 bad usage, 3 another deploy holds the lock. */
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
-export const EXIT_LOCKED = 3;
+const EXIT_LOCKED = 3;
 
 export class AgentError extends Error {
     constructor(

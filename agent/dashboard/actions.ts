@@ -12,7 +12,7 @@ export type ActionName = "rollback" | "abort" | "maintenance-on" | "maintenance-
 export const ACTIONS: readonly ActionName[] = ["rollback", "abort", "maintenance-on", "maintenance-off"];
 
 /** The agent command line of each action, formatted by the contract. */
-export function actionArgv(action: ActionName, o: Pick<RunnerOptions, "node" | "agentScript" | "layout">): string[] {
+function actionArgv(action: ActionName, o: Pick<RunnerOptions, "node" | "agentScript" | "layout">): string[] {
     const as = { node: o.node, agentPath: o.agentScript, json: true };
     switch (action) {
         case "rollback":

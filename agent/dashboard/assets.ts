@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 
-export interface DashboardAsset {
+interface DashboardAsset {
     type: string;
     body: string;
 }

@@ -10,7 +10,7 @@ import { SlotStats } from "../proxy/haproxy-api";
 import { collectStatus, StatusReport } from "../status/status-report";
 import { ServerStats } from "../proxy/haproxy-stats";
 
-export interface SlotSample {
+interface SlotSample {
     version: string | null;
     weight: number | null;
     /** Responses per second since the previous sample. */

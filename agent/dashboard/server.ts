@@ -50,7 +50,7 @@ function digest(s: string): Buffer {
 }
 
 /** Constant-time comparison of two secrets of any length. */
-export function sameSecret(a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
     return a.length > 0 && b.length > 0 && crypto.timingSafeEqual(digest(a), digest(b));
 }
 

@@ -36,7 +36,7 @@ import { idleSlot, liveVersion, readSlotsState, SlotsState, writeSlotsState } fr
 import { ActivationSettings, onSlot, snapshotCurrentEnv, wantedActivation } from "./slot-launch";
 import { activationChanges, SlotActivation } from "../../lib/slot-activation";
 
-export type DeployCommand = "activate" | "rollback";
+type DeployCommand = "activate" | "rollback";
 
 export interface DeployRequest {
     command: DeployCommand;

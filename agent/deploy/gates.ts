@@ -84,7 +84,7 @@ export function earlyErrorRatioGate(f: ErrorFigures, maxRatio: number, minReques
 }
 
 /** Below this difference (ms) between the slots' median response times the latency gate never trips: 2 ms vs 6 ms is "3x" and noise. */
-export const LATENCY_MARGIN_MS = 50;
+const LATENCY_MARGIN_MS = 50;
 
 /** Response times of one slot over a window (HAProxy's request log). */
 export interface LatencyFigures {

@@ -17,7 +17,7 @@ import { restoreCommitted } from "./live";
 import { committedWeights, isPreviousWarm, readSlotsState, SlotsState, writeSlotsState } from "../state/slots-file";
 
 /** What needs recovering, or undefined when the host is in its committed state. */
-export function interruptedDeploy(state: SlotsState, stale?: LockInfo): string | undefined {
+function interruptedDeploy(state: SlotsState, stale?: LockInfo): string | undefined {
     const parts: string[] = [];
     if (state.deploying) {
         const d = state.deploying;

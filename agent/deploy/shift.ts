@@ -53,7 +53,7 @@ export interface ShiftParams {
     settleMs: number;
 }
 
-export interface StepReport {
+interface StepReport {
     step: number;
     percent: number;
     heldMs: number;
@@ -63,7 +63,7 @@ export interface StepReport {
     latency?: { newP50Ms: number; oldP50Ms: number };
 }
 
-export type ShiftGate = "haproxy-check" | "error-rate" | "latency" | "traffic" | "aborted";
+type ShiftGate = "haproxy-check" | "error-rate" | "latency" | "traffic" | "aborted";
 
 export type ShiftOutcome =
     | { ok: true; steps: StepReport[]; durationMs: number }

@@ -24,7 +24,7 @@ function readOr(file: string, fallback: string): string {
 const sha256 = (text: string) => crypto.createHash("sha256").update(text).digest("hex");
 
 /** The app environment an activation now would start with (the shared env file write-env keeps), by its digest. */
-export function currentEnvSha256(ctx: AgentContext): string {
+function currentEnvSha256(ctx: AgentContext): string {
     return sha256(readOr(ctx.layout.envFile, ""));
 }
 

@@ -121,7 +121,7 @@ export async function smokeTest(ctx: AgentContext, slot: Slot, host: string): Pr
  * Waits until HAProxy has no request in flight on the slot (scur == 0). The caller has already
  * taken its weight to 0; drain state also keeps persistence-forced requests off it.
  */
-export async function drain(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<{ drained: boolean; elapsedMs: number; remaining: number }> {
+async function drain(ctx: AgentContext, slot: Slot, timeoutMs: number): Promise<{ drained: boolean; elapsedMs: number; remaining: number }> {
     const started = Date.now();
     await ctx.haproxy.setState(slot, "drain");
     let remaining = 0;
@@ -180,7 +180,7 @@ export async function drainAndStop(ctx: AgentContext, state: SlotsState, slot: S
 }
 
 /** After the switch: drain the old slot, then stop it or keep it warm (running, weight 0, checked). */
-export async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
+async function retireOldSlot(ctx: AgentContext, state: SlotsState, oldSlot: Slot, opts: ShiftOptions, durations: Record<string, number>): Promise<void> {
     const name = `${oldSlot} (${state.slots[oldSlot].version})`;
     ctx.log.info(`draining ${name}`);
     const d = await drain(ctx, oldSlot, opts.drainTimeout * 1000);

@@ -10,7 +10,7 @@ export const PLAN_MARKER = "SLOTSHIFT-MIGRATION-PLAN ";
  * Runs inside `manage.py shell -c`. Everything lives in one function: older Djangos exec the code
  * in a function scope, where nested definitions do not see each other's top-level names.
  */
-export const DJANGO_PLAN_SCRIPT = `
+const DJANGO_PLAN_SCRIPT = `
 def _slotshift_plan():
     import json, sys
     from django.db import DEFAULT_DB_ALIAS, connections

@@ -40,7 +40,7 @@ export function recipeOf(f: Pick<Finding, "operation">): string {
 
 // --- tokens ------------------------------------------------------------------------------------
 
-export type TokenKind = "word" | "quoted" | "string" | "number" | "punct";
+type TokenKind = "word" | "quoted" | "string" | "number" | "punct";
 
 export interface Token {
     kind: TokenKind;

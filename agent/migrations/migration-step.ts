@@ -30,7 +30,7 @@ export interface MigrationRequest {
     healthTimeoutMs?: number;
 }
 
-export interface GateResult {
+interface GateResult {
     pending?: string[];
     allowed: string[];
     /** Every operation the gate classified, acknowledged or not (Django check only). */
@@ -74,7 +74,7 @@ export interface MigrationMarker {
 }
 
 /** deploy/migrations/<version>.json: written after a successful migrate, so it runs once per version. */
-export function migrationMarkerPath(ctx: AgentContext, version: string): string {
+function migrationMarkerPath(ctx: AgentContext, version: string): string {
     return markerPath(ctx.layout, version);
 }
 
@@ -94,7 +94,7 @@ export function withLockTimeout(pgoptions: string | undefined, lockTimeoutMs: nu
 }
 
 /** PostgreSQL's message when a statement gave up waiting for a lock (SQLSTATE 55P03). */
-export function gaveUpOnLock(lines: readonly string[]): boolean {
+function gaveUpOnLock(lines: readonly string[]): boolean {
     return lines.some((l) => /canceling statement due to lock timeout|LockNotAvailable/.test(l));
 }
 
@@ -144,12 +144,12 @@ export class MigrationRefusal extends GateError {
 /** Operations refused for the lock they hold, not for what they remove. */
 const LOCK_OPERATIONS = new Set<string>(Object.keys(CONTRACT_OPERATIONS).slice(Object.keys(CONTRACT_OPERATIONS).indexOf("create_index")));
 
-export function isLockOperation(f: Pick<Finding, "operation">): boolean {
+function isLockOperation(f: Pick<Finding, "operation">): boolean {
     return LOCK_OPERATIONS.has(f.operation);
 }
 
 /** The gate's refusal: every operation, why, its safe recipe, and the acknowledgement that would let it through. */
-export function refusalMessage(version: string, liveVersion: string, refused: readonly Finding[]): string {
+function refusalMessage(version: string, liveVersion: string, refused: readonly Finding[]): string {
     const contract = refused.filter((f) => !isLockOperation(f));
     const lock = refused.filter(isLockOperation);
     const lines = [

@@ -37,7 +37,7 @@ export function spareLoopbackPort(): Promise<number> {
 }
 
 /** Tables frameworks keep their applied migrations in: copied with their rows. */
-export const MIGRATION_HISTORY_TABLES = ["django_migrations", "schema_migrations", "alembic_version", "flyway_schema_history", "knex_migrations"];
+const MIGRATION_HISTORY_TABLES = ["django_migrations", "schema_migrations", "alembic_version", "flyway_schema_history", "knex_migrations"];
 
 export interface RehearsalRequest {
     version: string;
@@ -79,7 +79,7 @@ export class RehearsalRefusal extends GateError {
 }
 
 /** Where the app's database is, from the variables libpq and common settings modules read. */
-export interface DatabaseTarget {
+interface DatabaseTarget {
     name: string;
     host?: string;
     port?: string;
@@ -87,9 +87,9 @@ export interface DatabaseTarget {
     owner: string;
 }
 
-export type EnvLookup = (name: string) => string | undefined;
+type EnvLookup = (name: string) => string | undefined;
 
-export function databaseTarget(get: EnvLookup, appUser: string): DatabaseTarget {
+function databaseTarget(get: EnvLookup, appUser: string): DatabaseTarget {
     const env = {
         DATABASE_URL: get("DATABASE_URL"),
         DATABASE_NAME: get("DATABASE_NAME"),
@@ -116,7 +116,7 @@ export function databaseTarget(get: EnvLookup, appUser: string): DatabaseTarget 
 }
 
 /** The app environment pointed at another database, in each form the app may read it. */
-export function pointedAt(get: EnvLookup, database: string): Record<string, string> {
+function pointedAt(get: EnvLookup, database: string): Record<string, string> {
     const env = { DATABASE_URL: get("DATABASE_URL"), DATABASE_NAME: get("DATABASE_NAME") };
     const out: Record<string, string> = { PGDATABASE: database };
     if (env.DATABASE_NAME || !env.DATABASE_URL) out.DATABASE_NAME = database;
@@ -150,7 +150,7 @@ function probe(port: number, p: string, host: string, timeoutMs: number): Promis
 }
 
 /** The first lines that say what went wrong: a traceback or error in the instance's output, else the response body as text. */
-export function firstErrorLines(output: readonly string[], body: string, max = 4): string[] {
+function firstErrorLines(output: readonly string[], body: string, max = 4): string[] {
     const start = output.findIndex((l) => /Traceback|Error|Exception|FATAL|ERROR/.test(l));
     if (start >= 0) {
         // From a traceback, the exception line at its end says most: show it first.

@@ -15,7 +15,7 @@ import { runArgv, runChecked, runCommand } from "../common/run-command";
  * CPU and IO weights and nice level, so its start (imports, caches) does not slow the live release;
  * "live": the default weights again, from the moment traffic moves to it.
  */
-export type SlotPriority = "deploy" | "live";
+type SlotPriority = "deploy" | "live";
 
 export interface ProcessControl {
     /**
@@ -130,7 +130,7 @@ async function setCommandPriority(pidsCommand: string, slot: Slot, priority: Slo
     return what;
 }
 
-export function fillSlot(template: string, slot: Slot): string {
+function fillSlot(template: string, slot: Slot): string {
     return template.replace(/\{slot\}/g, slot);
 }
 

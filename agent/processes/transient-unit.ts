@@ -25,7 +25,7 @@ import { Logger } from "../common/log";
 import { isRoot, lookupUser, runArgv, RunResult } from "../common/run-command";
 
 /** PATH of the app's processes outside systemd (the env file may set its own). */
-export const APP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const APP_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export type AppProcessBackend = "systemd" | "direct";
 
@@ -175,7 +175,7 @@ function rootTool(name: string): string | undefined {
  */
 const directive = (name: string) => DEPLOY_PROCESS_PROPERTIES.find((p) => p.name === name)?.value;
 
-export function deployPriorityArgv(): string[] {
+function deployPriorityArgv(): string[] {
     const nice = rootTool("nice");
     const ionice = rootTool("ionice");
     const niceLevel = directive("Nice");

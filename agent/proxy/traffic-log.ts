@@ -6,9 +6,10 @@
 import * as dgram from "dgram";
 import { percentile } from "../../lib/percentile";
 import { Logger } from "../common/log";
+import { DeployTraffic } from "../../lib/contract/messages";
 
 /** The first word of every line HAProxy sends (its log-format); anything else on the port is ignored. */
-export const TRAFFIC_LOG_TAG = "slotshift-request";
+const TRAFFIC_LOG_TAG = "slotshift-request";
 
 export interface RequestSample {
     /** When the agent received the line (ms since the epoch). */
@@ -30,7 +31,7 @@ export interface RequestSample {
  * `format raw` (perhaps with a trailing newline; %hr is the captured slot header in braces).
  * Undefined for anything else.
  */
-export function parseTrafficLine(text: string, at: number): RequestSample | undefined {
+function parseTrafficLine(text: string, at: number): RequestSample | undefined {
     const parts = text.trim().split(/\s+/);
     if (parts.length !== 6 || parts[0] !== TRAFFIC_LOG_TAG || !/^\{.*\}$/.test(parts[5])) return undefined;
     const status = Number(parts[2]);
@@ -43,7 +44,7 @@ export function parseTrafficLine(text: string, at: number): RequestSample | unde
  * A request failed when the visitor got a 5xx or no answer at all, except when the visitor itself
  * went away first (termination state starting with C).
  */
-export function requestFailed(s: RequestSample): boolean {
+function requestFailed(s: RequestSample): boolean {
     if (s.status >= 500) return true;
     return s.status < 0 && !s.termination.startsWith("C");
 }
@@ -132,13 +133,6 @@ export class TrafficLog {
     }
 }
 
-export interface DeployTraffic extends TrafficFigures {
-    /** Per release (or "HAProxy" for requests no slot answered): requests and failures. */
-    byRelease: Record<string, { requests: number; failed: number }>;
-    /** Samples lost to the buffer bound (0 normally). */
-    dropped: number;
-}
-
 /** What the requests of a deploy's window looked like, with slots named by the release they ran. */
 export function deployTraffic(samples: readonly RequestSample[], releaseOf: Partial<Record<string, string>>, dropped = 0): DeployTraffic {
     const byRelease: Record<string, { requests: number; failed: number }> = {};
@@ -149,13 +143,4 @@ export function deployTraffic(samples: readonly RequestSample[], releaseOf: Part
         if (requestFailed(s)) entry.failed++;
     }
     return { ...trafficFigures(samples), byRelease, dropped };
-}
-
-/** The deploy's closing line: "this deploy: 1200 requests, 0 failed (v1 1100/0, v2 100/0), p50 3 ms, p99 12 ms". */
-export function formatDeployTraffic(t: DeployTraffic): string {
-    const parts = Object.entries(t.byRelease).map(([name, r]) => `${name} ${r.requests}${r.failed ? `, ${r.failed} failed` : ""}`);
-    return (
-        `this deploy: ${t.requests} requests, ${t.failed} failed${parts.length ? ` (${parts.join("; ")})` : ""}, p50 ${t.p50Ms} ms, p99 ${t.p99Ms} ms` +
-        (t.dropped ? ` (the oldest ${t.dropped} not kept)` : "")
-    );
 }

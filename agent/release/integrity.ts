@@ -12,7 +12,7 @@ import { AgentContext } from "../context";
 import { AgentError, UsageError } from "../common/errors";
 import { writeFileAtomic } from "../common/fs-atomic";
 
-export function isHttpsSource(source: string): boolean {
+function isHttpsSource(source: string): boolean {
     return /^https:\/\//.test(source);
 }
 
@@ -41,7 +41,7 @@ export async function expectedDigest(req: PrepareRequest, source: string): Promi
 }
 
 /** What the version was prepared from before, if it was. */
-export function recordedDigest(ctx: AgentContext, version: string): string | undefined {
+function recordedDigest(ctx: AgentContext, version: string): string | undefined {
     let text: string;
     try {
         text = fs.readFileSync(releaseDigestPath(ctx.layout, version), "utf8").trim();

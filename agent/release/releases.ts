@@ -69,12 +69,12 @@ export function readManifest(ctx: AgentContext, version: string): string[] {
     return readJsonFile<{ files: string[] }>(staticManifestPath(ctx.layout, version))?.files ?? [];
 }
 
-export function writeManifest(ctx: AgentContext, version: string, files: string[]): void {
+function writeManifest(ctx: AgentContext, version: string, files: string[]): void {
     writeFileAtomic(staticManifestPath(ctx.layout, version), JSON.stringify({ version, files: [...files].sort() }, null, 1) + "\n");
 }
 
 /** Every regular file below dir, as paths relative to it; symlinks are neither followed nor listed. */
-export function walkFiles(dir: string, rel = ""): string[] {
+function walkFiles(dir: string, rel = ""): string[] {
     let entries: fs.Dirent[];
     try {
         entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true });
@@ -146,7 +146,7 @@ export function staticSources(ctx: AgentContext, version: string, releaseDir: st
 }
 
 /** The static files of a release: relative path -> the real file it is copied from (the build's win). */
-export function staticFiles(ctx: AgentContext, version: string, releaseDir: string): Map<string, string> {
+function staticFiles(ctx: AgentContext, version: string, releaseDir: string): Map<string, string> {
     const files = new Map<string, string>();
     for (const src of staticSources(ctx, version, releaseDir)) for (const rel of walkFiles(src)) files.set(rel, path.join(src, rel));
     return files;

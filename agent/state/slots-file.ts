@@ -8,7 +8,7 @@ import { GroupSettings } from "../../lib/settings/table";
 import { readJsonFile, writeFileAtomic } from "../common/fs-atomic";
 import { WarmFlip, writeWarmFlip } from "./warm-flip";
 
-export interface SlotInfo {
+interface SlotInfo {
     /** Release the slot's symlink points at (null: never used). */
     version: string | null;
     /** Whether the agent left its process running. */

@@ -13,7 +13,7 @@ export interface WarmFlip {
     version: string;
 }
 
-export function formatWarmFlip(f: WarmFlip): string {
+function formatWarmFlip(f: WarmFlip): string {
     return `from=${f.from}\nto=${f.to}\nversion=${f.version}\n`;
 }
 

@@ -17,9 +17,9 @@ import { slotTarget } from "../deploy/slot-lifecycle";
 import { isPreviousWarm, readSlotsState, SlotsState } from "../state/slots-file";
 import { ServerStats, totalResponses } from "../proxy/haproxy-stats";
 
-export type SlotRole = "live" | "deploying" | "warm" | "running" | "stopped";
+type SlotRole = "live" | "deploying" | "warm" | "running" | "stopped";
 
-export interface SlotReport {
+interface SlotReport {
     slot: Slot;
     port: number;
     version: string | null;
@@ -41,7 +41,7 @@ export interface SlotReport {
  * Where a running deploy is, told from what it leaves behind: the lock (command, version), slots.json
  * (`deploying`, the plan in `lastShift`) and HAProxy (the new slot's weight and check state).
  */
-export type DeployPhase = "migrate" | "start-and-readiness" | "smoke" | "shift" | "retire-old-slot" | "other";
+type DeployPhase = "migrate" | "start-and-readiness" | "smoke" | "shift" | "retire-old-slot" | "other";
 
 export interface DeployProgress {
     command: string;
@@ -79,7 +79,7 @@ export interface StatusReport {
 /** Commands whose worker shifts traffic (the ones `abort` stops). */
 export const SHIFTING_COMMANDS: ReadonlySet<string> = new Set(["activate", "rollback"]);
 
-export function slotRole(state: SlotsState, slot: Slot): SlotRole {
+function slotRole(state: SlotsState, slot: Slot): SlotRole {
     const info = state.slots[slot];
     if (state.live === slot) return "live";
     if (state.deploying?.slot === slot) return "deploying";

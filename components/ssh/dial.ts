@@ -12,7 +12,7 @@ function sleep(ms: number): Promise<void> {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Client> {
+function connectOnce(conn: SshConnection, timeoutMs: number): Promise<Client> {
     const { Client } = require("ssh2") as typeof import("ssh2");
     return new Promise((resolve, reject) => {
         const client = new Client();

@@ -61,7 +61,7 @@ export function containsUnknown(v: unknown): boolean {
 }
 
 /** Structural equality of JSON-like values; a missing key equals undefined. */
-export function deepEqual(a: unknown, b: unknown): boolean {
+function deepEqual(a: unknown, b: unknown): boolean {
     if (a === b) return true;
     if (Array.isArray(a) || Array.isArray(b)) {
         if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
@@ -91,7 +91,7 @@ export function diffInputs(olds: Partial<SshCommandInputs>, news: Partial<SshCom
  * What makes an upload different: where it goes, its mode and its bytes. Not the local path, which
  * differs between checkouts (another clone, CI) while the file is the same.
  */
-export function uploadIdentity(uploads: unknown): unknown {
+function uploadIdentity(uploads: unknown): unknown {
     if (!Array.isArray(uploads)) return uploads;
     return uploads.map((u) => (u && typeof u === "object" ? { remotePath: u.remotePath, mode: u.mode, sha256: u.sha256 } : u));
 }

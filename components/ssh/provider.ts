@@ -35,7 +35,7 @@ import { parseAgentMessage } from "../../lib/contract/messages";
 
 // Imported from here by components/host.ts and the stack tests.
 export { diffInputs } from "./inputs";
-export type { SshCommandInputs, SshCommandOutputs, SshLogging, SshUpload } from "./inputs";
+export type { SshCommandInputs, SshCommandOutputs } from "./inputs";
 export { fingerprint, parseHostKey } from "./host-key";
 export type { LineLog } from "./engine-log";
 

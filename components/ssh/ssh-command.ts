@@ -18,7 +18,7 @@ import type { SshLogging, SshUpload } from "./inputs";
 import { sshCommandProvider } from "./provider";
 import { SshConnection } from "./ssh-connection";
 
-export type { SshLogging, SshUpload } from "./inputs";
+export type { SshUpload } from "./inputs";
 
 /** The resource type, `pulumi-nodejs:dynamic/<module>:<type>` as the SDK builds it for dynamic resources. */
 export const SSH_COMMAND_TYPE = "pulumi-nodejs:dynamic/ssh:Command";

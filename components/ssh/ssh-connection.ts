@@ -22,5 +22,3 @@ export interface SshConnection {
     /** Seconds one attempt may take to connect and authenticate (default 15). */
     perDialTimeout?: number;
 }
-
-export const SSH_DEFAULTS = { port: 22, dialErrorLimit: 10, perDialTimeout: 15 } as const;

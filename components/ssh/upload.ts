@@ -18,13 +18,13 @@ async function sha256File(localPath: string): Promise<string> {
 }
 
 /** What an upload sends: its text as bytes (or, for a local file, no data: it is streamed), and how messages name it. */
-export interface UploadSource {
+interface UploadSource {
     data: Buffer | undefined;
     source: string;
 }
 
 /** Checks the upload still has the hash the program took (a local file may have changed since). */
-export async function verifyUploadSource(u: SshUpload): Promise<UploadSource> {
+async function verifyUploadSource(u: SshUpload): Promise<UploadSource> {
     const crypto = require("crypto") as typeof import("crypto");
     const data = typeof u.content === "string" ? Buffer.from(u.content, "utf8") : undefined;
     const source = data ? "the content" : u.localPath!;
@@ -35,7 +35,7 @@ export async function verifyUploadSource(u: SshUpload): Promise<UploadSource> {
 }
 
 /** Hidden, beside the target: a reader sees the old file or the whole new one, never half. */
-export function uploadTempPath(remotePath: string, suffix: string): string {
+function uploadTempPath(remotePath: string, suffix: string): string {
     const slash = remotePath.lastIndexOf("/");
     return `${remotePath.slice(0, slash + 1)}.${remotePath.slice(slash + 1)}.slotshift-upload-${suffix}`;
 }

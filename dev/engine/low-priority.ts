@@ -14,8 +14,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import { setAutogroupNice } from "../../agent/processes/cpu-scheduling";
 
-export const ENGINE_CPU_WEIGHT = 10;
-export const ENGINE_NICE = 19;
+const ENGINE_CPU_WEIGHT = 10;
+const ENGINE_NICE = 19;
 
 export interface EnginePriority {
     /** Put before `pulumi ARGS`. */

@@ -20,11 +20,11 @@ import * as path from "path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { REPO } from "../local-host";
 
-export const TOOLCHAIN_SCRIPT = path.join(REPO, "scripts", "pulumi-toolchain.sh");
+const TOOLCHAIN_SCRIPT = path.join(REPO, "scripts", "pulumi-toolchain.sh");
 /** Commands that read the stack's config, and so take --config-file. */
 const CONFIG_COMMANDS = new Set(["up", "update", "preview", "destroy", "refresh", "config", "import", "watch"]);
 /** The config namespace of every key the program reads (Pulumi.yaml's project name). */
-export const NAMESPACE = "slotshift";
+const NAMESPACE = "slotshift";
 
 export interface PulumiRun {
     args: string[];
@@ -36,7 +36,7 @@ export interface PulumiRun {
     ms: number;
 }
 
-export class EngineError extends Error {
+class EngineError extends Error {
     constructor(readonly run: PulumiRun) {
         super(`pulumi ${run.args.join(" ")} exited ${run.code}:\n${tail(run.out, 60)}`);
         this.name = "EngineError";
@@ -74,7 +74,7 @@ export function provideToolchain(onLine?: (line: string) => void): Promise<strin
 }
 
 /** Calls `emit` with each whole line of a byte stream. */
-export function lineSplitter(emit: (line: string) => void): (chunk: Buffer) => void {
+function lineSplitter(emit: (line: string) => void): (chunk: Buffer) => void {
     let partial = "";
     return (chunk: Buffer) => {
         partial += chunk.toString("utf8");
@@ -92,7 +92,7 @@ export interface StackFile {
     config: Record<string, unknown>;
 }
 
-export function readStackFile(file: string): StackFile {
+function readStackFile(file: string): StackFile {
     const doc = (parseYaml(fs.readFileSync(file, "utf8")) ?? {}) as Partial<StackFile>;
     return { ...doc, config: doc.config ?? {} };
 }

@@ -11,7 +11,7 @@ import * as path from "path";
 import type { SshConnection } from "../../components/ssh/ssh-connection";
 import { freePorts } from "./free-ports";
 
-export const SSHD = "/usr/sbin/sshd";
+const SSHD = "/usr/sbin/sshd";
 
 function keygen(file: string): void {
     const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "slotshift-loopback", "-f", file], { encoding: "utf8" });

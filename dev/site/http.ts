@@ -62,12 +62,12 @@ export function siteRequest(site: Site, path: string, opts: RequestOptions = {})
 }
 
 /** Cookies from Set-Cookie headers as one Cookie header value. */
-export function cookieHeader(reply: Reply): string {
+function cookieHeader(reply: Reply): string {
     return (reply.headers["set-cookie"] ?? []).map((c) => c.split(";")[0]).join("; ");
 }
 
 /** The hidden CSRF token of the first form on a Django page. */
-export function csrfToken(html: string): string {
+function csrfToken(html: string): string {
     const m = /name="csrfmiddlewaretoken" value="([^"]+)"/.exec(html);
     if (!m) throw new Error("no csrfmiddlewaretoken in the page");
     return m[1];

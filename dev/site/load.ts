@@ -17,7 +17,7 @@ export interface LoadOptions {
     runId: string;
 }
 
-export interface Sample {
+interface Sample {
     t: number;
     method: "GET" | "POST";
     status: number;

@@ -29,7 +29,7 @@ type AgentValue<R> = R extends { kind: infer K; default: unknown }
         : never;
 
 /** The settings of a group that go to agent.json, under their own keys. */
-export type AgentGroup<G extends SettingGroup> = { [R in AgentRow<G> as R["key"]]: AgentValue<R> };
+type AgentGroup<G extends SettingGroup> = { [R in AgentRow<G> as R["key"]]: AgentValue<R> };
 
 /** The groups agent.json carries: every group with a row bound for it. */
 export const AGENT_JSON_GROUPS = ["app", "release", "migrations", "health", "shift", "proxy", "dashboard"] as const satisfies readonly SettingGroup[];

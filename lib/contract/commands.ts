@@ -29,7 +29,7 @@ const version = text({ problem: versionProblem });
 const versionFlag = commandFlag("version", version, "release version", { value: "V", required: true, positional: true });
 
 /** Flags every command takes. */
-export const GLOBAL_FLAGS = [
+const GLOBAL_FLAGS = [
     commandFlag("config", text(), "agent settings (default: agent.json beside agent.js)", { value: "FILE" }),
     commandSwitch("json", "one JSON result object on stdout; progress on stderr"),
     commandSwitch("help", "this text"),
@@ -49,7 +49,7 @@ const SHIFT_FLAGS = [
 
 const ALLOW_CONTRACT = settingFlag("allowContractOperations", { help: "acknowledged contract operations, MIGRATION:OPERATION:TARGET, comma-separated" });
 
-export interface CommandSpec<Flags extends readonly FlagDef[] = readonly FlagDef[]> {
+interface CommandSpec<Flags extends readonly FlagDef[] = readonly FlagDef[]> {
     name: string;
     summary: string;
     flags: Flags;
@@ -70,7 +70,7 @@ function exactlyOne(a: unknown, b: unknown, message: string): void {
     if ((a !== undefined && a !== false) === (b !== undefined && b !== false)) throw new ArgsError(message);
 }
 
-export const PREPARE = spec(
+const PREPARE = spec(
     "prepare",
     "unpack, build, check, link shared dirs, merge static",
     [
@@ -89,13 +89,9 @@ export const PREPARE = spec(
     (r) => exactlyOne(r.source, r.sourceStdin, "prepare needs exactly one of --source PATH|URL and --source-stdin"),
 );
 
-export const ACTIVATE = spec("activate", "migration-safety gate + migrations (once per version), then the gated shift", [
-    versionFlag,
-    ...SHIFT_FLAGS,
-    ALLOW_CONTRACT,
-]);
+const ACTIVATE = spec("activate", "migration-safety gate + migrations (once per version), then the gated shift", [versionFlag, ...SHIFT_FLAGS, ALLOW_CONTRACT]);
 
-export const MIGRATE = spec("migrate", "the same gate and migrations without a shift; --check-only migrates nothing", [
+const MIGRATE = spec("migrate", "the same gate and migrations without a shift; --check-only migrates nothing", [
     versionFlag,
     ALLOW_CONTRACT,
     commandSwitch("checkOnly", "run the migration-safety gate only"),
@@ -114,7 +110,7 @@ const SCRIPT_FLIP = commandFlag(
     { value: "STARTED:FLIPPED" },
 );
 
-export const ROLLBACK = spec("rollback", "back to the previous release (instant when warm; deploy/rollback flips before Node.js starts)", [
+const ROLLBACK = spec("rollback", "back to the previous release (instant when warm; deploy/rollback flips before Node.js starts)", [
     ...SHIFT_FLAGS,
     SCRIPT_FLIP,
 ]);
@@ -125,43 +121,43 @@ export function parseScriptFlip(value: string): { startedAt: number; flippedAt: 
     return { startedAt, flippedAt };
 }
 
-export const STATUS = spec("status", "slots, versions, weights, health, sessions, lock", []);
+const STATUS = spec("status", "slots, versions, weights, health, sessions, lock", []);
 
-export const RETIRE = spec("retire", "stop V's slot unless live (or warm previous); prune", [
+const RETIRE = spec("retire", "stop V's slot unless live (or warm previous); prune", [
     versionFlag,
     settingFlag("drainTimeout", { help: "how long its open requests may take", default: "the last activation's" }),
     settingFlag("keepPreviousWarm", { help: "keep V running when it is the warm previous release", default: "agent.json's keepPreviousWarm" }),
 ]);
 
-export const PRUNE = spec("prune", "delete old releases (never live or previous)", [
+const PRUNE = spec("prune", "delete old releases (never live or previous)", [
     settingFlag("releasesToKeep", { default: `agent.json's releasesToKeep, ${settingRow("releasesToKeep").default} unless configured` }),
 ]);
 
-export const WRITE_ENV = spec("write-env", "KEY=value lines on stdin -> shared env file (root:<app> 0640)", []);
-export const RELOAD_PROXY = spec("reload-proxy", "save HAProxy runtime state, check config, reload", []);
-export const ABORT = spec("abort", "stop the running activate or rollback: its worker moves traffic back to the old release", []);
+const WRITE_ENV = spec("write-env", "KEY=value lines on stdin -> shared env file (root:<app> 0640)", []);
+const RELOAD_PROXY = spec("reload-proxy", "save HAProxy runtime state, check config, reload", []);
+const ABORT = spec("abort", "stop the running activate or rollback: its worker moves traffic back to the old release", []);
 
-export const MAINTENANCE = spec(
+const MAINTENANCE = spec(
     "maintenance",
     "NGINX answers every request with the maintenance page (--on), or serves the app again (--off)",
     [commandSwitch("on", "show the maintenance page to every visitor"), commandSwitch("off", "serve the app again")],
     (r) => exactlyOne(r.on, r.off, "maintenance needs exactly one of --on and --off"),
 );
 
-export const DASHBOARD = spec("dashboard", "the web dashboard on 127.0.0.1 (a resident process; the host's <app>-dashboard service runs it)", [
+const DASHBOARD = spec("dashboard", "the web dashboard on 127.0.0.1 (a resident process; the host's <app>-dashboard service runs it)", [
     settingFlag("dashboardPort"),
 ]);
 
-export const RECOVER = spec(
+const RECOVER = spec(
     "recover",
     "back to the last committed state after an interrupted deploy, and the slots that ran started again (run at boot; every locking command does the first part)",
     [],
 );
 
 /** The placeholders `attach`'s command line carries in the program (the SSH step fills them in after a dropped connection). */
-export const ATTACH_PLACEHOLDERS = { worker: "{worker}", skipLines: "{lines}" } as const;
+const ATTACH_PLACEHOLDERS = { worker: "{worker}", skipLines: "{lines}" } as const;
 
-export const ATTACH = spec("attach", "follow a running deploy worker again (after a dropped connection): its output from line N, then its result", [
+const ATTACH = spec("attach", "follow a running deploy worker again (after a dropped connection): its output from line N, then its result", [
     commandFlag("worker", text({ problem: workerNameProblem }), "the worker the command announced (its log file's name in the logs dir, without .log)", {
         value: "NAME",
         required: true,
@@ -199,12 +195,11 @@ export type RetireRequest = RequestFor<"retire">;
 export type PruneRequest = RequestFor<"prune">;
 export type MaintenanceRequest = RequestFor<"maintenance">;
 export type DashboardRequest = RequestFor<"dashboard">;
-export type AttachRequest = RequestFor<"attach">;
 
 const COMMAND_LIST: readonly CommandSpec[] = Object.values(COMMANDS);
 
 /** Flags that never take a value, across every command: the tokenizer needs them before it knows the command. */
-export const ALL_SWITCHES: ReadonlySet<string> = new Set([...GLOBAL_FLAGS, ...COMMAND_LIST.flatMap((c) => c.flags)].flatMap((f) => switchNames(f)));
+const ALL_SWITCHES: ReadonlySet<string> = new Set([...GLOBAL_FLAGS, ...COMMAND_LIST.flatMap((c) => c.flags)].flatMap((f) => switchNames(f)));
 
 /** Splits argv into the command, its words and its flags. */
 export function tokenizeArgs(argv: readonly string[]): RawArgs {

@@ -12,7 +12,7 @@
 const TAG = "slotshift";
 
 /** A request count and its failures. */
-export interface RequestCount {
+interface RequestCount {
     requests: number;
     failed: number;
 }

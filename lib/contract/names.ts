@@ -14,7 +14,7 @@ export const APP_NAME_RULE = "be 2-32 lowercase letters, digits or '-', starting
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 /** A worker name as the foreground announces it: a file name, never a path. */
-export const WORKER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$/;
+const WORKER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$/;
 
 /** Why a version is not acceptable, or undefined when it is. */
 export function versionProblem(version: string): string | undefined {

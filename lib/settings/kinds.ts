@@ -113,8 +113,8 @@ export const envLines: EnvKind = { kind: "env" };
  * quote (HAProxy's quoting), space or tab (a word break), '#' (a comment), '\\' (an escape), '$'
  * (variable expansion) or control character, and '%' only as a %XX escape.
  */
-export const HTTP_PATH_PATTERN = /^\/(?:[A-Za-z0-9._~!&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$/;
-export const HTTP_PATH_RULE = "letters, digits, - . _ ~ / ? & = + , ; : @ ! * ( ) and %XX escapes (no quotes, spaces, '#', '$', '\\' or control characters)";
+const HTTP_PATH_PATTERN = /^\/(?:[A-Za-z0-9._~!&()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$/;
+const HTTP_PATH_RULE = "letters, digits, - . _ ~ / ? & = + , ; : @ ! * ( ) and %XX escapes (no quotes, spaces, '#', '$', '\\' or control characters)";
 
 /** Why a text value does not fit its kind, or undefined. */
 export function textProblem(k: TextKind | PathKind, value: string): string | undefined {

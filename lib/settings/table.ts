@@ -17,7 +17,7 @@ export type SettingGroup = "app" | "release" | "migrations" | "health" | "shift"
  * the host's files), agent.json (the agent's standing settings), or the agent's command line (per
  * deploy, so a change shows in `pulumi preview --diff`).
  */
-export type SettingDestination = "program" | "host setup" | "agent.json" | "command line";
+type SettingDestination = "program" | "host setup" | "agent.json" | "command line";
 
 export interface SettingRow {
     key: string;

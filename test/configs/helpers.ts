@@ -50,7 +50,7 @@ export function writeFile(file: string, content: string, mode = 0o644): string {
 }
 
 export const APP = "shop";
-export const DOMAIN = "shop.example.com";
+const DOMAIN = "shop.example.com";
 
 export const BASE_INPUTS: TemplateInputs = {
     appName: APP,

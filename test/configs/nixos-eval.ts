@@ -9,7 +9,7 @@ import { run, tempDir, writeFile } from "./helpers";
  * The pkgs attributes the module may use. Each exists in the target release (see docs/nixos.md);
  * an attribute outside this list fails the evaluation, as it would on a host where it is missing.
  */
-export const STUB_PACKAGES = ["nodejs_24", "socat", "haproxy", "openssl", "acl", "coreutils", "diffutils", "gnugrep"];
+const STUB_PACKAGES = ["nodejs_24", "socat", "haproxy", "openssl", "acl", "coreutils", "diffutils", "gnugrep"];
 
 /** The NixOS release the stand-in config reports unless a test says otherwise. */
 export const STUB_RELEASE = "26.05";

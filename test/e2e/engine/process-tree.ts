@@ -13,7 +13,7 @@ function parentOf(pid: number): number | undefined {
 }
 
 /** `pid` and its descendants, parents before children. */
-export function processTree(pid: number): number[] {
+function processTree(pid: number): number[] {
     const children = new Map<number, number[]>();
     for (const entry of fs.readdirSync("/proc")) {
         if (!/^\d+$/.test(entry)) continue;

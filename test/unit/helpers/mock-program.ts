@@ -8,8 +8,8 @@ import type { AgentBundle } from "../../../program/agent-bundle";
 import type { StackOutputs } from "../../../components/stack";
 import { ProgramConfig } from "./stack-config";
 
-export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export const EIP_ADDRESS = "198.51.100.77";
 export const INSTANCE_ID = "i-0abc123def4567890";
@@ -66,7 +66,7 @@ export function fakeAgentBundle(): AgentBundle {
 
 let releaseDir: string | undefined;
 /** A project directory holding the local release archives the stack files name. */
-export function fakeProjectDir(): string {
+function fakeProjectDir(): string {
     if (!releaseDir) {
         releaseDir = fs.mkdtempSync(path.join(os.tmpdir(), "slotshift-project-"));
         fs.mkdirSync(path.join(releaseDir, "build"));

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 
-export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 export const NAMESPACE = "slotshift";
 
 export interface ConfigDeclaration {
@@ -35,7 +35,7 @@ export const TEST_PRIVATE_KEY = [
 ].join("\n");
 export const TEST_ENV_SECRET = "sup3r-s3cret-DJANGO-key-leakcanary";
 export const TEST_APP_ENV = `DJANGO_SECRET_KEY=${TEST_ENV_SECRET}\nDATABASE_URL=postgres:///shop\n`;
-export const TEST_SECRETS: Record<string, string> = { sshPrivateKey: TEST_PRIVATE_KEY, appEnv: TEST_APP_ENV };
+const TEST_SECRETS: Record<string, string> = { sshPrivateKey: TEST_PRIVATE_KEY, appEnv: TEST_APP_ENV };
 
 function validType(decl: ConfigDeclaration, value: unknown): boolean {
     switch (decl.type) {
