@@ -4,6 +4,8 @@
 import { stringify } from "yaml";
 import { describeKind, formatKindDefault, pulumiConfigType } from "../lib/settings/kinds";
 import { SettingGroup, SettingRow, SETTINGS } from "../lib/settings/table";
+import { COMMANDS, CommandSpec, GLOBAL_FLAGS } from "../lib/contract/commands";
+import { flagUsage } from "../lib/contract/flags";
 
 const GROUP_TITLES: Record<SettingGroup, string> = {
     app: "the app",
@@ -15,6 +17,10 @@ const GROUP_TITLES: Record<SettingGroup, string> = {
     host: "the host",
     dashboard: "the dashboard",
 };
+
+/** Markers around docs/architecture.md's command table. */
+export const COMMAND_TABLE_BEGIN = "<!-- command table: generated from lib/contract/commands.ts by npm run settings-docs -->";
+export const COMMAND_TABLE_END = "<!-- end of command table -->";
 
 /** Markers around the generated parts (the README's table; Pulumi.yaml's block ends at the next top-level key). */
 const README_BEGIN = "<!-- settings table: generated from lib/settings/table.ts by npm run settings-docs -->";
@@ -121,4 +127,30 @@ export function withGeneratedTable(readme: string): string {
     const b = readme.indexOf(README_END);
     if (a < 0 || b < a) throw new Error(`the README lacks the settings table's markers (${README_BEGIN} ... ${README_END})`);
     return readme.slice(0, a) + readmeSettingsTable() + readme.slice(b + README_END.length);
+}
+
+/** docs/architecture.md's table of the agent's commands, from the contract. */
+export function commandTable(): string {
+    const cell = (text: string) => text.replace(/\|/g, "\\|");
+    const out = [COMMAND_TABLE_BEGIN, "", "| command | options | does |", "| --- | --- | --- |"];
+    for (const c of Object.values(COMMANDS) as CommandSpec[]) {
+        const options = c.flags
+            .map((f) => {
+                const usage = flagUsage(f).replace(/: .*$/, "");
+                return `\`${cell(f.required ? usage : `[${usage}]`)}\``;
+            })
+            .join(" ");
+        out.push(`| \`${c.name}\` | ${options} | ${cell(c.summary)} |`);
+    }
+    out.push(`| (every command) | ${GLOBAL_FLAGS.map((f) => `\`${cell(flagUsage(f).replace(/: .*$/, ""))}\``).join(" ")} | |`);
+    out.push("", COMMAND_TABLE_END);
+    return out.join("\n");
+}
+
+/** docs/architecture.md with its command table (between the markers) replaced by the generated one. */
+export function withGeneratedCommandTable(doc: string): string {
+    const a = doc.indexOf(COMMAND_TABLE_BEGIN);
+    const b = doc.indexOf(COMMAND_TABLE_END);
+    if (a < 0 || b < a) throw new Error(`docs/architecture.md lacks the command table's markers (${COMMAND_TABLE_BEGIN} ... ${COMMAND_TABLE_END})`);
+    return doc.slice(0, a) + commandTable() + doc.slice(b + COMMAND_TABLE_END.length);
 }

@@ -1,14 +1,15 @@
-// Rewrites Pulumi.yaml's config block and the README's configuration table from the settings table
-// (lib/settings/table.ts): `npm run settings-docs`. A unit test (test/unit/settings-docs.test.ts)
-// fails when either file is out of date.
+// Rewrites what is derived from the settings table and the contract: Pulumi.yaml's config block,
+// the README's configuration table (lib/settings/table.ts) and docs/architecture.md's command table
+// (lib/contract/commands.ts): `npm run settings-docs`. Unit tests fail when one is out of date.
 import * as fs from "fs";
 import * as path from "path";
-import { withGeneratedConfig, withGeneratedTable } from "../program/settings-docs";
+import { withGeneratedCommandTable, withGeneratedConfig, withGeneratedTable } from "../program/settings-docs";
 
 const REPO = path.resolve(__dirname, "..");
 for (const [file, generate] of [
     ["Pulumi.yaml", withGeneratedConfig],
     ["README.md", withGeneratedTable],
+    ["docs/architecture.md", withGeneratedCommandTable],
 ] as const) {
     const full = path.join(REPO, file);
     const before = fs.readFileSync(full, "utf8");

@@ -29,7 +29,7 @@ const version = text({ problem: versionProblem });
 const versionFlag = commandFlag("version", version, "release version", { value: "V", required: true, positional: true });
 
 /** Flags every command takes. */
-const GLOBAL_FLAGS = [
+export const GLOBAL_FLAGS = [
     commandFlag("config", text(), "agent settings (default: agent.json beside agent.js)", { value: "FILE" }),
     commandSwitch("json", "one JSON result object on stdout; progress on stderr"),
     commandSwitch("help", "this text"),
@@ -49,7 +49,7 @@ const SHIFT_FLAGS = [
 
 const ALLOW_CONTRACT = settingFlag("allowContractOperations", { help: "acknowledged contract operations, MIGRATION:OPERATION:TARGET, comma-separated" });
 
-interface CommandSpec<Flags extends readonly FlagDef[] = readonly FlagDef[]> {
+export interface CommandSpec<Flags extends readonly FlagDef[] = readonly FlagDef[]> {
     name: string;
     summary: string;
     flags: Flags;
