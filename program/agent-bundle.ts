@@ -5,7 +5,7 @@ import * as fs from "fs";
 import { builtinModules } from "module";
 import * as path from "path";
 import { buildSync } from "esbuild";
-import { DASHBOARD_ASSETS_GLOBAL, dashboardAssets } from "../agent/dashboard/assets";
+import { readDashboardAssets } from "../lib/dashboard-assets";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 export const AGENT_ENTRY = path.join(REPO_ROOT, "agent", "main.ts");
@@ -65,6 +65,12 @@ function lazyBuiltinAliases(): Record<string, string> {
     return aliases;
 }
 
+/** The dashboard's page and uPlot as agent/dashboard/page/assets.json lists them, as the bundle's constant. */
+function dashboardAssetsDefine(): Record<string, string> {
+    const { global, assets } = readDashboardAssets(path.join(REPO_ROOT, "agent", "dashboard"), require.resolve);
+    return { [global]: JSON.stringify(assets) };
+}
+
 export function bundleAgent(opts: BundleOptions = {}): AgentBundle {
     const entry = opts.entry ?? AGENT_ENTRY;
     const outfile = opts.outfile ?? AGENT_OUTFILE;
@@ -88,7 +94,7 @@ export function bundleAgent(opts: BundleOptions = {}): AgentBundle {
         alias: lazyBuiltinAliases(),
         // The dashboard's page and the uPlot library (an npm package, carried as text: nothing of it
         // runs in Node), so the host serves them on its own.
-        define: { [DASHBOARD_ASSETS_GLOBAL]: JSON.stringify(dashboardAssets()) },
+        define: dashboardAssetsDefine(),
     });
     // The host has Node.js and nothing else: an npm package in the bundle would be a bug.
     const foreign = Object.keys(result.metafile?.inputs ?? {}).filter((p) => p.includes("node_modules"));

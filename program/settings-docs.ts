@@ -19,8 +19,8 @@ const GROUP_TITLES: Record<SettingGroup, string> = {
 };
 
 /** Markers around docs/architecture.md's command table. */
-export const COMMAND_TABLE_BEGIN = "<!-- command table: generated from lib/contract/commands.ts by npm run settings-docs -->";
-export const COMMAND_TABLE_END = "<!-- end of command table -->";
+const COMMAND_TABLE_BEGIN = "<!-- command table: generated from lib/contract/commands.ts by npm run settings-docs -->";
+const COMMAND_TABLE_END = "<!-- end of command table -->";
 
 /** Markers around the generated parts (the README's table; Pulumi.yaml's block ends at the next top-level key). */
 const README_BEGIN = "<!-- settings table: generated from lib/settings/table.ts by npm run settings-docs -->";
@@ -130,7 +130,7 @@ export function withGeneratedTable(readme: string): string {
 }
 
 /** docs/architecture.md's table of the agent's commands, from the contract. */
-export function commandTable(): string {
+function commandTable(): string {
     const cell = (text: string) => text.replace(/\|/g, "\\|");
     const out = [COMMAND_TABLE_BEGIN, "", "| command | options | does |", "| --- | --- | --- |"];
     for (const c of Object.values(COMMANDS) as CommandSpec[]) {
