@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
         options: {
             live: { type: "string" },
             release: { type: "string" },
-            "allow-contract": { type: "string", multiple: true },
+            "allow-contract-operations": { type: "string", multiple: true },
             json: { type: "boolean" },
             markdown: { type: "string" },
             stack: { type: "string" },
@@ -169,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (!values.live || !values.release) throw new Usage("--live and --release are required");
     for (const f of [values.live, values.release]) if (!fs.existsSync(f)) throw new Usage(`${f}: no such archive`);
-    const allow = (values["allow-contract"] ?? []).flatMap(splitContractOperations);
+    const allow = (values["allow-contract-operations"] ?? []).flatMap(splitContractOperations);
     for (const a of allow) {
         try {
             parseContractOperation(a);

@@ -129,8 +129,13 @@ const RETIRE = spec("retire", "stop V's slot unless live (or warm previous); pru
     settingFlag("keepPreviousWarm", { help: "keep V running when it is the warm previous release", default: "agent.json's keepPreviousWarm" }),
 ]);
 
+// How many to keep now: an operator's one-off count, not the standing policy (releasesToKeep, which
+// must keep two); the live and the previous release are never pruned whatever it says.
 const PRUNE = spec("prune", "delete old releases (never live or previous)", [
-    settingFlag("releasesToKeep", { default: `agent.json's releasesToKeep, ${settingRow("releasesToKeep").default} unless configured` }),
+    commandFlag("keep", count(1, 100, { unit: "releases" }), "release dirs to keep", {
+        value: "N",
+        default: `agent.json's releasesToKeep, ${settingRow("releasesToKeep").default} unless configured`,
+    }),
 ]);
 
 const WRITE_ENV = spec("write-env", "KEY=value lines on stdin -> shared env file (root:<app> 0640)", []);

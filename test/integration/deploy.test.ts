@@ -429,7 +429,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         assert.ok(fs.existsSync(path.join(stack.runDir, "app-blue.pid")));
 
         // A host configured not to keep the previous release warm: retire stops it.
-        const cold = { ...stack.settings, keepPreviousWarm: false };
+        const cold = { ...stack.settings, shift: { ...stack.settings.shift, keepPreviousWarm: false } };
         fs.writeFileSync(stack.layout.agentConfigPath, JSON.stringify(cold));
         try {
             const stop = await stack.agent(["retire", "--version", "v10"]);
@@ -441,7 +441,7 @@ describe("agent integration: HAProxy + NGINX + app slots under load", function (
         }
         await assertAllOn("green", "retire never moves traffic");
 
-        const pruned = await stack.agent(["prune", "--releases-to-keep", "1"]);
+        const pruned = await stack.agent(["prune", "--keep", "1"]);
         assert.strictEqual(pruned.code, 0, describeRun(pruned));
         const left = fs.readdirSync(stack.layout.releasesDir).sort();
         assert.deepStrictEqual(left, ["v10", "v9"], "the live release and the previous (rollback target) stay");

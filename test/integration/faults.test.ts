@@ -186,7 +186,7 @@ describe("faults under load: HAProxy down, state that cannot be saved, a killed 
 
         // The disk is fixed; the next command that takes the lock restores and saves the committed state.
         fs.rmdirSync(stateFile);
-        const prune = await stack.agent(["prune", "--releases-to-keep", "10"]);
+        const prune = await stack.agent(["prune", "--keep", "10"]);
         assert.strictEqual(prune.code, 0, describeRun(prune));
         assert.match(prune.stdout, /found an interrupted deploy of v4 on green/);
         await assertAllOn(liveSlot, "after the recovery");

@@ -91,7 +91,7 @@ describe("agent contract: command lines", () => {
             { version: "v1", keepPreviousWarm: false },
         ];
         for (const r of retire) roundTrip("retire", r);
-        for (const r of [{}, { releasesToKeep: 3 }]) roundTrip("prune", r);
+        for (const r of [{}, { keep: 3 }]) roundTrip("prune", r);
         for (const c of ["status", "write-env", "reload-proxy", "abort", "recover"] as const) roundTrip(c, {});
         roundTrip("maintenance", { on: true });
         roundTrip("maintenance", { off: true });
@@ -135,7 +135,7 @@ describe("agent contract: command lines", () => {
             ],
             [["activate", "--version", "v2", "--gates", "x"], /unknown option --gates for activate/],
             [["prepare", "--version", "v2"], /exactly one of --source/],
-            [["prune", "--releases-to-keep", "0"], /--releases-to-keep "0": must be at least 2/],
+            [["prune", "--keep", "0"], /--keep "0": must be at least 1/],
         ];
         for (const [argv, expect] of bad) {
             assert.throws(
@@ -174,8 +174,8 @@ describe("agent contract: tokenizer", () => {
     it("rejects a value-less option and unknown options", () => {
         assert.throws(() => tokenizeArgs(["activate", "--version"]), ArgsError);
         assert.throws(() => parse(["prune", "--kep", "3"]), /unknown option --kep/);
-        assert.deepStrictEqual(parse(["prune", "--releases-to-keep", "3"]), { releasesToKeep: 3 });
-        assert.throws(() => parse(["prune", "--releases-to-keep", "x"]), ArgsError);
+        assert.deepStrictEqual(parse(["prune", "--keep", "3"]), { keep: 3 });
+        assert.throws(() => parse(["prune", "--keep", "x"]), ArgsError);
     });
 });
 
