@@ -14,6 +14,7 @@ import {
     FlagDef,
     flagUsage,
     formatFlags,
+    groupFlags,
     parseFlags,
     RawArgs,
     RequestOf,
@@ -35,17 +36,8 @@ export const GLOBAL_FLAGS = [
     commandSwitch("help", "this text"),
 ] as const;
 
-/** The shift's flags, which activate and rollback share: the settings of the shift group. */
-const SHIFT_FLAGS = [
-    settingFlag("shiftPlan"),
-    settingFlag("maxErrorRatio"),
-    settingFlag("minRequestsPerStep"),
-    settingFlag("maxStepExtension"),
-    settingFlag("maxLatencyRatio"),
-    settingFlag("healthTimeout"),
-    settingFlag("drainTimeout"),
-    settingFlag("keepPreviousWarm", { default: "agent.json's keepPreviousWarm" }),
-] as const;
+/** The shift's flags, which activate and rollback share: every setting of the shift group bound for the command line. */
+const SHIFT_FLAGS = groupFlags("shift", { keepPreviousWarm: { default: "agent.json's keepPreviousWarm" } });
 
 const ALLOW_CONTRACT = settingFlag("allowContractOperations", { help: "acknowledged contract operations, MIGRATION:OPERATION:TARGET, comma-separated" });
 

@@ -5,7 +5,7 @@
 // request with formatFlags, the agent reads it back with parseFlags; a unit test runs the round
 // trip for every command. No npm dependency: the agent bundles this file.
 import { formatKindText, KindValue, parseKindText, SettingKind, SwitchKind, switchKind } from "../settings/kinds";
-import { SettingKey, SettingKindOf, settingRow } from "../settings/table";
+import { groupRows, SettingGroup, SettingKey, SettingKindOf, settingRow, SettingsTable } from "../settings/table";
 
 /** A bad agent command line; the agent exits 2 (usage) with this message. */
 export class ArgsError extends Error {
@@ -79,6 +79,28 @@ export function settingFlag<K extends SettingKey>(key: K, opts: { help?: string;
         default: opts.default ?? defaultText,
         negatable: row.kind.kind === "switch",
     };
+}
+
+type CommandLineRow<G extends SettingGroup> =
+    Extract<SettingsTable[number], { group: G; to: readonly unknown[] }> extends infer R
+        ? R extends { key: infer K extends SettingKey; to: readonly (infer D)[] }
+            ? "command line" extends D
+                ? K
+                : never
+            : never
+        : never;
+
+/**
+ * The flags of a group's settings bound for the command line, in table order: a setting added to
+ * the group is a flag of every command that takes the group. `overrides` adjust a flag's help or
+ * default text.
+ */
+export function groupFlags<G extends SettingGroup>(group: G, overrides: Partial<Record<SettingKey, { help?: string; default?: string }>> = {}) {
+    return groupRows(group)
+        .filter((r) => r.to.includes("command line"))
+        .map((r) => settingFlag(r.key as SettingKey, overrides[r.key as SettingKey])) as {
+        [K in CommandLineRow<G>]: FlagDef<K, SettingKindOf<K>>;
+    }[CommandLineRow<G>][];
 }
 
 interface CommandFlagOptions {
