@@ -12,7 +12,7 @@ import { HostLayout, workerFilesByName, workerLogFiles, workerNameOfLog } from "
 import { AgentError } from "../common/errors";
 import { readJsonFile } from "../common/fs-atomic";
 import { isProcessAlive, processStartTime } from "../state/lock";
-import { Logger } from "../common/log";
+import { Logger, logLine } from "../common/log";
 
 /** First argv word of the worker invocation (not a user command). */
 export const WORKER_COMMAND = "__worker";
@@ -68,7 +68,9 @@ export async function runDetached(
                 pid: pid ?? 0,
                 log: logFile,
                 unit: `${unit}.service`,
-                text: `deploy worker pid ${pid} (log ${logFile}); it completes or rolls back even if this session drops (systemd unit ${unit}.service: systemctl status ${unit}, journalctl -u ${unit})`,
+                text: logLine(
+                    `deploy worker pid ${pid} (log ${logFile}); it completes or rolls back even if this session drops (systemd unit ${unit}.service: systemctl status ${unit}, journalctl -u ${unit})`,
+                ),
             });
             const gone = pid ? untilGone(pid, processStartTime(pid)) : Promise.resolve(-1);
             await followLog(logFile, 0, out, err, gone);
@@ -93,7 +95,7 @@ export async function runDetached(
         worker: name,
         pid: child.pid ?? 0,
         log: logFile,
-        text: `deploy worker pid ${child.pid} (log ${logFile}); it completes or rolls back even if this session drops`,
+        text: logLine(`deploy worker pid ${child.pid} (log ${logFile}); it completes or rolls back even if this session drops`),
     });
 
     const exited = new Promise<number>((resolve) => {

@@ -7,6 +7,11 @@ export interface Logger {
     warn(message: string): void;
 }
 
+/** A progress line as the logger writes it (its time of day first), without the newline. */
+export function logLine(message: string): string {
+    return `${timeOfDay(new Date())} ${message}`;
+}
+
 function timeOfDay(d: Date): string {
     const p = (n: number, w = 2) => String(n).padStart(w, "0");
     return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
@@ -27,7 +32,7 @@ export function createLogger(stream: NodeJS.WritableStream = process.stdout): Lo
         }
     };
     return {
-        info: (message) => write(`${timeOfDay(new Date())} ${message}\n`),
+        info: (message) => write(`${logLine(message)}\n`),
         warn: (message) => write(`${timeOfDay(new Date())} warning: ${message}\n`),
     };
 }
